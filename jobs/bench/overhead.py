@@ -1,0 +1,135 @@
+"""Engine overhead: a no-op objective on 2 ranks for 1,000 / 10,000 / 100,000 evaluations.
+
+    python jobs/bench/overhead.py                       # propagate only
+    python jobs/bench/overhead.py --propulate /tmp/pvenv/bin/python   # and Propulate 1.2.2
+
+Prints evaluations per second (total and per rank) and every rank's peak resident memory.
+Targets (issue #2): at least 5,000 evaluations/s per rank, and the rate at 100,000
+evaluations within 20 % of the rate at 1,000. Each size runs in its own ``mpiexec`` so that
+peak memory is per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _run(args: argparse.Namespace) -> None:
+    from mpi4py import MPI
+
+    import propagator as pg
+
+    comm = MPI.COMM_WORLD
+    space = pg.Space({"x0": pg.Float(-5.12, 5.12), "x1": pg.Float(-5.12, 5.12)})
+
+    def noop(params: dict, trial: pg.Trial) -> float:
+        return 0.0
+
+    search = pg.search  # import the engine's MPI modules before the clock starts
+    comm.Barrier()
+    t = time.perf_counter()
+    result = search(noop, space, budget=args.evaluations, seed=0)
+    wall = time.perf_counter() - t
+    rss = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if comm.rank == 0:
+        Path(args.out).write_text(
+            json.dumps({"n": len(result), "wall": wall, "ranks": comm.size, "rss_mb": rss})
+        )
+
+
+def _run_propulate(args: argparse.Namespace) -> None:
+    """The same no-op search with Propulate 1.2.2's public API (its default GA)."""
+    import random
+
+    from mpi4py import MPI
+    from propulate import Propulator
+    from propulate.utils import get_default_propagator
+
+    comm = MPI.COMM_WORLD
+    limits = {"a": (-5.12, 5.12), "b": (-5.12, 5.12)}
+    rng = random.Random(comm.rank)
+    propagator = get_default_propagator(2 * comm.size, limits, rng=rng)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as ckpt:
+        propulator = Propulator(
+            loss_fn=lambda params: 0.0,
+            propagator=propagator,
+            rng=rng,
+            generations=args.evaluations // comm.size,
+            checkpoint_path=ckpt,
+        )
+        comm.Barrier()
+        t = time.perf_counter()
+        propulator.propulate(logging_interval=10**9, debug=-1)
+        wall = time.perf_counter() - t
+    rss = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if comm.rank == 0:
+        n = args.evaluations // comm.size * comm.size
+        Path(args.out).write_text(
+            json.dumps({"n": n, "wall": wall, "ranks": comm.size, "rss_mb": rss})
+        )
+
+
+def _table(name: str, rows: list[dict]) -> None:
+    print(f"\n{name}")
+    print(
+        f"{'evaluations':>12} {'wall s':>8} {'evals/s':>9} {'per rank':>9}  peak RSS per rank (MB)"
+    )
+    for r in rows:
+        rate = r["n"] / r["wall"]
+        rss = ", ".join(f"{m:.0f}" for m in r["rss_mb"])
+        print(f"{r['n']:>12,} {r['wall']:>8.2f} {rate:>9,.0f} {rate / r['ranks']:>9,.0f}  {rss}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--propulate", metavar="PYTHON", help="interpreter with propulate 1.2.2")
+    parser.add_argument("--propulate-sizes", type=int, nargs="+", default=[400, 4_000])
+    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="propagate", help=argparse.SUPPRESS)
+    parser.add_argument("--evaluations", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        (_run if args.engine == "propagate" else _run_propulate)(args)
+        return
+
+    from _launch import launch
+
+    rows = [launch(__file__, args.ranks, ["--evaluations", str(n)]) for n in args.sizes]
+    _table(f"propagate, no-op objective, {args.ranks} ranks", rows)
+    rates = [r["n"] / r["wall"] / r["ranks"] for r in rows]
+    print(f"\nper-rank rate >= 5,000/s at every size: {min(rates) >= 5000} (min {min(rates):,.0f})")
+    ratio = rates[-1] / rates[0]
+    print(f"rate at {rows[-1]['n']:,} / rate at {rows[0]['n']:,}: {ratio:.2f} (target >= 0.80)")
+    if args.propulate:
+        base = [
+            launch(
+                __file__,
+                args.ranks,
+                ["--engine", "propulate", "--evaluations", str(n)],
+                python=args.propulate,
+            )
+            for n in args.propulate_sizes
+        ]
+        _table(f"Propulate 1.2.2, same objective, {args.ranks} ranks", base)
+        for b in base:
+            mine = launch(__file__, args.ranks, ["--evaluations", str(b["n"])])
+            print(
+                f"at {b['n']:,} evaluations propagate is "
+                f"{(mine['n'] / mine['wall']) / (b['n'] / b['wall']):.1f}x the rate of Propulate"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Collectives of the search's start and end, non-blocking and polled with backoff: MPICH's
+blocking collectives spin, and on an oversubscribed node spinning ranks starve the very ranks
+they wait for."""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from .backoff import IDLE_CAP, wait
+
+
+def allgather_bytes(comm: MPI.Comm, data: bytes) -> list[bytes]:
+    """Collective: the ``data`` of every rank of ``comm``, in rank order."""
+    sizes = np.zeros(comm.size, dtype=np.int64)
+    mine = np.array([len(data)], dtype=np.int64)
+    wait(comm.Iallgather([mine, MPI.INT64_T], [sizes, MPI.INT64_T]), IDLE_CAP)
+    displs = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    out = np.empty(int(sizes.sum()), dtype=np.uint8)
+    payload = np.frombuffer(data, dtype=np.uint8) if data else np.empty(0, dtype=np.uint8)
+    wait(comm.Iallgatherv([payload, MPI.BYTE], [out, (sizes, displs), MPI.BYTE]), IDLE_CAP)
+    return [out[d : d + s].tobytes() for d, s in zip(displs, sizes, strict=True)]
+
+
+def broadcast_ints(comm: MPI.Comm, values: list[int], root: int = 0) -> list[int]:
+    """Collective: ``root``'s int64 ``values`` on every rank."""
+    buf = np.array(values, dtype=np.int64)
+    wait(comm.Ibcast([buf, MPI.INT64_T], root=root), IDLE_CAP)
+    return buf.tolist()

@@ -1,0 +1,136 @@
+"""Calling the objective: the trial handle it gets and how its result is classified."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .records import Status
+
+Objective = Callable[..., Any]
+_MAX_ERROR_CHARS = 8000
+
+
+class Trial:
+    """Handle passed to the objective with its params.
+
+    Attributes:
+        id: the evaluation id, unique in the run.
+        comm: this worker's ranks (an mpi4py communicator; ``COMM_SELF`` for one rank per
+            worker). Every rank of the worker gets the same params; the value returned on the
+            worker's first rank counts.
+        worker: worker index.
+        island: island index.
+        rank: this rank's index within the worker (``comm.rank``).
+    """
+
+    __slots__ = ("_reports", "_run_seed", "comm", "id", "island", "rank", "worker")
+
+    def __init__(self, id: int, comm: Any, worker: int, island: int, run_seed: int) -> None:
+        self.id = id
+        self.comm = comm
+        self.worker = worker
+        self.island = island
+        self.rank = comm.rank
+        self._run_seed = run_seed
+        self._reports: list[tuple[int, float]] = []
+
+    @property
+    def seed(self) -> int:
+        """A 32-bit seed for this evaluation, derived from the run seed and :attr:`id` (the
+        same on every rank of the worker, different for every evaluation)."""
+        return int(np.random.SeedSequence([self._run_seed, self.id]).generate_state(1)[0])
+
+    def report(self, step: int, value: float) -> None:
+        """Record an intermediate value, e.g. the validation loss after epoch ``step``."""
+        self._reports.append((int(step), float(value)))
+
+    @property
+    def reports(self) -> list[tuple[int, float]]:
+        """The ``(step, value)`` pairs reported so far."""
+        return list(self._reports)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    value: float
+    metrics: dict[str, Any] | None  # None: the objective returned a bare number
+    error: str | None
+
+
+def wants_trial(objective: Objective) -> bool:
+    """Whether ``objective`` takes ``(params, trial)`` rather than just ``(params)``."""
+    try:
+        sig = inspect.signature(objective)
+    except (TypeError, ValueError):
+        return True
+    positional = [
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    varargs = any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
+    return varargs or len(positional) >= 2
+
+
+def evaluate(
+    objective: Objective, params: dict[str, Any], trial: Trial, metric: str | None, pass_trial: bool
+) -> Outcome:
+    """Run the objective once and classify what came back. Never raises for its errors."""
+    try:
+        returned = objective(params, trial) if pass_trial else objective(params)
+    except Exception:
+        return _failed(traceback.format_exc())
+    return classify(returned, metric)
+
+
+def classify(returned: Any, metric: str | None) -> Outcome:
+    """A float, or a dict of values that holds ``metric``; anything else is a failure."""
+    if type(returned) is float and math.isfinite(returned):
+        return Outcome(Status.OK, returned, None, None)
+    if isinstance(returned, Mapping):
+        metrics = {str(k): _plain(v) for k, v in returned.items()}
+        if metric is None:
+            return _failed(
+                f"the objective returned a dict (keys {list(metrics)}); pass metric=... to say "
+                "which one to optimize",
+                metrics,
+            )
+        if metric not in metrics:
+            return _failed(
+                f"the objective returned no {metric!r} (it returned {list(metrics)})", metrics
+            )
+        raw, value = returned.get(metric, metrics[metric]), metrics[metric]
+    else:
+        metrics, raw, value = None, returned, _plain(returned)
+    if not isinstance(value, float):
+        what = f"{metric!r} is" if metrics is not None else "the objective returned"
+        return _failed(f"{what} {raw!r}, not a number; return a float or a dict of floats", metrics)
+    if not math.isfinite(value):
+        what = f"for {metric!r}" if metrics is not None else ""
+        return _failed(f"the objective returned {value} {what}".rstrip(), metrics)
+    return Outcome(Status.OK, value, metrics, None)
+
+
+def _plain(v: Any) -> Any:
+    """Numbers (Python, numpy, 0-d arrays, torch scalars via ``item``) as float; other JSON
+    scalars as they are; anything else as its ``repr``."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, numbers.Real):
+        return float(v)
+    if getattr(v, "ndim", None) == 0 and callable(getattr(v, "item", None)):
+        return _plain(v.item())
+    return repr(v)
+
+
+def _failed(message: str, metrics: dict[str, Any] | None = None) -> Outcome:
+    if len(message) > _MAX_ERROR_CHARS:
+        message = "...\n" + message[-_MAX_ERROR_CHARS:]
+    return Outcome(Status.FAILED, math.nan, metrics, message.rstrip())

@@ -1,0 +1,138 @@
+"""Evaluation records: the fixed-size numeric form that travels between ranks, and the
+rich form (:class:`Record`) the user reads.
+
+On the wire a record is one row of a numpy structured array whose size depends only on the
+number of genes and objectives, never on the space definition or the returned metrics;
+metrics, error messages and intermediate reports stay with the worker that produced them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Status(enum.IntEnum):
+    """Outcome of an evaluation."""
+
+    OK = 0
+    FAILED = 1
+    PRUNED = 2
+
+
+class Kind(enum.IntEnum):
+    """Why a record row was sent."""
+
+    EVALUATED = 0  # evaluated on the sender's island: for the island peers' pools
+    IMMIGRANT = 1  # sent from another island: replaces the worst of the receiver's pool
+    DEPARTED = 2  # migrated away (migration, not pollination): drop it from the pool
+    STOP = 3  # leader -> worker ranks: no more candidates
+
+
+def wire_dtype(n_genes: int, n_values: int = 1) -> np.dtype:
+    """The structured dtype of one record on the wire (packed, native byte order)."""
+    return np.dtype(
+        [
+            ("id", np.int64),
+            ("generation", np.int64),
+            ("island", np.int32),
+            ("worker", np.int32),
+            ("owner", np.int32),  # worker responsible for emigrating it (migration mode)
+            ("status", np.int8),
+            ("kind", np.int8),
+            ("start", np.float64),
+            ("end", np.float64),
+            ("values", np.float64, (n_values,)),
+            ("genes", np.float64, (n_genes,)),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evaluation, as the user sees it.
+
+    Attributes:
+        id: unique in the run.
+        params: the parameters the objective got (active ones only).
+        value: the optimized metric; NaN when the evaluation failed.
+        metrics: every value the objective returned (``{metric: value}`` for a float).
+        status: ``"ok"``, ``"failed"`` or ``"pruned"``.
+        error: the failure message (with traceback) when failed, else ``None``.
+        island: island index.
+        worker: worker index (a worker is a group of ``ranks_per_worker`` ranks).
+        generation: how many evaluations this worker had finished before this one.
+        start: start time in seconds since the search started.
+        end: end time in seconds since the search started.
+        intermediate: ``(step, value)`` pairs the objective reported via ``trial.report``.
+    """
+
+    id: int
+    params: dict[str, Any]
+    value: float
+    metrics: dict[str, float]
+    status: str
+    error: str | None
+    island: int
+    worker: int
+    generation: int
+    start: float
+    end: float
+    intermediate: tuple[tuple[int, float], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def duration(self) -> float:
+        """Evaluation time in seconds."""
+        return self.end - self.start
+
+
+@dataclass
+class LocalLog:
+    """Everything one worker evaluated: wire rows plus the side data that stays local.
+
+    Rows live in a grow-by-doubling array, so appending is amortised O(1) and the memory is
+    one compact row per evaluation plus the metrics dicts of dict-returning objectives.
+    """
+
+    dtype: np.dtype
+    rows: np.ndarray = field(init=False)
+    size: int = field(init=False, default=0)
+    metrics: dict[int, dict[str, float]] = field(init=False, default_factory=dict)
+    errors: dict[int, str] = field(init=False, default_factory=dict)
+    reports: dict[int, list[tuple[int, float]]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rows = np.zeros(64, dtype=self.dtype)
+
+    def append(
+        self,
+        row: tuple,
+        metrics: dict[str, Any] | None,
+        error: str | None,
+        reports: list[tuple[int, float]],
+    ) -> np.void:
+        """Append a record (a tuple in wire-field order) with its side data; returns the row."""
+        if self.size == len(self.rows):
+            grown = np.zeros(2 * len(self.rows), dtype=self.dtype)
+            grown[: self.size] = self.rows
+            self.rows = grown
+        self.rows[self.size] = row
+        i = row[0]
+        if metrics is not None:
+            self.metrics[i] = metrics
+        if error is not None:
+            self.errors[i] = error
+        if reports:
+            self.reports[i] = reports
+        self.size += 1
+        return self.rows[self.size - 1]
+
+    def view(self) -> np.ndarray:
+        return self.rows[: self.size]

@@ -1,0 +1,160 @@
+"""The result of a search: every evaluation record and the best configurations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import PropagateError
+from .records import Record, Status
+from .space import Space
+
+_STATUS = {int(s): s.name.lower() for s in Status}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Facts about how the search ran.
+
+    Attributes:
+        seed: the run seed (drawn at random when none was given; pass it to repeat the run).
+        world_size: ranks in the job.
+        n_workers: workers (groups of ``ranks_per_worker`` ranks).
+        n_islands: islands.
+        wall_time: seconds this rank spent in the search, from its start to the end of
+            result collection.
+        messages: record messages sent between worker leaders.
+        message_bytes: bytes of those messages.
+        migrants_sent: records sent to other islands.
+        immigrants_received: records received from other islands and put in a pool.
+    """
+
+    seed: int
+    world_size: int
+    n_workers: int
+    n_islands: int
+    wall_time: float
+    messages: int
+    message_bytes: int
+    migrants_sent: int
+    immigrants_received: int
+
+
+class Result:
+    """Every evaluation of a search, ordered by id, and the best ones.
+
+    Attributes:
+        space: the search space.
+        metric: name of the optimized value (``"value"`` when the objective returns floats).
+        direction: ``"minimize"`` or ``"maximize"``.
+        info: seed, layout, timing and traffic (:class:`RunInfo`).
+        rows: the raw records as a numpy structured array (wire format), ordered by id.
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        metric: str | None,
+        direction: str,
+        rows: np.ndarray,
+        metrics: Mapping[int, dict[str, Any]],
+        errors: Mapping[int, str],
+        reports: Mapping[int, list[tuple[int, float]]],
+        info: RunInfo,
+    ) -> None:
+        self.space = space
+        self.metric = metric or "value"
+        self.direction = direction
+        self.rows = rows[np.argsort(rows["id"], kind="stable")]
+        self._metrics = metrics
+        self._errors = errors
+        self._reports = reports
+        self.info = info
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        best = self._best_index()
+        shown = "none succeeded" if best is None else f"best {self.metric}={self.values[best]:.6g}"
+        return f"<Result: {len(self)} evaluations, {self.n_failed} failed, {shown}>"
+
+    @property
+    def values(self) -> np.ndarray:
+        """The optimized metric per record (NaN where failed), in id order."""
+        return self.rows["values"][:, 0]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of successful records, in id order."""
+        return self.rows["status"] == Status.OK
+
+    @property
+    def n_failed(self) -> int:
+        return int(np.count_nonzero(self.rows["status"] == Status.FAILED))
+
+    @cached_property
+    def records(self) -> list[Record]:
+        """Every evaluation as a :class:`Record`, in id order."""
+        return [self._record(i) for i in range(len(self.rows))]
+
+    @property
+    def best(self) -> Record:
+        """The best successful evaluation.
+
+        Raises:
+            PropagateError: when no evaluation succeeded (the message quotes the first error).
+        """
+        i = self._best_index()
+        if i is None:
+            first = next(iter(sorted(self._errors.items())), (None, "no evaluations"))[1]
+            raise PropagateError(
+                f"no evaluation succeeded ({len(self)} done); first error:\n{first}"
+            )
+        return self._record(i)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """Params of :attr:`best`."""
+        return self.best.params
+
+    def top(self, n: int = 5) -> list[Record]:
+        """The ``n`` best successful evaluations, best first."""
+        return [self._record(int(i)) for i in self._ranked()[:n]]
+
+    def _ranked(self) -> np.ndarray:
+        ok = np.flatnonzero(self.ok)
+        loss = self.values[ok] * (1.0 if self.direction == "minimize" else -1.0)
+        return ok[np.argsort(loss, kind="stable")]
+
+    def _best_index(self) -> int | None:
+        ranked = self._ranked()
+        return int(ranked[0]) if len(ranked) else None
+
+    def _record(self, i: int) -> Record:
+        row = self.rows[i]
+        rid = int(row["id"])
+        status = _STATUS[int(row["status"])]
+        value = float(row["values"][0])
+        metrics = self._metrics.get(rid)
+        if metrics is None:
+            metrics = {self.metric: value} if not math.isnan(value) else {}
+        return Record(
+            id=rid,
+            params=self.space.decode(row["genes"]),
+            value=value,
+            metrics=dict(metrics),
+            status=status,
+            error=self._errors.get(rid),
+            island=int(row["island"]),
+            worker=int(row["worker"]),
+            generation=int(row["generation"]),
+            start=float(row["start"]),
+            end=float(row["end"]),
+            intermediate=tuple(tuple(p) for p in self._reports.get(rid, ())),
+        )

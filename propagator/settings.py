@@ -1,0 +1,249 @@
+"""The frozen settings of a search: what ``pg.search`` and the search file resolve to.
+
+Everything is checked here, once, with messages that name the setting; the engine below only
+ever sees a valid :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .strategies import StrategySpec, make_strategy
+
+MAX_EVALUATIONS = 1 << 40  # ids and budgets fit the ticket counter below its stop flag
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number (seconds) or a string such as ``"90s"``, ``"30m"``, ``"2h"``,
+    ``"1.5d"`` or ``"1h30m"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)\s*(min|s|m|h|d)?", value)
+        joined = "".join(n + (u or "") for n, u in parts)
+        if not parts or joined != re.sub(r"\s+", "", value):
+            raise ConfigError(
+                f"budget.time must look like 90, '90s', '30m', '2h' or '1h30m', got {value!r}"
+            )
+        seconds = sum(float(n) * _UNITS[u or "s"] for n, u in parts)
+    else:
+        raise ConfigError(f"budget.time must be seconds or a duration string, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"budget.time must be positive, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When the search stops: whichever limit is reached first.
+
+    Args:
+        evaluations: total evaluations over all workers (exact: no more are started).
+        time: wall-time limit in seconds, or a string such as ``"2h"``; no evaluation starts
+            after it, evaluations in flight finish.
+    """
+
+    evaluations: int | None = None
+    time: float | None = None
+
+    def __post_init__(self) -> None:
+        e = self.evaluations
+        if e is not None and (
+            not isinstance(e, (int, np.integer))
+            or isinstance(e, bool)
+            or not 1 <= e < MAX_EVALUATIONS
+        ):
+            raise ConfigError(
+                f"budget.evaluations must be a positive integer below {MAX_EVALUATIONS}, got {e!r}"
+            )
+        if self.time is not None:
+            object.__setattr__(self, "time", parse_duration(self.time))
+        if e is None and self.time is None:
+            raise ConfigError(
+                "budget needs evaluations, time or both, e.g. Budget(evaluations=500)"
+            )
+
+
+TOPOLOGIES = ("fully_connected", "ring")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Exchange between islands.
+
+    Args:
+        probability: chance that an island sends migrants per round of its workers' evaluations
+            (each worker emigrates with ``probability / workers on its island`` after an
+            evaluation). Default 0.9, as Propulate.
+        topology: ``"fully_connected"`` (default), ``"ring"`` or a square matrix whose entry
+            ``[i][j]`` is the number of migrants island ``i`` sends island ``j``.
+        migrants: migrants per target island for the named topologies (default 1).
+        pollination: send copies (True, default) or move individuals (False).
+    """
+
+    probability: float = 0.9
+    topology: str | tuple[tuple[int, ...], ...] = "fully_connected"
+    migrants: int = 1
+    pollination: bool = True
+
+    def __post_init__(self) -> None:
+        p = self.probability
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+            raise ConfigError(f"migration.probability must be in [0, 1], got {p!r}")
+        m = self.migrants
+        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+            raise ConfigError(f"migration.migrants must be a positive integer, got {m!r}")
+        if not isinstance(self.pollination, bool):
+            raise ConfigError(
+                f"migration.pollination must be true or false, got {self.pollination!r}"
+            )
+        t = self.topology
+        if isinstance(t, str):
+            if t not in TOPOLOGIES:
+                raise ConfigError(
+                    f"migration.topology must be one of {list(TOPOLOGIES)} or a matrix, got {t!r}"
+                )
+        else:
+            object.__setattr__(self, "topology", _matrix(t))
+
+    def matrix(self, n_islands: int) -> np.ndarray:
+        """Migrant counts ``[from, to]`` for ``n_islands`` islands."""
+        if self.topology == "fully_connected":
+            return self.migrants * (1 - np.eye(n_islands, dtype=np.int64))
+        if self.topology == "ring":
+            m = np.zeros((n_islands, n_islands), dtype=np.int64)
+            if n_islands > 1:
+                m[np.arange(n_islands), (np.arange(n_islands) + 1) % n_islands] = self.migrants
+            return m
+        m = np.array(self.topology, dtype=np.int64)
+        if m.shape != (n_islands, n_islands):
+            raise ConfigError(
+                f"migration.topology is a {m.shape[0]}x{m.shape[1]} matrix but there are "
+                f"{n_islands} islands; it must be {n_islands}x{n_islands}"
+            )
+        return m
+
+
+def _matrix(t: Any) -> tuple[tuple[int, ...], ...]:
+    if not isinstance(t, Sequence) or not t or not all(isinstance(r, Sequence) for r in t):
+        raise ConfigError(f"migration.topology must be a name or a square matrix, got {t!r}")
+    rows = tuple(tuple(r) for r in t)
+    if any(len(r) != len(rows) for r in rows):
+        raise ConfigError("migration.topology must be a square matrix")
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"migration.topology[{i}][{j}] must be a count >= 0, got {v!r}")
+            if i == j and v:
+                raise ConfigError(
+                    f"migration.topology[{i}][{i}] must be 0: an island cannot migrate to itself"
+                )
+    return tuple(tuple(int(v) for v in r) for r in rows)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that defines a search besides the objective and the space."""
+
+    budget: Budget
+    metric: str | None = None
+    direction: str = "minimize"
+    islands: int | tuple[int, ...] = 1
+    ranks_per_worker: int = 1
+    strategy: tuple[StrategySpec, ...] = field(default_factory=lambda: (make_strategy("ga"),))
+    migration: Migration = field(default_factory=Migration)
+    seed: int | None = None
+    max_initial_failures: int = 5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.budget, Budget):
+            raise ConfigError(f"budget must be a propagator.Budget, got {self.budget!r}")
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise ConfigError(f"metric must be the name of a returned value, got {self.metric!r}")
+        if self.direction not in ("minimize", "maximize"):
+            raise ConfigError(f"direction must be 'minimize' or 'maximize', got {self.direction!r}")
+        _positive_int(self.ranks_per_worker, "ranks_per_worker")
+        _positive_int(self.max_initial_failures, "max_initial_failures")
+        if isinstance(self.islands, Sequence):
+            if not self.islands:
+                raise ConfigError("islands must not be an empty list")
+            for i, n in enumerate(self.islands):
+                _positive_int(n, f"islands[{i}]")
+            object.__setattr__(self, "islands", tuple(int(n) for n in self.islands))
+        else:
+            _positive_int(self.islands, "islands")
+        if self.seed is not None and (
+            not isinstance(self.seed, (int, np.integer))
+            or isinstance(self.seed, bool)
+            or self.seed < 0
+        ):
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.migration, Migration):
+            raise ConfigError(f"migration must be a propagator.Migration, got {self.migration!r}")
+
+    @property
+    def sign(self) -> float:
+        """Multiplier that turns the metric into a loss to minimise."""
+        return 1.0 if self.direction == "minimize" else -1.0
+
+    @property
+    def n_islands(self) -> int:
+        return len(self.islands) if isinstance(self.islands, tuple) else self.islands
+
+
+def _positive_int(v: Any, name: str) -> None:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+
+
+def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
+    """One strategy spec per island from a single spec or a list of one per island."""
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, Mapping)):
+        if len(spec) != n_islands:
+            raise ConfigError(
+                f"strategy lists {len(spec)} strategies for {n_islands} islands; "
+                "give one, or one per island"
+            )
+        return tuple(make_strategy(s) for s in spec)
+    return (make_strategy(spec),) * n_islands
+
+
+def migration_from(spec: Migration | Mapping[str, Any] | None) -> Migration:
+    if spec is None:
+        return Migration()
+    if isinstance(spec, Migration):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"migration must be a mapping or a propagator.Migration, got {spec!r}")
+    unknown = set(spec) - set(Migration.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(
+            f"unknown migration setting(s) {sorted(unknown)}; "
+            f"known: {sorted(Migration.__dataclass_fields__)}"
+        )
+    return Migration(**spec)
+
+
+def budget_from(spec: Budget | Mapping[str, Any] | int) -> Budget:
+    if isinstance(spec, Budget):
+        return spec
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        return Budget(evaluations=int(spec))
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"budget must be a propagator.Budget, a mapping or an evaluation count, got {spec!r}"
+        )
+    unknown = set(spec) - {"evaluations", "time"}
+    if unknown:
+        raise ConfigError(
+            f"unknown budget setting(s) {sorted(unknown)}; known: ['evaluations', 'time']"
+        )
+    return Budget(**spec)

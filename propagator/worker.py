@@ -1,0 +1,287 @@
+"""What each rank does during a search.
+
+A worker leader loops: absorb what its island peers and other islands sent, take a ticket,
+breed, hand the candidate to its worker's other ranks, evaluate, share the record, maybe send
+migrants. Nothing in the loop waits for another worker. The other ranks of a multi-rank
+worker (followers) only receive candidates and evaluate them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from .comm.backoff import barrier, wait
+from .comm.groups import Comms
+from .comm.mailbox import Mailbox
+from .comm.tickets import TicketCounter, Tickets
+from .evaluation import Objective, Outcome, Trial, evaluate
+from .layout import Layout
+from .pool import Pool
+from .records import Kind, LocalLog, Status
+from .settings import Settings
+from .space import Space
+from .strategies import Breeder
+
+# Plain ints: enum attribute lookups cost microseconds each on the hot path.
+_EVALUATED, _IMMIGRANT, _DEPARTED, _STOP = (int(k) for k in Kind)
+_OK = int(Status.OK)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a rank needs to take part in a search (the same on every rank of a worker)."""
+
+    objective: Objective
+    pass_trial: bool
+    space: Space
+    settings: Settings
+    layout: Layout
+    comms: Comms
+    dtype: np.dtype
+    worker: int
+    island: int
+    run_seed: int
+    t0: float  # epoch seconds at the start of the search, shared by all ranks
+    deadline: float | None  # time.perf_counter() after which no evaluation starts
+
+
+def run_trial(
+    ctx: RunContext, record_id: int, genes: np.ndarray
+) -> tuple[Outcome, float, float, list]:
+    """Decode, evaluate and time one candidate on this rank."""
+    params = ctx.space.decode(genes)
+    trial = Trial(record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed)
+    start = time.time() - ctx.t0
+    outcome = evaluate(ctx.objective, params, trial, ctx.settings.metric, ctx.pass_trial)
+    return outcome, start, time.time() - ctx.t0, trial.reports
+
+
+def _worker_outcome(ctx: RunContext, outcome: Outcome) -> Outcome:
+    """Collective over the worker: the leader's outcome, failed if any other rank failed."""
+    errors = ctx.comms.worker.gather(outcome.error, root=0)
+    if errors is None or outcome.status != Status.OK:
+        return outcome
+    for rank, error in enumerate(errors):
+        if error is not None:
+            message = f"rank {rank} of worker {ctx.worker} failed:\n{error}"
+            return Outcome(Status.FAILED, float("nan"), outcome.metrics, message)
+    return outcome
+
+
+def follow(ctx: RunContext) -> None:
+    """Loop of a non-leader rank: evaluate each broadcast candidate until told to stop, then
+    join the leaders' end-of-search consensus (see :meth:`Mailbox.drain`)."""
+    candidate = np.zeros(1, dtype=ctx.dtype)
+    while True:
+        wait(ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
+        if candidate["kind"][0] == _STOP:
+            barrier(ctx.comms.world)
+            return
+        outcome, *_ = run_trial(ctx, int(candidate["id"][0]), candidate["genes"][0])
+        _worker_outcome(ctx, outcome)
+
+
+class Leader:
+    """The loop of a worker's first rank. Call :meth:`run` once."""
+
+    def __init__(self, ctx: RunContext, counter: TicketCounter) -> None:
+        self._ctx = ctx
+        layout, island = ctx.layout, ctx.island
+        island_size = layout.island_sizes[island]
+        self._breeder = ctx.settings.strategy[island].create(ctx.space.dim, island_size)
+        self._breeder_learns = type(self._breeder).tell is not Breeder.tell
+        self._pool = Pool(self._breeder.pool_size, ctx.dtype)
+        peers = [ctx.comms.leader_rank(w) for w in layout.island_workers(island) if w != ctx.worker]
+        self._mailbox = Mailbox(ctx.comms.world, ctx.dtype, peers)
+        breed_seq, migrate_seq = np.random.SeedSequence(
+            ctx.run_seed, spawn_key=(ctx.worker,)
+        ).spawn(2)
+        self._rng = np.random.default_rng(breed_seq)
+        self._migrate_rng = np.random.default_rng(migrate_seq)
+        self._counter = counter
+        self._tickets = Tickets(counter, layout.n_workers)
+        self._log = LocalLog(ctx.dtype)
+        self._sign = ctx.settings.sign
+        self._multi_rank = layout.ranks_per_worker > 1
+        self._candidate = np.zeros(1, dtype=ctx.dtype)
+        migration = ctx.settings.migration
+        self._emigration_probability = (
+            migration.probability / island_size if layout.n_islands > 1 else 0.0
+        )
+        self._migrants_to = migration.matrix(layout.n_islands)[island]
+        self._pollination = migration.pollination
+        self._had_success = False  # this worker
+        self._island_success = False  # this worker or a peer it heard from
+        self._consecutive_failures = 0
+        self._first_error: str | None = None
+        self._migrants_sent = 0
+        self._immigrants_received = 0
+        self.abort_error: str | None = None
+
+    def run(self) -> LocalLog:
+        """Evaluate until the budget is spent, the time is up or the search is stopped; then
+        release the followers and drain the mailbox (collective over all ranks)."""
+        while self._step():
+            pass
+        if self._multi_rank:
+            self._candidate["kind"] = _STOP
+            wait(self._ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
+        self._mailbox.drain()
+        return self._log
+
+    @property
+    def traffic(self) -> dict[str, int]:
+        """What this leader sent and received: record messages and their bytes, migrants."""
+        return {
+            "messages": self._mailbox.sent_messages,
+            "message_bytes": self._mailbox.sent_bytes,
+            "migrants_sent": self._migrants_sent,
+            "immigrants_received": self._immigrants_received,
+        }
+
+    # --- one evaluation ----------------------------------------------------------------------
+    def _step(self) -> bool:
+        ctx = self._ctx
+        self._absorb()
+        self._mailbox.progress()
+        now = time.perf_counter()
+        if ctx.deadline is not None and now >= ctx.deadline:
+            return False
+        record_id = self._tickets.next(now)
+        if record_id is None:
+            return False
+        genes = np.minimum(np.maximum(self._breeder.ask(self._pool, self._rng), 0.0), 1.0)
+        if self._multi_rank:
+            self._candidate["id"] = record_id
+            self._candidate["kind"] = _EVALUATED
+            self._candidate["genes"] = genes
+            wait(ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
+        outcome, start, end, reports = run_trial(ctx, record_id, genes)
+        if self._multi_rank:
+            outcome = _worker_outcome(ctx, outcome)
+        w = ctx.worker
+        status = int(outcome.status)
+        row = self._log.append(
+            (
+                record_id,
+                self._log.size,
+                ctx.island,
+                w,
+                w,
+                status,
+                _EVALUATED,
+                start,
+                end,
+                outcome.value,
+                genes,
+            ),
+            outcome.metrics,
+            outcome.error,
+            reports,
+        )
+        ok = status == _OK
+        loss = self._sign * outcome.value
+        if ok:
+            self._pool.offer(row, loss)
+        if self._breeder_learns:
+            self._breeder.tell(genes[None, :], np.array([loss]), np.array([ok]))
+        self._mailbox.post(row)
+        if self._broken(outcome):
+            return False
+        self._maybe_emigrate()
+        self._mailbox.flush()
+        return True
+
+    def _broken(self, outcome: Outcome) -> bool:
+        """After a failure: whether the objective looks broken (then stop everyone)."""
+        if outcome.status == Status.OK:
+            if not self._had_success:
+                self._had_success = self._island_success = True
+                self._counter.note_success()
+            self._consecutive_failures = 0
+            return False
+        self._consecutive_failures += 1
+        self._first_error = self._first_error or outcome.error
+        limit = self._ctx.settings.max_initial_failures
+        if self._island_success or self._consecutive_failures < limit:
+            return False
+        if self._counter.any_success():
+            self._island_success = True
+            return False
+        self.abort_error = (
+            f"the first {self._consecutive_failures} evaluations of worker {self._ctx.worker} "
+            f"failed and none has succeeded anywhere; stopping the search. First error:\n"
+            f"{self._first_error}"
+        )
+        self._counter.stop()
+        return True
+
+    # --- island traffic ----------------------------------------------------------------------
+    def _absorb(self) -> None:
+        """Apply every record that has arrived: peers' results, immigrants, departures."""
+        rows = self._mailbox.receive()
+        if not len(rows):
+            return
+        pool = self._pool
+        kind = rows["kind"]
+        departed = kind == _DEPARTED
+        if departed.any():
+            for record_id in rows["id"][departed]:
+                pool.remove(record_id)
+            rows = rows[~departed]
+            kind = rows["kind"]
+        ok = rows["status"] == _OK
+        loss = self._sign * rows["values"][:, 0]
+        if self._breeder_learns and len(rows):
+            self._breeder.tell(rows["genes"], loss, ok)
+        if not ok.any():
+            return
+        self._island_success = True
+        immigrant = kind == _IMMIGRANT
+        self._immigrants_received += int(np.count_nonzero(immigrant & ok))
+        # Only rows that would enter the pool are worth a Python-level loop.
+        worst = pool.loss.max() if len(pool) == pool.capacity else np.inf
+        for i in np.flatnonzero(ok & (immigrant | (loss < worst))):
+            if immigrant[i]:
+                pool.replace_worst(rows[i], loss[i])
+            else:
+                pool.offer(rows[i], loss[i])
+
+    def _maybe_emigrate(self) -> None:
+        if not self._emigration_probability or not len(self._pool):
+            return
+        if self._migrate_rng.random() >= self._emigration_probability:
+            return
+        ctx, pool = self._ctx, self._pool
+        targets = np.flatnonzero(self._migrants_to)
+        if self._pollination:
+            for island in targets:
+                self._send_migrants(pool.best(int(self._migrants_to[island])), int(island))
+            return
+        # Migration moves records: only the owner may send one, and each goes to one island;
+        # the targets take turns in random order, so none is starved when few are eligible.
+        mine = pool.rows["owner"] == ctx.worker
+        emigrants = pool.best(int(self._migrants_to[targets].sum()), mine)
+        start = 0
+        for island in self._migrate_rng.permutation(targets):
+            batch = emigrants[start : start + int(self._migrants_to[island])]
+            start += len(batch)
+            self._send_migrants(batch, int(island))
+            for r in batch:
+                pool.remove(r["id"])
+                r["kind"] = _DEPARTED
+                self._mailbox.post(r)
+
+    def _send_migrants(self, rows: np.ndarray, island: int) -> None:
+        if not len(rows):
+            return
+        workers = self._ctx.layout.island_workers(island)
+        migrants = rows.copy()
+        migrants["kind"] = _IMMIGRANT
+        migrants["owner"] = self._migrate_rng.choice(np.asarray(workers), size=len(migrants))
+        self._mailbox.send(migrants, [self._ctx.comms.leader_rank(w) for w in workers])
+        self._migrants_sent += len(migrants)

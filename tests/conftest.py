@@ -1,0 +1,38 @@
+"""Shared test helpers: launching MPI scenarios as subprocesses with a hard timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCENARIOS = Path(__file__).parent / "mpi" / "scenarios.py"
+
+
+def run_mpi(n: int, scenario: str, out: Path, *args: str, timeout: float = 120) -> list[dict]:
+    """Run ``tests/mpi/scenarios.py SCENARIO OUT ARGS`` on ``n`` ranks; return each rank's JSON.
+
+    A hang fails the test (the whole process group is killed at ``timeout``) instead of
+    hanging the suite.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = ["mpiexec", "-n", str(n), sys.executable, str(SCENARIOS), scenario, str(out), *args]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"mpiexec -n {n} {scenario} {args} hung for {timeout}s:\n{output[-4000:]}")
+    assert proc.returncode == 0, (
+        f"mpiexec -n {n} {scenario} {args} exited {proc.returncode}:\n{output[-4000:]}"
+    )
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
+    return ranks

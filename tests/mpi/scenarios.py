@@ -1,0 +1,202 @@
+"""MPI scenarios for the test suite: ``mpiexec -n N python scenarios.py NAME OUT [ARGS]``.
+
+Each rank runs the scenario and writes ``OUT/rank{r}.json``; the tests read and judge them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+import propagator as pg
+from propagator.strategies import Breeder
+
+WORLD = MPI.COMM_WORLD
+
+
+def summary(result: pg.Result) -> dict:
+    """What every test wants to know about a result, plus a digest to compare ranks."""
+    rows = result.rows
+    return {
+        "n": len(result),
+        "ids": rows["id"].tolist(),
+        "islands": rows["island"].tolist(),
+        "workers": rows["worker"].tolist(),
+        "status": [r.status for r in result.records],
+        "errors": [r.error for r in result.records],
+        "values": [None if np.isnan(v) else float(v) for v in result.values],
+        "start": rows["start"].tolist(),
+        "end": rows["end"].tolist(),
+        "info": result.info.__dict__,
+        "digest": hashlib.sha256(rows.tobytes()).hexdigest(),
+    }
+
+
+def sphere(params: dict, trial: pg.Trial) -> float:
+    return float(sum(v**2 for k, v in params.items() if k.startswith("x")))
+
+
+def sleepy_sphere(params: dict, trial: pg.Trial) -> float:
+    """Sphere after a random sleep of up to ``params['max_sleep']`` seconds."""
+    time.sleep(np.random.default_rng(trial.seed).uniform(0.0, params["max_sleep"]))
+    return sphere(params, trial)
+
+
+def space2(max_sleep: float = 0.0) -> pg.Space:
+    return pg.Space({"x0": pg.Float(-5, 5), "x1": pg.Float(-5, 5), "max_sleep": max_sleep})
+
+
+class _SpyBreeder(Breeder):
+    """The GA's breeder, noting which islands the parents' pool came from at every ask."""
+
+    def __init__(self, inner: Breeder, seen: set[int]) -> None:
+        self._inner, self._seen = inner, seen
+        self.pool_size = inner.pool_size
+
+    def ask(self, pool, rng):
+        self._seen.update(int(i) for i in pool.rows["island"])
+        return self._inner.ask(pool, rng)
+
+
+@dataclass(frozen=True)
+class SpyGA(pg.GA):
+    name = "spy_ga"
+    seen: set = field(default_factory=set, compare=False)
+
+    def create(self, n_genes: int, island_workers: int) -> Breeder:
+        return _SpyBreeder(super().create(n_genes, island_workers), self.seen)
+
+
+def islands(args: list[str]) -> dict:
+    """Islands with migration or pollination: ``n_islands pollination probability budget``."""
+    n_islands, pollination, probability, budget = (
+        int(args[0]),
+        args[1] == "1",
+        float(args[2]),
+        int(args[3]),
+    )
+    migration = pg.Migration(probability=probability, pollination=pollination, migrants=2)
+    spy = SpyGA(population=4)
+    result = pg.search(
+        sleepy_sphere,
+        space2(0.002),
+        budget=budget,
+        islands=n_islands,
+        migration=migration,
+        seed=3,
+        strategy=spy,
+    )
+    out = summary(result)
+    out["pool_islands"] = sorted(spy.seen)
+    return out
+
+
+def multirank(args: list[str]) -> dict:
+    """Workers of k ranks: every rank of a worker gets the same params and a k-rank comm;
+    only the worker's first rank's value counts."""
+    k, budget = int(args[0]), int(args[1])
+    seen: list[dict] = []
+
+    def objective(params: dict, trial: pg.Trial) -> float:
+        everyone = trial.comm.allgather((params, trial.id, trial.seed))
+        same = all(e == everyone[0] for e in everyone)
+        seen.append({"size": trial.comm.size, "rank": trial.rank, "same": same, "id": trial.id})
+        value = sphere(params, trial)
+        return value if trial.rank == 0 else value + 1000.0 * (trial.rank + 1)
+
+    result = pg.search(objective, space2(), budget=budget, ranks_per_worker=k, islands=2, seed=5)
+    out = summary(result)
+    out["seen"] = seen
+    out["expected"] = [sphere(r.params, None) for r in result.records]
+    return out
+
+
+def termination(args: list[str]) -> dict:
+    """Random evaluation times: ``evaluations max_sleep islands [time_budget]``."""
+    budget = pg.Budget(
+        evaluations=int(args[0]) if args[0] != "none" else None,
+        time=float(args[3]) if len(args) > 3 else None,
+    )
+    t = time.perf_counter()
+    result = pg.search(sleepy_sphere, space2(float(args[1])), budget=budget, islands=int(args[2]))
+    out = summary(result)
+    out["elapsed"] = time.perf_counter() - t
+    return out
+
+
+def failures(args: list[str]) -> dict:
+    """An objective that raises, returns NaN/inf or misses the metric in parts of the space."""
+
+    def objective(params: dict, trial: pg.Trial) -> dict:
+        x = params["x0"]
+        if x > 3:
+            raise ValueError(f"x0={x} is too large")
+        if x < -3:
+            return {"loss": float("nan")}
+        if abs(params["x1"]) > 4:
+            return {"other": 1.0}
+        return {"loss": sphere(params, trial), "extra": 1.0}
+
+    result = pg.search(objective, space2(), metric="loss", budget=int(args[0]), islands=2, seed=11)
+    return summary(result)
+
+
+def broken(args: list[str]) -> dict:
+    """An objective that always raises: the search must stop early on every rank."""
+
+    def objective(params: dict, trial: pg.Trial) -> float:
+        raise RuntimeError("the objective is broken")
+
+    try:
+        pg.search(objective, space2(), budget=int(args[0]), ranks_per_worker=int(args[1]))
+    except pg.ObjectiveError as exc:
+        return {"raised": "ObjectiveError", "message": str(exc)}
+    return {"raised": None}
+
+
+def bigspace(args: list[str]) -> dict:
+    """10,000 float genes: records far beyond MPI's eager limit must not deadlock."""
+    dim = int(args[0])
+    space = pg.Space({f"x{i}": pg.Float(-1, 1) for i in range(dim)})
+
+    def objective(params: dict, trial: pg.Trial) -> float:
+        return float(np.sum(np.fromiter(params.values(), float, dim) ** 2))
+
+    migration = pg.Migration(probability=1.0, migrants=3, pollination=False)
+    result = pg.search(
+        objective,
+        space,
+        budget=int(args[1]),
+        islands=2,
+        migration=migration,
+        seed=2,
+        strategy={"name": "ga", "population": 4},
+    )
+    return summary(result)
+
+
+def badlayout(args: list[str]) -> dict:
+    """A world size that ranks_per_worker does not divide: a ConfigError on every rank."""
+    try:
+        pg.search(sphere, space2(), budget=10, ranks_per_worker=int(args[0]))
+    except pg.ConfigError as exc:
+        return {"raised": "ConfigError", "message": str(exc)}
+    return {"raised": None}
+
+
+SCENARIOS = {
+    f.__name__: f for f in (islands, multirank, termination, failures, broken, bigspace, badlayout)
+}
+
+if __name__ == "__main__":
+    name, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    data = SCENARIOS[name](sys.argv[3:])
+    (out / f"rank{WORLD.rank}.json").write_text(json.dumps(data))
