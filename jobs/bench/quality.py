@@ -49,8 +49,8 @@ def main() -> None:
         _run(args)
         return
     import numpy as np
-
     from _launch import launch
+
     from propagator.benchmarks import BENCHMARKS
 
     best = launch(

@@ -1,0 +1,1 @@
+"""Ready search spaces for the training methods (see the issues)."""

@@ -1,0 +1,1 @@
+"""PyTorch trainers for the training methods (see the issues)."""
