@@ -44,8 +44,17 @@ __all__ = [
     "Space",
     "SpaceError",
     "Trial",
+    "load",
     "search",
 ]
+
+
+def load(run_dir: str) -> Result:
+    """Every evaluation of the run stored in ``run_dir`` (finished, interrupted or running),
+    as a :class:`Result`. Reading never executes code from the run directory."""
+    from .store import load as _load  # h5py only when a store is read
+
+    return _load(run_dir)
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,9 @@ import secrets
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from .result import Result, RunInfo
 from .settings import Budget, Migration, Settings, budget_from, migration_from, strategies_for
 from .space import Space
 from .strategies import StrategySpec
-from .worker import Leader, RunContext, follow
+from .worker import Leader, LeaderOptions, Monitor, RunContext, follow
 
 
 def search(
@@ -101,19 +103,51 @@ def search(
     return run(objective, space, settings, layout, comm)
 
 
+@dataclass(frozen=True)
+class Session:
+    """How this run of the engine fits into a longer search (the command line fills it in).
+
+    Attributes:
+        run_dir: run store directory; ``None`` keeps records in memory only.
+        number: 0 for a new run, ``n`` for its ``n``-th resumption.
+        next_id: first evaluation id (one past the largest stored id).
+        pools: island -> stored records to seed that island's pools with.
+        rng_states: worker -> stored breeding/migration RNG states to continue.
+        should_stop: polled between evaluations on every leader (signals).
+        monitor: builds rank 0's progress display from the evaluation budget.
+    """
+
+    run_dir: Path | None = None
+    number: int = 0
+    next_id: int = 0
+    pools: Mapping[int, np.ndarray] = field(default_factory=dict)
+    rng_states: Mapping[int, list[dict[str, Any]]] = field(default_factory=dict)
+    should_stop: Callable[[], bool] | None = None
+    monitor: Callable[[int | None], Monitor] | None = None
+
+
 def run(
-    objective: Objective, space: Space, settings: Settings, layout: Layout, comm: MPI.Comm
+    objective: Objective,
+    space: Space,
+    settings: Settings,
+    layout: Layout,
+    comm: MPI.Comm,
+    session: Session | None = None,
 ) -> Result:
     """Run a validated search (collective over ``comm``): the engine entry point under
-    :func:`search` and the command line."""
+    :func:`search` and the command line. ``settings.budget.evaluations`` counts this session's
+    evaluations only."""
+    session = session or Session()
     started = time.perf_counter()
     comms = split(comm, layout)
     try:
-        ctx = _context(objective, space, settings, layout, comms)
-        counter = TicketCounter(comms.world, 0, settings.budget.evaluations)
+        ctx = _context(objective, space, settings, layout, comms, session.number)
+        evaluations = settings.budget.evaluations
+        limit = None if evaluations is None else session.next_id + evaluations
+        counter = TicketCounter(comms.world, session.next_id, limit)
         log, leader = None, None
         if comms.is_leader:
-            leader = Leader(ctx, counter)
+            leader = Leader(ctx, counter, _leader_options(ctx, session))
             log = leader.run()
         else:
             follow(ctx)
@@ -133,8 +167,31 @@ def run(
     return _result(space, settings, layout, ctx.dtype, parts, ctx.run_seed, wall)
 
 
+def _leader_options(ctx: RunContext, session: Session) -> LeaderOptions:
+    sink = None
+    if session.run_dir is not None:
+        from .store import WorkerSink  # h5py only when a store is used
+
+        sink = WorkerSink(session.run_dir, ctx.worker, ctx.dtype, ctx.space, ctx.t0)
+    monitor = None
+    if session.monitor is not None and ctx.comms.world.rank == 0:
+        monitor = session.monitor(ctx.settings.budget.evaluations)
+    return LeaderOptions(
+        sink=sink,
+        pool_rows=session.pools.get(ctx.island),
+        rng_states=session.rng_states.get(ctx.worker),
+        should_stop=session.should_stop,
+        monitor=monitor,
+    )
+
+
 def _context(
-    objective: Objective, space: Space, settings: Settings, layout: Layout, comms: Comms
+    objective: Objective,
+    space: Space,
+    settings: Settings,
+    layout: Layout,
+    comms: Comms,
+    session: int,
 ) -> RunContext:
     """Collective: agree on the run seed and the start time, and place this rank."""
     world = comms.world
@@ -155,6 +212,7 @@ def _context(
         run_seed=run_seed,
         t0=t0,
         deadline=time.perf_counter() + settings.budget.time if settings.budget.time else None,
+        session=session,
     )
 
 
@@ -167,6 +225,7 @@ def _pack(log: LocalLog | None, leader: Leader | None) -> bytes:
         "errors": log.errors,
         "reports": log.reports,
         "abort": leader.abort_error,
+        "interrupted": leader.interrupted,
         "traffic": leader.traffic,
     }
     return json.dumps(side).encode() + b"\n" + log.view().tobytes()
@@ -184,7 +243,7 @@ def _result(
     metrics: dict[int, dict[str, Any]] = {}
     errors: dict[int, str] = {}
     reports: dict[int, list[tuple[int, float]]] = {}
-    rows, aborts = [], []
+    rows, aborts, interrupted = [], [], False
     traffic: dict[str, int] = {}
     for part in parts:
         if not part:
@@ -196,6 +255,7 @@ def _result(
         reports.update((int(k), [tuple(p) for p in v]) for k, v in side["reports"].items())
         if side["abort"]:
             aborts.append(side["abort"])
+        interrupted = interrupted or side["interrupted"]
         for key, n in side["traffic"].items():
             traffic[key] = traffic.get(key, 0) + n
         rows.append(np.frombuffer(raw, dtype=dtype))
@@ -207,6 +267,7 @@ def _result(
         n_workers=layout.n_workers,
         n_islands=layout.n_islands,
         wall_time=wall,
+        interrupted=interrupted,
         **traffic,
     )
     return Result(

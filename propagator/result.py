@@ -32,6 +32,7 @@ class RunInfo:
         message_bytes: bytes of those messages.
         migrants_sent: records sent to other islands.
         immigrants_received: records received from other islands and put in a pool.
+        interrupted: the search was stopped by a signal before its budget was spent.
     """
 
     seed: int
@@ -39,6 +40,7 @@ class RunInfo:
     n_workers: int
     n_islands: int
     wall_time: float
+    interrupted: bool
     messages: int
     message_bytes: int
     migrants_sent: int
@@ -54,6 +56,7 @@ class Result:
         direction: ``"minimize"`` or ``"maximize"``.
         info: seed, layout, timing and traffic (:class:`RunInfo`).
         rows: the raw records as a numpy structured array (wire format), ordered by id.
+        problems: damage found when the result was loaded from a run directory.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Result:
         errors: Mapping[int, str],
         reports: Mapping[int, list[tuple[int, float]]],
         info: RunInfo,
+        problems: list[str] | None = None,
     ) -> None:
         self.space = space
         self.metric = metric or "value"
@@ -75,6 +79,7 @@ class Result:
         self._errors = errors
         self._reports = reports
         self.info = info
+        self.problems = list(problems or [])
 
     def __len__(self) -> int:
         return len(self.rows)

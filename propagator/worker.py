@@ -9,7 +9,9 @@ worker (followers) only receive candidates and evaluate them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from mpi4py import MPI
@@ -47,6 +49,49 @@ class RunContext:
     run_seed: int
     t0: float  # epoch seconds at the start of the search, shared by all ranks
     deadline: float | None  # time.perf_counter() after which no evaluation starts
+    session: int = 0  # 0 for a new run, n for its n-th resumption
+
+
+class Sink(Protocol):
+    """Where a leader writes each finished evaluation (the run store), see ``WorkerSink``."""
+
+    def append(
+        self,
+        row: np.void,
+        metrics: dict[str, Any] | None,
+        error: str | None,
+        reports: list[tuple[int, float]],
+        rng_states: list[dict[str, Any]],
+    ) -> None: ...
+
+    def consolidate(self, force: bool = False) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Monitor(Protocol):
+    """Shows progress on rank 0; called between evaluations with the run-wide counts."""
+
+    def update(self, done: int, failed: int, best_loss: float) -> None: ...
+
+
+@dataclass
+class LeaderOptions:
+    """Optional parts of a leader's session.
+
+    Attributes:
+        sink: the run store writer (``None``: keep records in memory only).
+        pool_rows: records to seed the island pool with (a resumed run).
+        rng_states: bit-generator states of the breeding and migration streams to continue.
+        should_stop: polled between evaluations; ``True`` stops the whole search (signals).
+        monitor: progress display (rank 0).
+    """
+
+    sink: Sink | None = None
+    pool_rows: np.ndarray | None = None
+    rng_states: list[dict[str, Any]] | None = None
+    should_stop: Callable[[], bool] | None = None
+    monitor: Monitor | None = None
 
 
 def run_trial(
@@ -88,8 +133,11 @@ def follow(ctx: RunContext) -> None:
 class Leader:
     """The loop of a worker's first rank. Call :meth:`run` once."""
 
-    def __init__(self, ctx: RunContext, counter: TicketCounter) -> None:
+    def __init__(
+        self, ctx: RunContext, counter: TicketCounter, options: LeaderOptions | None = None
+    ) -> None:
         self._ctx = ctx
+        self._options = options or LeaderOptions()
         layout, island = ctx.layout, ctx.island
         island_size = layout.island_sizes[island]
         self._breeder = ctx.settings.strategy[island].create(ctx.space.dim, island_size)
@@ -97,11 +145,13 @@ class Leader:
         self._pool = Pool(self._breeder.pool_size, ctx.dtype)
         peers = [ctx.comms.leader_rank(w) for w in layout.island_workers(island) if w != ctx.worker]
         self._mailbox = Mailbox(ctx.comms.world, ctx.dtype, peers)
-        breed_seq, migrate_seq = np.random.SeedSequence(
-            ctx.run_seed, spawn_key=(ctx.worker,)
-        ).spawn(2)
+        key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
+        breed_seq, migrate_seq = np.random.SeedSequence(ctx.run_seed, spawn_key=key).spawn(2)
         self._rng = np.random.default_rng(breed_seq)
         self._migrate_rng = np.random.default_rng(migrate_seq)
+        if self._options.rng_states:
+            self._rng.bit_generator.state = self._options.rng_states[0]
+            self._migrate_rng.bit_generator.state = self._options.rng_states[1]
         self._counter = counter
         self._tickets = Tickets(counter, layout.n_workers)
         self._log = LocalLog(ctx.dtype)
@@ -120,13 +170,23 @@ class Leader:
         self._first_error: str | None = None
         self._migrants_sent = 0
         self._immigrants_received = 0
+        self._published = (0, 0)  # evaluations and failures already published
+        self._n_failed = 0
+        self._best_loss = np.inf
+        self._next_publish = 0.0
         self.abort_error: str | None = None
+        self.interrupted = False
+        if self._options.pool_rows is not None:
+            self._seed_pool(self._options.pool_rows)
 
     def run(self) -> LocalLog:
         """Evaluate until the budget is spent, the time is up or the search is stopped; then
         release the followers and drain the mailbox (collective over all ranks)."""
         while self._step():
             pass
+        self._publish(force=True)
+        if self._options.sink is not None:
+            self._options.sink.close()
         if self._multi_rank:
             self._candidate["kind"] = _STOP
             wait(self._ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
@@ -149,7 +209,13 @@ class Leader:
         self._absorb()
         self._mailbox.progress()
         now = time.perf_counter()
+        if now >= self._next_publish:
+            self._publish()
         if ctx.deadline is not None and now >= ctx.deadline:
+            return False
+        if self._options.should_stop is not None and self._options.should_stop():
+            self.interrupted = True
+            self._counter.stop()
             return False
         record_id = self._tickets.next(now)
         if record_id is None:
@@ -183,10 +249,16 @@ class Leader:
             outcome.error,
             reports,
         )
+        if self._options.sink is not None:
+            states = [self._rng.bit_generator.state, self._migrate_rng.bit_generator.state]
+            self._options.sink.append(row, outcome.metrics, outcome.error, reports, states)
         ok = status == _OK
         loss = self._sign * outcome.value
         if ok:
             self._pool.offer(row, loss)
+            self._best_loss = min(self._best_loss, loss)
+        else:
+            self._n_failed += 1
         if self._breeder_learns:
             self._breeder.tell(genes[None, :], np.array([loss]), np.array([ok]))
         self._mailbox.post(row)
@@ -195,6 +267,29 @@ class Leader:
         self._maybe_emigrate()
         self._mailbox.flush()
         return True
+
+    def _publish(self, force: bool = False) -> None:
+        """Every half second: share progress counts, show them (rank 0), update the store."""
+        done, failed = self._log.size, self._n_failed
+        if (done, failed) != self._published or force:
+            self._counter.publish(
+                done - self._published[0], failed - self._published[1], self._best_loss
+            )
+            self._published = (done, failed)
+        if self._options.monitor is not None:
+            self._options.monitor.update(*self._counter.progress())
+        if self._options.sink is not None:
+            self._options.sink.consolidate()
+        self._next_publish = time.perf_counter() + 0.5
+
+    def _seed_pool(self, rows: np.ndarray) -> None:
+        """Start from records of an earlier session of this run (they are known to be ok)."""
+        loss = self._sign * rows["values"][:, 0]
+        for i in np.argsort(loss, kind="stable")[: self._pool.capacity]:
+            self._pool.offer(rows[i], loss[i])
+        if self._breeder_learns and len(rows):
+            self._breeder.tell(rows["genes"], loss, rows["status"] == _OK)
+        self._island_success = self._island_success or bool(len(rows))
 
     def _broken(self, outcome: Outcome) -> bool:
         """After a failure: whether the objective looks broken (then stop everyone)."""

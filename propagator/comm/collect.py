@@ -27,3 +27,13 @@ def broadcast_ints(comm: MPI.Comm, values: list[int], root: int = 0) -> list[int
     buf = np.array(values, dtype=np.int64)
     wait(comm.Ibcast([buf, MPI.INT64_T], root=root), IDLE_CAP)
     return buf.tolist()
+
+
+def broadcast_bytes(comm: MPI.Comm, data: bytes | None, root: int = 0) -> bytes:
+    """Collective: ``root``'s ``data`` on every rank."""
+    size = broadcast_ints(comm, [len(data) if comm.rank == root and data else 0], root)[0]
+    buf = np.frombuffer(data, dtype=np.uint8).copy() if comm.rank == root and data else None
+    if buf is None:
+        buf = np.empty(size, dtype=np.uint8)
+    wait(comm.Ibcast([buf, MPI.BYTE], root=root), IDLE_CAP)
+    return buf.tobytes()

@@ -7,7 +7,9 @@ no ticket past the limit is granted. Stopping everyone early (a broken objective
 adds ``STOPPED`` to the counter, so every later claim fails; the counter never needs the owner
 to take part (intranode it is a shared-memory atomic, internode an RDMA atomic where the
 network has them). A second slot counts the workers that have had a successful evaluation, so
-a worker can tell "my objective is broken" from "my corner of the space fails".
+a worker can tell "my objective is broken" from "my corner of the space fails"; three more
+collect progress (evaluations done, failed, best loss) that leaders publish now and then and
+rank 0 shows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..settings import MAX_EVALUATIONS
 from .backoff import IDLE_CAP, barrier
 
 STOPPED = MAX_EVALUATIONS
-_TICKETS, _SUCCESSES = 0, 1
+_TICKETS, _SUCCESSES, _DONE, _FAILED, _BEST = range(5)  # int64 slots, then one float64
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,17 @@ class TicketCounter:
         if limit is not None and limit >= STOPPED:
             raise ValueError(f"evaluation budget must be below {STOPPED}")
         self._limit = STOPPED if limit is None else limit
-        info = MPI.Info.Create()
-        info.Set("accumulate_ops", "same_op")  # only SUM is ever used: allows hardware atomics
-        self._win = MPI.Win.Allocate(16 if comm.rank == 0 else 0, 8, info, comm)
-        info.Free()
+        self._win = MPI.Win.Allocate(40 if comm.rank == 0 else 0, 8, comm=comm)
         if comm.rank == 0:
-            np.frombuffer(self._win.tomemory(), dtype=np.int64)[:] = (start, 0)
+            memory = self._win.tomemory()
+            np.frombuffer(memory, dtype=np.int64)[:_BEST] = (start, 0, 0, 0)
+            np.frombuffer(memory, dtype=np.float64)[_BEST] = np.inf
         barrier(comm, IDLE_CAP)
         self._win.Lock_all()
-        self._comm = comm
         self._add = np.zeros(1, dtype=np.int64)
         self._old = np.zeros(1, dtype=np.int64)
+        self._fadd = np.zeros(1, dtype=np.float64)
+        self._fold = np.zeros(1, dtype=np.float64)
 
     def _fetch_add(self, n: int, slot: int = _TICKETS) -> int:
         self._add[0] = n
@@ -82,6 +84,20 @@ class TicketCounter:
     def any_success(self) -> bool:
         """Whether any worker has reported a success."""
         return self._fetch_add(0, _SUCCESSES) > 0
+
+    def publish(self, done: int, failed: int, best_loss: float) -> None:
+        """Add a leader's new evaluations and failures, and offer its best loss."""
+        self._fetch_add(done, _DONE)
+        self._fetch_add(failed, _FAILED)
+        self._fadd[0] = best_loss
+        self._win.Fetch_and_op(self._fadd, self._fold, 0, _BEST, MPI.MIN)
+        self._win.Flush(0)
+
+    def progress(self) -> tuple[int, int, float]:
+        """Evaluations done and failed, and the best loss, as published so far."""
+        self._win.Fetch_and_op(self._fadd, self._fold, 0, _BEST, MPI.NO_OP)
+        self._win.Flush(0)
+        return self._fetch_add(0, _DONE), self._fetch_add(0, _FAILED), float(self._fold[0])
 
     def close(self) -> None:
         """Collective: release the window (call right after the end-of-search consensus, so

@@ -8,8 +8,9 @@ One breeding step, on genes in ``[0, 1]``:
 3. With probability ``crossover``, uniform crossover (``deap.tools.cxUniform``, each gene from
    either parent with probability 0.5); else the child is a copy of the first parent.
 4. With probability ``mutation``, resample one random gene uniformly (point mutation).
-5. Always, bounded polynomial mutation (``deap.tools.mutPolynomialBounded``, ``eta``,
-   one gene on average) for local refinement; it never leaves ``[0, 1]``.
+5. Always, bounded polynomial mutation (``deap.tools.mutPolynomialBounded``, ``eta``, one
+   gene on average, and one for sure if the child still equals a parent) for local
+   refinement; it never leaves ``[0, 1]``.
 6. With probability ``random_init``, replace the child by a uniform sample.
 
 Because every parameter type is one gene in ``[0, 1]``, these operators respect bounds, ints
@@ -57,6 +58,10 @@ class _GABreeder(Breeder):
         if u[4] < s.mutation:
             child[int(u[5] * n)] = u[6]
         tools.mutPolynomialBounded(child, s.eta, 0.0, 1.0, 1.0 / n)
+        if np.array_equal(child, genes[i]) or np.array_equal(child, genes[j]):
+            # never re-evaluate a parent: move one gene (as Propulate's interval mutation)
+            k = int(u[0] * 2**20) % n
+            tools.mutPolynomialBounded(child[k : k + 1], s.eta, 0.0, 1.0, 1.0)
         if u[7] < s.random_init:
             child = rng.random(n)
         return child

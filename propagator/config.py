@@ -1,0 +1,370 @@
+"""Search files: YAML -> schema validation -> one frozen :class:`SearchFile`.
+
+The YAML is read with ``safe_load`` and checked against a JSON Schema (``jsonschema``) before
+anything is imported or started; every mistake becomes a :class:`ConfigError` that names the
+field and, where it can, the fix. The library below never sees the YAML.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError, SpaceError
+from .evaluation import Objective
+from .settings import Settings, budget_from, migration_from, strategies_for
+from .space import Constant, Space
+
+TRAINER_GROUP = "propagate.trainers"
+
+_PROB = {"type": "number", "minimum": 0, "maximum": 1}
+_POS_INT = {"type": "integer", "minimum": 1}
+_STRATEGY = {
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "population": {"type": "integer", "minimum": 2},
+                "crossover": _PROB,
+                "mutation": _PROB,
+                "random_init": _PROB,
+                "eta": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    ]
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "objective": {"type": "string", "minLength": 1},
+        "space": {"oneOf": [{"type": "string", "minLength": 1}, {"type": "object"}]},
+        "fixed": {"type": "object"},
+        "metric": {"type": "string", "minLength": 1},
+        "direction": {"enum": ["minimize", "maximize"]},
+        "budget": {
+            "type": "object",
+            "properties": {
+                "evaluations": _POS_INT,
+                "time": {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]},
+            },
+            "additionalProperties": False,
+            "minProperties": 1,
+        },
+        "islands": {"oneOf": [_POS_INT, {"type": "array", "items": _POS_INT, "minItems": 1}]},
+        "ranks_per_worker": _POS_INT,
+        "migration": {
+            "type": "object",
+            "properties": {
+                "probability": _PROB,
+                "topology": {
+                    "oneOf": [
+                        {"enum": ["fully_connected", "ring"]},
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "array",
+                                "items": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    ]
+                },
+                "migrants": _POS_INT,
+                "pollination": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+        },
+        "strategy": {"oneOf": [_STRATEGY, {"type": "array", "items": _STRATEGY, "minItems": 1}]},
+        "run_dir": {"type": "string", "minLength": 1},
+        "seed": {"type": "integer", "minimum": 0},
+        "max_initial_failures": _POS_INT,
+    },
+    "required": ["objective", "space", "budget"],
+    "additionalProperties": False,
+}
+_HINTS = {
+    "budget": "e.g. budget: {evaluations: 500, time: 2h}",
+    "space": "an inline mapping, a YAML file, or a module such as search_spaces.oialr",
+    "islands": "a number of islands, or a list of workers per island",
+    "strategy": "ga, random, or {name: ga, population: 16, crossover: 0.7, ...}",
+    "migration.topology": "fully_connected, ring, or a square matrix of migrant counts",
+}
+
+
+@dataclass(frozen=True)
+class SearchFile:
+    """A validated, resolved search file.
+
+    Attributes:
+        path: the file.
+        text: the file as given.
+        objective_spec: the ``objective`` string.
+        space: the search space, ``fixed`` values included as constants.
+        settings: everything else the engine needs.
+        run_dir: where the run store lives.
+    """
+
+    path: Path
+    text: str
+    objective_spec: str
+    space: Space
+    settings: Settings
+    run_dir: Path
+
+    def resolved(self) -> dict[str, Any]:
+        """The effective configuration, as stored in the run and compared on resume."""
+        s = self.settings
+        return {
+            "objective": self.objective_spec,
+            "space": self.space.to_dict(),
+            "metric": s.metric,
+            "direction": s.direction,
+            "budget": {"evaluations": s.budget.evaluations, "time": s.budget.time},
+            "islands": list(s.islands) if isinstance(s.islands, tuple) else s.islands,
+            "ranks_per_worker": s.ranks_per_worker,
+            "migration": {**asdict(s.migration), "topology": _plain(s.migration.topology)},
+            "strategy": [spec.to_dict() for spec in s.strategy],
+            "run_dir": str(self.run_dir),
+            "seed": s.seed,
+            "max_initial_failures": s.max_initial_failures,
+        }
+
+    def objective(self) -> Objective:
+        """Import the objective (a trainer name or ``module:function``/``file.py:function``)."""
+        return load_objective(self.objective_spec, self.path.parent)
+
+
+def load(path: str | Path) -> SearchFile:
+    """Read, validate and resolve a search file.
+
+    Raises:
+        ConfigError: with one message naming the field and the likely fix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the search file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a search file is a mapping of keys such as objective, space, budget"
+        )
+    _validate(data, path)
+    return _resolve(data, path, text)
+
+
+def _validate(data: dict[str, Any], path: Path) -> None:
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=_error_rank)
+    if errors:
+        raise ConfigError(f"{path}: {_explain(errors[0])}")
+
+
+def _error_rank(error: jsonschema.ValidationError) -> tuple[int, int]:
+    # Report the most specific problem: deepest path first, unknown keys before type mix-ups.
+    return (-len(error.absolute_path), error.validator != "additionalProperties")
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    value = error.instance
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(value) - set(known))
+        hints = [h for u in unknown for h in difflib.get_close_matches(u, known, n=1)]
+        fix = f"; did you mean {hints[0]!r}?" if hints else f"; known keys: {', '.join(known)}"
+        where = "" if field == "(top level)" else f" in {field}"
+        return f"unknown key {unknown[0]!r}{where}{fix}"
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        name = missing if field == "(top level)" else f"{field}.{missing}"
+        hint = _HINTS.get(name)
+        return f"{name} is required" + (f" ({hint})" if hint else "")
+    if error.validator == "minProperties":
+        return f"{field} must not be empty ({_HINTS.get(field, '')})".replace(" ()", "")
+    hint = _HINTS.get(field)
+    expected = _expected(error)
+    return f"{field}: {value!r} is not {expected}" + (f" ({hint})" if hint else "")
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    schema = error.schema
+    if error.validator in ("minimum", "exclusiveMinimum"):
+        bound = schema[error.validator]
+        return f"{'>=' if error.validator == 'minimum' else '>'} {bound}"
+    if error.validator == "maximum":
+        return f"<= {schema['maximum']}"
+    if error.validator == "enum":
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if error.validator == "minLength":
+        return "a non-empty string"
+    if error.validator == "minItems":
+        return "a non-empty list"
+    kinds = [
+        s.get("type") or "one of " + "/".join(s.get("enum", [])) for s in schema.get("oneOf", [])
+    ]
+    wanted = kinds or [schema.get("type", "valid")]
+    names = {
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "object": "a mapping",
+        "array": "a list",
+        "boolean": "true or false",
+    }
+    return " or ".join(names.get(k, k) for k in wanted if isinstance(k, str))
+
+
+def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
+    space = _space(data["space"], path.parent)
+    fixed = data.get("fixed", {})
+    clash = sorted(set(fixed) & set(space.params))
+    if clash:
+        raise ConfigError(f"{path}: fixed.{clash[0]} is also a parameter of the space; keep one")
+    if fixed:
+        try:
+            space = Space({**space.params, **{k: Constant(v) for k, v in fixed.items()}})
+        except SpaceError as exc:
+            raise ConfigError(f"{path}: fixed: {exc}") from None
+    islands = data.get("islands", 1)
+    n_islands = len(islands) if isinstance(islands, list) else islands
+    try:
+        settings = Settings(
+            budget=budget_from(data["budget"]),
+            metric=data.get("metric"),
+            direction=data.get("direction", "minimize"),
+            islands=tuple(islands) if isinstance(islands, list) else islands,
+            ranks_per_worker=data.get("ranks_per_worker", 1),
+            strategy=strategies_for(data.get("strategy", "ga"), n_islands),
+            migration=migration_from(data.get("migration")),
+            seed=data.get("seed"),
+            max_initial_failures=data.get("max_initial_failures", 5),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    run_dir = Path(data.get("run_dir", Path("runs") / path.stem))
+    return SearchFile(path, text, data["objective"], space, settings, run_dir)
+
+
+def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
+    try:
+        if isinstance(spec, Mapping):
+            return Space.from_dict(spec)
+        if spec.endswith((".yaml", ".yml")):
+            file = _find(spec, base)
+            loaded = yaml.safe_load(file.read_text())
+            return Space.from_dict(
+                loaded.get("space", loaded) if isinstance(loaded, dict) else loaded
+            )
+        obj = _import_attr(spec, default_attr="SPACE", what="space")
+        return obj if isinstance(obj, Space) else Space.from_dict(obj)
+    except SpaceError as exc:
+        raise ConfigError(f"space: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"space: cannot read {spec!r}: {exc.strerror}") from None
+
+
+def _find(name: str, base: Path) -> Path:
+    for candidate in (Path(name), base / name):
+        if candidate.exists():
+            return candidate
+    raise ConfigError(
+        f"space: no file {name!r} (looked in the current directory and {str(base)!r})"
+    )
+
+
+def load_objective(spec: str, base: Path = Path(".")) -> Objective:
+    """The objective a search file names. Raises :class:`ConfigError` if it does not import."""
+    if ":" not in spec:
+        return _trainer(spec)
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py"):
+        module = _import_file(_find_objective_file(target, base))
+        obj = getattr(module, attr, None)
+        if obj is None:
+            raise ConfigError(f"objective: {target} has no {attr!r}")
+    else:
+        obj = _import_attr(spec, default_attr=None, what="objective")
+    if not callable(obj):
+        raise ConfigError(f"objective: {spec!r} is not callable")
+    return obj
+
+
+def _trainer(name: str) -> Objective:
+    trainers = {e.name: e for e in entry_points(group=TRAINER_GROUP)}
+    if name in trainers:
+        return trainers[name].load()
+    close = difflib.get_close_matches(name, list(trainers), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    known = ", ".join(sorted(trainers)) or "none installed"
+    raise ConfigError(
+        f"objective: unknown trainer {name!r}; {hint}known trainers: {known}; "
+        "or name a function as 'package.module:function' or 'file.py:function'"
+    )
+
+
+def _import_attr(spec: str, default_attr: str | None, what: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    attr = attr or default_attr
+    if not attr:
+        raise ConfigError(f"{what}: {spec!r} must look like 'package.module:function'")
+    if str(Path.cwd()) not in sys.path:  # console scripts do not put the cwd on the path
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{what}: cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:
+        raise ConfigError(
+            f"{what}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if not hasattr(module, attr):
+        raise ConfigError(f"{what}: module {module_name!r} has no {attr!r}")
+    return getattr(module, attr)
+
+
+def _find_objective_file(target: str, base: Path) -> Path:
+    for candidate in (Path(target), base / target):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"objective: no file {target!r} (looked in the current directory and {str(base)!r})"
+    )
+
+
+def _import_file(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"propagate_objective_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"objective: cannot import {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError(
+            f"objective: importing {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return module
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value))

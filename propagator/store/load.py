@@ -1,0 +1,67 @@
+"""``pg.load``: a run directory as a :class:`Result` (finished, crashed or still running)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import PropagateError
+from ..records import wire_dtype
+from ..result import Result, RunInfo
+from ..space import Space
+from .hdf5 import read_meta
+from .run_store import META, StoredRun, read_run
+
+
+def read(run_dir: str | Path) -> StoredRun:
+    """The stored run at ``run_dir`` (read-only; damage is reported in ``problems``).
+
+    Raises:
+        PropagateError: ``run_dir`` holds no run.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / META).exists():
+        raise PropagateError(f"{str(run_dir)!r} is not a propagate run directory (no {META})")
+    meta, _ = read_meta(run_dir / META)
+    space = Space.from_dict(json.loads(meta["space"]))
+    return read_run(run_dir, wire_dtype(space.dim))
+
+
+def load(run_dir: str | Path) -> Result:
+    """Every evaluation stored in ``run_dir``, as the :class:`Result` a search returns.
+
+    Times are seconds since the run's first session started; ``info.wall_time`` adds up the
+    sessions. Works while the run is still going (records up to the last finished one).
+    """
+    stored = read(run_dir)
+    meta = stored.meta
+    starts = [e for e in stored.events if e["kind"] in ("start", "resume")]
+    origin = starts[0]["time"] if starts else float(meta.get("created", 0.0))
+    rows = stored.rows.copy()
+    rows["start"] -= origin
+    rows["end"] -= origin
+    layout = json.loads(starts[-1]["detail"]) if starts and starts[-1]["detail"] else {}
+    info = RunInfo(
+        seed=int(meta["seed"]),
+        world_size=layout.get("world_size", 0),
+        n_workers=layout.get("n_workers", 0),
+        n_islands=layout.get("n_islands", 0),
+        wall_time=float(rows["end"].max()) if len(rows) else 0.0,
+        interrupted=any(e["kind"] == "interrupted" for e in stored.events[-1:]),
+        messages=0,
+        message_bytes=0,
+        migrants_sent=0,
+        immigrants_received=0,
+    )
+    metric = meta.get("metric") or None
+    return Result(
+        stored.space,
+        metric,
+        meta["direction"],
+        rows,
+        stored.metrics,
+        stored.errors,
+        stored.reports,
+        info,
+        problems=stored.problems,
+    )

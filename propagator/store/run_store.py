@@ -1,0 +1,235 @@
+"""A run directory: the writers each leader uses, and reading a run back.
+
+Contract:
+* Each worker leader is the only writer of ``workers/worker-NNNNN.{journal,h5}``; rank 0 is the
+  only writer of ``run.h5``. No file is ever shared between writers, so serial h5py suffices.
+* Every finished evaluation is appended to the leader's journal before the next one starts
+  (one ``write`` call): a kill -9 of the whole job loses only evaluations in flight.
+* The HDF5 worker file is the journal's consolidated, documented view; it is brought up to
+  date every ``consolidate_every`` seconds, at the end of a session, and when a run is
+  resumed. Readers merge both, so a running or crashed run reads complete.
+* Records are immutable once written; ids are unique across the run and all its sessions.
+* Nothing in a run directory is unpickled or executed when it is read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..space import Space
+from .hdf5 import TEXT_COLUMNS, append_worker_rows, read_meta, read_worker_file
+from .journal import JournalWriter, read_journal
+
+META = "run.h5"
+WORKERS = "workers"
+
+
+def worker_paths(run_dir: Path, worker: int) -> tuple[Path, Path]:
+    """(journal, HDF5 file) of a worker."""
+    stem = Path(run_dir) / WORKERS / f"worker-{worker:05d}"
+    return stem.with_suffix(".journal"), stem.with_suffix(".h5")
+
+
+def _text_columns(
+    space: Space, rows: np.ndarray, side: dict[int, dict[str, Any]]
+) -> dict[str, list[str]]:
+    text: dict[str, list[str]] = {name: [] for name in TEXT_COLUMNS}
+    for row in rows:
+        s = side.get(int(row["id"]), {})
+        text["params"].append(json.dumps(space.decode(row["genes"])))
+        text["metrics"].append(json.dumps(s.get("m") or {}))
+        text["errors"].append(s.get("e") or "")
+        text["reports"].append(json.dumps(s.get("r") or []))
+    return text
+
+
+class WorkerSink:
+    """What a leader writes its records through (see the module contract).
+
+    Args:
+        run_dir: the run directory.
+        worker: this leader's worker index.
+        dtype: the wire dtype.
+        space: the search space (to store params next to the genes).
+        t0: epoch seconds at which this session's relative times start.
+        consolidate_every: seconds between HDF5 updates.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        worker: int,
+        dtype: np.dtype,
+        space: Space,
+        t0: float,
+        consolidate_every: float = 2.0,
+    ) -> None:
+        self._journal_path, self._h5_path = worker_paths(run_dir, worker)
+        self._journal_path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = JournalWriter(self._journal_path, dtype)
+        self._worker = worker
+        self._space = space
+        self._t0 = t0
+        self._every = consolidate_every
+        self._pending = np.zeros(256, dtype=dtype)
+        self._n_pending = 0
+        self._side: dict[int, dict[str, Any]] = {}
+        self._last = time.perf_counter()
+
+    def append(
+        self,
+        row: np.void,
+        metrics: dict[str, Any] | None,
+        error: str | None,
+        reports: list[tuple[int, float]],
+        rng_states: list[dict[str, Any]],
+    ) -> None:
+        """Journal one finished evaluation (times made absolute) and queue it for HDF5."""
+        if self._n_pending == len(self._pending):
+            self._pending = np.concatenate([self._pending, np.zeros_like(self._pending)])
+        stored = self._pending[self._n_pending : self._n_pending + 1]
+        stored[0] = row
+        stored["start"] += self._t0
+        stored["end"] += self._t0
+        side: dict[str, Any] = {"g": rng_states}
+        if metrics is not None:
+            side["m"] = metrics
+        if error is not None:
+            side["e"] = error
+        if reports:
+            side["r"] = reports
+        self._journal.append(stored[0], side)
+        if metrics is not None or error is not None or reports:
+            self._side[int(row["id"])] = side
+        self._n_pending += 1
+
+    def consolidate(self, force: bool = False) -> None:
+        """Bring the HDF5 file up to date if ``consolidate_every`` has passed (or ``force``)."""
+        now = time.perf_counter()
+        if not self._n_pending or (not force and now - self._last < self._every):
+            return
+        rows = self._pending[: self._n_pending]
+        append_worker_rows(
+            self._h5_path, self._worker, rows, _text_columns(self._space, rows, self._side)
+        )
+        self._n_pending = 0
+        self._side.clear()
+        self._last = now
+
+    def close(self) -> None:
+        self.consolidate(force=True)
+        self._journal.close()
+
+
+@dataclass
+class StoredRun:
+    """Everything a run directory holds.
+
+    Attributes:
+        meta: ``run.h5`` attributes (config, space, seed, ...).
+        events: start/stop/resume events.
+        rows: every record (wire rows, times in epoch seconds), ordered by id.
+        metrics, errors, reports: side data by id.
+        rng_states: the last RNG states journaled by each worker.
+        problems: what was damaged and how it was handled, for the user.
+    """
+
+    meta: dict[str, Any]
+    events: list[dict[str, Any]]
+    rows: np.ndarray
+    metrics: dict[int, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    reports: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    rng_states: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def space(self) -> Space:
+        return Space.from_dict(json.loads(self.meta["space"]))
+
+    @property
+    def n_done(self) -> int:
+        return len(self.rows)
+
+    @property
+    def next_id(self) -> int:
+        return int(self.rows["id"].max()) + 1 if len(self.rows) else 0
+
+
+def read_run(run_dir: Path, dtype: np.dtype, repair: bool = False) -> StoredRun:
+    """Read a run directory: every worker's HDF5 file merged with its journal.
+
+    A worker file that cannot be read is reported and its records are taken from the journal
+    alone; with ``repair`` it is moved aside and rebuilt from the journal, and records the
+    journal has but the HDF5 file lacks (a crash before consolidation) are appended to it.
+    """
+    run_dir = Path(run_dir)
+    meta, events = read_meta(run_dir / META)
+    space = Space.from_dict(json.loads(meta["space"]))
+    out = StoredRun(meta, events, np.zeros(0, dtype))
+    parts: list[np.ndarray] = []
+    workers = sorted({int(p.stem.split("-")[1]) for p in (run_dir / WORKERS).glob("worker-*.*")})
+    for worker in workers:
+        parts.append(_read_worker(run_dir, worker, dtype, space, out, repair))
+    rows = np.concatenate(parts) if parts else np.zeros(0, dtype)
+    ids, first = np.unique(rows["id"], return_index=True)
+    if len(ids) != len(rows):
+        out.problems.append(f"{len(rows) - len(ids)} duplicate record(s) ignored")
+    out.rows = rows[first]
+    return out
+
+
+def _read_worker(
+    run_dir: Path, worker: int, dtype: np.dtype, space: Space, out: StoredRun, repair: bool
+) -> np.ndarray:
+    journal_path, h5_path = worker_paths(run_dir, worker)
+    rows = np.zeros(0, dtype)
+    if h5_path.exists():
+        try:
+            rows, text = read_worker_file(h5_path)
+            _add_text(out, rows, text)
+        except (OSError, KeyError, ValueError) as exc:
+            out.problems.append(f"{h5_path.name} is damaged ({exc}); using its journal")
+            rows = np.zeros(0, dtype)
+            if repair:
+                h5_path.rename(h5_path.with_name(f"{h5_path.name}.damaged-{int(time.time())}"))
+    if not journal_path.exists():
+        return rows
+    journal = read_journal(journal_path, dtype)
+    if journal.dropped_bytes:
+        out.problems.append(
+            f"{journal_path.name}: a damaged or cut-off tail of {journal.dropped_bytes} bytes "
+            "was ignored (an evaluation in flight when the job was killed)"
+        )
+    if len(journal.rows):
+        out.rng_states[worker] = journal.side.get(int(journal.rows["id"][-1]), {}).get("g", [])
+    missing = journal.rows[~np.isin(journal.rows["id"], rows["id"])]
+    for record_id, side in journal.side.items():
+        if side.get("m"):
+            out.metrics.setdefault(record_id, side["m"])
+        if side.get("e"):
+            out.errors.setdefault(record_id, side["e"])
+        if side.get("r"):
+            out.reports.setdefault(record_id, [tuple(p) for p in side["r"]])
+    if repair and len(missing):
+        append_worker_rows(h5_path, worker, missing, _text_columns(space, missing, journal.side))
+    return np.concatenate([rows, missing]) if len(missing) else rows
+
+
+def _add_text(out: StoredRun, rows: np.ndarray, text: dict[str, list[str]]) -> None:
+    for row, metrics, error, reports in zip(
+        rows, text["metrics"], text["errors"], text["reports"], strict=True
+    ):
+        record_id = int(row["id"])
+        if metrics != "{}":
+            out.metrics[record_id] = json.loads(metrics)
+        if error:
+            out.errors[record_id] = error
+        if reports != "[]":
+            out.reports[record_id] = [tuple(p) for p in json.loads(reports)]
