@@ -134,3 +134,22 @@ def _failed(message: str, metrics: dict[str, Any] | None = None) -> Outcome:
     if len(message) > _MAX_ERROR_CHARS:
         message = "...\n" + message[-_MAX_ERROR_CHARS:]
     return Outcome(Status.FAILED, math.nan, metrics, message.rstrip())
+
+
+def error_headline(error: str | None) -> str:
+    """The line of a failure message that says what went wrong.
+
+    For a traceback that is the exception line after the last stack frame (its first line,
+    ``Traceback (most recent call last):``, is the same for every failure); for any other
+    message it is the first non-empty line.
+    """
+    if not error:
+        return ""
+    lines = error.splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    if frames:
+        after = (line for line in lines[frames[-1] + 1 :] if line and not line[0].isspace())
+        headline = next(after, None)
+        if headline is not None:
+            return headline
+    return next((line for line in lines if line.strip()), "")

@@ -1,9 +1,423 @@
-"""Read-side commands (report, export, plot, optuna)."""
+"""Read-side commands: ``report``, ``export``, ``plot`` and ``optuna``.
+
+They only read a run directory, so they work on a finished run, an interrupted one, and one
+that is still running (showing the evaluations stored so far).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, PropagateError
+from .evaluation import error_headline
+from .records import Record, Status
+from .result import Result
+from .space import Constant
+
+_STARTS = ("start", "resume")
+_ENDS = ("stop", "interrupted", "failed")
+_MAX_KINDS = 10  # distinct failure messages listed
+_MAX_HEADLINE = 120  # characters of a failure line shown in the table
+_MAX_WIDTH = 120  # wider best tables are transposed
+_NUMBER = re.compile(r"\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    return None
+    """Add the read-side commands to the ``propagate`` subcommands."""
+    report = sub.add_parser("report", help="summary, best configurations, islands, failures")
+    report.add_argument("run_dir", type=Path, help="the run directory")
+    report.add_argument("--top", type=int, default=5, metavar="N", help="best N (default 5)")
+    report.add_argument(
+        "--errors", action="store_true", help="print the full message of each kind of failure"
+    )
+    report.set_defaults(handler=_report)
+
+    export = sub.add_parser("export", help="every evaluation as CSV or JSON lines")
+    export.add_argument("run_dir", type=Path, help="the run directory")
+    export.add_argument("-o", "--output", type=Path, required=True, help="file (.csv, .jsonl)")
+    export.add_argument(
+        "--format", choices=("csv", "jsonl"), help="file format (default: by extension)"
+    )
+    export.set_defaults(handler=_export)
+
+    plot = sub.add_parser("plot", help="PNG figures of the search")
+    plot.add_argument("run_dir", type=Path, help="the run directory")
+    plot.add_argument("-o", "--output", type=Path, help="directory (default RUN_DIR/plots)")
+    plot.set_defaults(handler=_plot)
+
+    study = sub.add_parser("optuna", help="copy the run into an Optuna study")
+    study.add_argument("run_dir", type=Path, help="the run directory")
+    study.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="STORAGE",
+        help="sqlite:///FILE.db (or any database URL), FILE.db, or a journal FILE.log "
+        "(much faster to write for large runs)",
+    )
+    study.add_argument("--study", help="study name (default: the run directory's name)")
+    study.add_argument("--overwrite", action="store_true", help="replace an existing study")
+    study.set_defaults(handler=_optuna)
+
+
+# --- reading a run -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    """One ``propagate`` invocation of a run, from its start (or resume) event.
+
+    Attributes:
+        number: session number.
+        began: epoch seconds of its start event.
+        ended: ``"stop"``, ``"interrupted"``, ``"failed"``, or ``None`` (running or killed).
+        detail: the message of a ``failed`` event.
+        wall_time: seconds it searched (up to its last stored evaluation if it has not ended).
+        evaluations: evaluations it stored.
+    """
+
+    number: int
+    began: float
+    ended: str | None
+    detail: str
+    wall_time: float
+    evaluations: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """A loaded run directory.
+
+    Attributes:
+        path: the run directory.
+        result: every stored evaluation.
+        meta: attributes of ``run.h5``.
+        origin: epoch seconds the record times count from (the first session's start).
+        sessions: the sessions, in order.
+    """
+
+    path: Path
+    result: Result
+    meta: dict[str, Any]
+    origin: float
+    sessions: list[Session]
+
+    @property
+    def status(self) -> str:
+        """How the last session ended, in words."""
+        if not self.sessions:
+            return "unknown (no start event)"
+        last = self.sessions[-1]
+        return {
+            "stop": "finished",
+            "interrupted": "interrupted (run the search file again to resume)",
+            # the event holds the message's first line, which may announce what followed
+            "failed": f"failed: {last.detail}"
+            + (" see failures below" * last.detail.endswith(":")),
+            None: "running, or killed (no stop event after the last start)",
+        }[last.ended]
+
+    @property
+    def budget(self) -> int | None:
+        """The evaluation budget of the search file, if it has one."""
+        return json.loads(self.meta["config"])["budget"].get("evaluations")
+
+
+def open_run(run_dir: Path) -> Run:
+    """Load a run directory without changing it.
+
+    Raises:
+        ConfigError: ``run_dir`` is missing or holds no run.
+        PropagateError: the run cannot be read.
+    """
+    from .store import META, load
+    from .store.hdf5 import read_meta
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"no run directory {str(run_dir)!r}")
+    if not (run_dir / META).is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a propagate run directory (it has no {META})")
+    try:
+        result = load(run_dir)
+        meta, events = read_meta(run_dir / META)
+    except (OSError, KeyError, ValueError) as exc:
+        raise PropagateError(f"cannot read the run in {str(run_dir)!r}: {exc}") from None
+    starts = [e for e in events if e["kind"] in _STARTS]
+    origin = starts[0]["time"] if starts else float(meta.get("created", 0.0))  # as load's
+    return Run(run_dir, result, meta, origin, sessions(events, result, origin))
+
+
+def sessions(events: list[dict[str, Any]], result: Result, origin: float) -> list[Session]:
+    """The sessions the events describe, each with the evaluations it stored."""
+    starts = [i for i, e in enumerate(events) if e["kind"] in _STARTS]
+    began_at = result.rows["start"] + origin
+    ended_at = result.rows["end"] + origin
+    out = []
+    for k, i in enumerate(starts):
+        nxt = starts[k + 1] if k + 1 < len(starts) else len(events)
+        began = events[i]["time"]
+        until = events[nxt]["time"] if nxt < len(events) else math.inf
+        mine = (began_at >= began) & (began_at < until)
+        end = next((e for e in events[i + 1 : nxt] if e["kind"] in _ENDS), None)
+        out.append(
+            Session(
+                number=events[i]["session"],
+                began=began,
+                ended=end["kind"] if end else None,
+                detail=end["detail"] if end and end["kind"] == "failed" else "",
+                wall_time=_wall_time(began, end, ended_at[mine]),
+                evaluations=int(np.count_nonzero(mine)),
+            )
+        )
+    return out
+
+
+def _wall_time(began: float, end: dict[str, Any] | None, ends: np.ndarray) -> float:
+    if end is None:  # still running or killed: up to the last stored evaluation
+        return float(ends.max() - began) if len(ends) else 0.0
+    if end["kind"] != "failed":  # the detail is the session's RunInfo
+        return float(json.loads(end["detail"])["wall_time"])
+    return end["time"] - began
+
+
+# --- report ------------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
+    run = open_run(args.run_dir)
+    sections = [
+        summary(run),
+        best_table(run.result, args.top),
+        island_table(run.result),
+        failure_table(run.result, args.errors),
+    ]
+    print("\n\n".join("\n".join(lines) for lines in sections))
+    for problem in run.result.problems:
+        print(f"propagate: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def summary(run: Run) -> list[str]:
+    """Status, evaluations, sessions, wall time and throughput."""
+    result = run.result
+    counts = Counter(r.status for r in result.records)
+    of = f" of {run.budget}" if run.budget else ""
+    outcome = ", ".join(f"{counts[s]} {s}" for s in ("ok", "failed", "pruned") if counts[s])
+    wall = sum(s.wall_time for s in run.sessions)
+    lines = [
+        f"run          {run.path}",
+        f"status       {run.status}",
+        f"evaluations  {len(result)}{of}" + (f" ({outcome})" if outcome else ""),
+        f"metric       {result.metric} ({result.direction})",
+        f"sessions     {len(run.sessions)}",
+        f"wall time    {_duration(wall)}",
+        f"throughput   {_rate(len(result), wall)}",
+    ]
+    if len(run.sessions) > 1:
+        rows = [
+            [
+                str(s.number),
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.began)),
+                str(s.evaluations),
+                _duration(s.wall_time),
+                {"stop": "finished", None: "-"}.get(s.ended, s.ended),
+            ]
+            for s in run.sessions
+        ]
+        header = ["session", "began", "evaluations", "wall time", "ended"]
+        lines += _table(header, rows, indent="  ")
+    return lines
+
+
+def best_table(result: Result, n: int) -> list[str]:
+    """The ``n`` best configurations: rank, value, id, island and every parameter.
+
+    One configuration per row, or per column when there are too many parameters for rows.
+    """
+    top = result.top(n)
+    if not top:
+        return ["best: no evaluation succeeded" if len(result) else "best: no evaluations yet"]
+    params = result.space.params
+    shown = [name for name, p in params.items() if not isinstance(p, Constant)]
+    header = ["#", result.metric, "id", "island", *shown]
+    rows = [
+        [str(rank), _number(r.value), str(r.id), str(r.island)]
+        + [_param(r.params.get(name, _INACTIVE)) for name in shown]
+        for rank, r in enumerate(top, 1)
+    ]
+    n_ok = int(np.count_nonzero(result.ok))
+    lines = [f"best {len(top)} of {n_ok} successful evaluations ({result.direction})"]
+    table = _table(header, rows)
+    if max(map(len, table)) > _MAX_WIDTH:
+        columns = list(zip(*rows, strict=True))
+        named = zip(header[1:], columns[1:], strict=True)
+        table = _table(["#", *columns[0]], [[name, *cells] for name, cells in named])
+    lines += table
+    constants = {name: p.value for name, p in params.items() if isinstance(p, Constant)}
+    if constants:  # the same in every row: said once
+        lines.append("  constant: " + ", ".join(f"{k}={v!r}" for k, v in constants.items()))
+    return lines
+
+
+def island_table(result: Result) -> list[str]:
+    """Per island: evaluations, failures, its best value and how many evaluations it took."""
+    islands = sorted(set(range(result.info.n_islands)) | set(result.rows["island"].tolist()))
+    sign = 1.0 if result.direction == "minimize" else -1.0
+    rows = []
+    for island in islands:
+        mine = np.flatnonzero(result.rows["island"] == island)
+        ok = mine[result.ok[mine]]
+        failed = int(np.count_nonzero(result.rows["status"][mine] == Status.FAILED))
+        if len(ok):
+            best = ok[np.argmin(sign * result.values[ok])]  # first of equals: when reached
+            cells = [_number(result.values[best]), str(result.rows["id"][best])]
+            cells.append(str(int(np.searchsorted(mine, best)) + 1))
+        else:
+            cells = ["-", "-", "-"]
+        rows.append([str(island), str(len(mine)), str(failed), *cells])
+    header = [
+        "island",
+        "evaluations",
+        "failed",
+        f"best {result.metric}",
+        "best id",
+        "evals to best",
+    ]
+    return ["islands", *_table(header, rows)]
+
+
+def failure_table(result: Result, full: bool) -> list[str]:
+    """Failures grouped by their message's headline, most frequent first."""
+    failed = [r for r in result.records if r.error is not None]
+    if not failed:
+        return ["failures: none"]
+    kinds: dict[str, list[Record]] = {}
+    for r in failed:
+        # numbers masked: "diverged at lr=0.3" and "diverged at lr=0.7" are one kind
+        kinds.setdefault(_NUMBER.sub("#", error_headline(r.error)), []).append(r)
+    ranked = sorted(kinds.values(), key=len, reverse=True)  # stable: first seen first
+    shown = ranked[:_MAX_KINDS]
+    rows = [[str(len(rs)), str(rs[0].id), _shorten(error_headline(rs[0].error))] for rs in shown]
+    plural = "s" * (len(kinds) > 1)
+    lines = [f"failures: {len(failed)} ({len(kinds)} kind{plural})"]
+    lines += _table(["count", "example id", "error"], rows)
+    rest = ranked[_MAX_KINDS:]
+    if rest:
+        n_rest = sum(len(rs) for rs in rest)
+        lines.append(f"  ... {len(rest)} more kinds ({n_rest} failures): propagate export")
+    if not full:
+        lines.append("  (--errors prints the full message of each example)")
+        return lines
+    for rs in shown:
+        kind = f"{len(rs)} failure{'s' * (len(rs) > 1)} of this kind"
+        lines += ["", f"--- id {rs[0].id} ({kind}) ---", rs[0].error]
+    return lines
+
+
+# --- formatting --------------------------------------------------------------------------------
+_INACTIVE = object()
+
+
+def _param(value: Any) -> str:
+    if value is _INACTIVE:
+        return "-"
+    if isinstance(value, float):
+        return _number(value)
+    return str(value)
+
+
+def _number(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= _MAX_HEADLINE else line[: _MAX_HEADLINE - 3] + "..."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _rate(n: int, seconds: float) -> str:
+    if n == 0 or seconds <= 0:
+        return "-"
+    rate = n / seconds
+    per_hour = f" ({rate * 3600:.3g} per hour)" if rate < 1 else ""
+    shown = f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
+    return f"{shown} evaluations/s{per_hour}"
+
+
+def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Aligned columns: numbers right-aligned, text left-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    right = [all(_numeric(row[j]) for row in rows) for j in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            cell.rjust(w) if r else cell.ljust(w)
+            for cell, w, r in zip(row, widths, right, strict=True)
+        ]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def _numeric(cell: str) -> bool:
+    """Whether a cell reads as a number, possibly with a unit ("3.2 s"), or is empty ("-")."""
+    if cell == "-":
+        return True
+    try:
+        float(cell.split(" ", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+# --- export, plot, optuna ----------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    from .export import export, format_for
+
+    fmt = format_for(args.output, args.format)  # before loading: a typo fails fast
+    run = open_run(args.run_dir)
+    n = export(run.result, args.output, fmt)
+    print(f"wrote {n} evaluations to {args.output}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import write_plots
+
+    run = open_run(args.run_dir)
+    out = args.output if args.output is not None else run.path / "plots"
+    resumed = [s.began - run.origin for s in run.sessions[1:]]
+    for path in write_plots(run.result, out, resumed):
+        print(path)
+    return 0
+
+
+def _optuna(args: argparse.Namespace) -> int:
+    from .export import to_optuna
+
+    run = open_run(args.run_dir)
+    name = args.study or run.path.resolve().name
+    study = to_optuna(run.result, args.output, name, args.overwrite, run.origin)
+    n_failed = run.result.n_failed
+    print(
+        f"copied {len(study.trials)} evaluations ({n_failed} failed) into the Optuna study "
+        f"{name!r} in {args.output}\nsee it with: optuna-dashboard {args.output}"
+    )
+    return 0

@@ -461,7 +461,7 @@ def _param_from_dict(entry: Any) -> Param:
     if not isinstance(entry, Mapping):
         return Constant(entry)
     kind = entry.get("type")
-    if kind not in _PARAM_TYPES:
+    if not isinstance(kind, str) or kind not in _PARAM_TYPES:
         raise SpaceError(f"type must be one of {sorted(_PARAM_TYPES)}, but got {kind!r}")
     extra = set(entry) - _KEYS[kind]
     if extra:

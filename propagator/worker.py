@@ -8,6 +8,7 @@ worker (followers) only receive candidates and evaluate them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +21,15 @@ from .comm.backoff import barrier, wait
 from .comm.groups import Comms
 from .comm.mailbox import Mailbox
 from .comm.tickets import TicketCounter, Tickets
-from .evaluation import Objective, Outcome, Trial, evaluate
+from .evaluation import Objective, Outcome, Trial, error_headline, evaluate
 from .layout import Layout
 from .pool import Pool
 from .records import Kind, LocalLog, Status
 from .settings import Settings
 from .space import Space
 from .strategies import Breeder
+
+_log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
 _EVALUATED, _IMMIGRANT, _DEPARTED, _STOP = (int(k) for k in Kind)
@@ -61,12 +64,13 @@ class Sink(Protocol):
         metrics: dict[str, Any] | None,
         error: str | None,
         reports: list[tuple[int, float]],
-        rng_states: list[dict[str, Any]],
     ) -> None: ...
 
-    def consolidate(self, force: bool = False) -> None: ...
+    def consolidate(
+        self, rows: np.ndarray, rng_states: list[dict[str, Any]], force: bool = False
+    ) -> bool: ...
 
-    def close(self) -> None: ...
+    def close(self, rows: np.ndarray, rng_states: list[dict[str, Any]]) -> None: ...
 
 
 class Monitor(Protocol):
@@ -174,6 +178,7 @@ class Leader:
         self._n_failed = 0
         self._best_loss = np.inf
         self._next_publish = 0.0
+        self._stored = 0  # records of the log already in the store's HDF5 file
         self.abort_error: str | None = None
         self.interrupted = False
         if self._options.pool_rows is not None:
@@ -182,11 +187,26 @@ class Leader:
     def run(self) -> LocalLog:
         """Evaluate until the budget is spent, the time is up or the search is stopped; then
         release the followers and drain the mailbox (collective over all ranks)."""
+        ctx = self._ctx
+        _log.info(
+            "worker %d of %d (island %d, %d rank(s)) starts; session %d",
+            ctx.worker,
+            ctx.layout.n_workers,
+            ctx.island,
+            ctx.layout.ranks_per_worker,
+            ctx.session,
+        )
         while self._step():
             pass
+        _log.info(
+            "worker %d stops after %d evaluations (%d failed)",
+            ctx.worker,
+            self._log.size,
+            self._n_failed,
+        )
         self._publish(force=True)
         if self._options.sink is not None:
-            self._options.sink.close()
+            self._options.sink.close(self._unstored(), self._rng_states())
         if self._multi_rank:
             self._candidate["kind"] = _STOP
             wait(self._ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
@@ -214,6 +234,7 @@ class Leader:
         if ctx.deadline is not None and now >= ctx.deadline:
             return False
         if self._options.should_stop is not None and self._options.should_stop():
+            _log.info("worker %d: stop requested (signal); stopping the search", ctx.worker)
             self.interrupted = True
             self._counter.stop()
             return False
@@ -250,8 +271,7 @@ class Leader:
             reports,
         )
         if self._options.sink is not None:
-            states = [self._rng.bit_generator.state, self._migrate_rng.bit_generator.state]
-            self._options.sink.append(row, outcome.metrics, outcome.error, reports, states)
+            self._options.sink.append(row, outcome.metrics, outcome.error, reports)
         ok = status == _OK
         loss = self._sign * outcome.value
         if ok:
@@ -259,6 +279,7 @@ class Leader:
             self._best_loss = min(self._best_loss, loss)
         else:
             self._n_failed += 1
+            _log.warning("evaluation %d failed: %s", record_id, error_headline(outcome.error))
         if self._breeder_learns:
             self._breeder.tell(genes[None, :], np.array([loss]), np.array([ok]))
         self._mailbox.post(row)
@@ -278,9 +299,17 @@ class Leader:
             self._published = (done, failed)
         if self._options.monitor is not None:
             self._options.monitor.update(*self._counter.progress())
-        if self._options.sink is not None:
-            self._options.sink.consolidate()
+        sink = self._options.sink
+        if sink is not None and sink.consolidate(self._unstored(), self._rng_states()):
+            self._stored = self._log.size
         self._next_publish = time.perf_counter() + 0.5
+
+    def _unstored(self) -> np.ndarray:
+        """Records journaled but not yet in the HDF5 file."""
+        return self._log.view()[self._stored :]
+
+    def _rng_states(self) -> list[dict[str, Any]]:
+        return [self._rng.bit_generator.state, self._migrate_rng.bit_generator.state]
 
     def _seed_pool(self, rows: np.ndarray) -> None:
         """Start from records of an earlier session of this run (they are known to be ok)."""
@@ -313,6 +342,7 @@ class Leader:
             f"{self._first_error}"
         )
         self._counter.stop()
+        _log.error(self.abort_error)
         return True
 
     # --- island traffic ----------------------------------------------------------------------

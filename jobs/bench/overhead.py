@@ -15,6 +15,7 @@ import argparse
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +33,21 @@ def _run(args: argparse.Namespace) -> None:
     def noop(params: dict, trial: pg.Trial) -> float:
         return 0.0
 
-    search = pg.search  # import the engine's MPI modules before the clock starts
-    comm.Barrier()
-    t = time.perf_counter()
-    result = search(noop, space, budget=args.evaluations, seed=0)
-    wall = time.perf_counter() - t
+    import propagator.store
+    from propagator.api import Session, run
+    from propagator.layout import make_layout
+    from propagator.settings import Budget, Settings
+
+    settings = Settings(budget=Budget(evaluations=args.evaluations), seed=0)
+    layout = make_layout(comm.size, 1, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = comm.bcast(tmp if comm.rank == 0 else None)
+        session = Session(run_dir=Path(run_dir)) if args.store else Session()
+        comm.Barrier()
+        t = time.perf_counter()
+        result = run(noop, space, settings, layout, comm, session)
+        wall = time.perf_counter() - t
+        comm.Barrier()
     rss = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if comm.rank == 0:
         Path(args.out).write_text(
@@ -56,8 +67,6 @@ def _run_propulate(args: argparse.Namespace) -> None:
     limits = {"a": (-5.12, 5.12), "b": (-5.12, 5.12)}
     rng = random.Random(comm.rank)
     propagator = get_default_propagator(2 * comm.size, limits, rng=rng)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as ckpt:
         propulator = Propulator(
             loss_fn=lambda params: 0.0,
@@ -95,6 +104,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--propulate", metavar="PYTHON", help="interpreter with propulate 1.2.2")
     parser.add_argument("--propulate-sizes", type=int, nargs="+", default=[400, 4_000])
+    parser.add_argument(
+        "--store", action="store_true", help="also run with the run store on, side by side"
+    )
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="propagate", help=argparse.SUPPRESS)
     parser.add_argument("--evaluations", type=int, help=argparse.SUPPRESS)
@@ -112,6 +124,19 @@ def main() -> None:
     print(f"\nper-rank rate >= 5,000/s at every size: {min(rates) >= 5000} (min {min(rates):,.0f})")
     ratio = rates[-1] / rates[0]
     print(f"rate at {rows[-1]['n']:,} / rate at {rows[0]['n']:,}: {ratio:.2f} (target >= 0.80)")
+    if args.store and not args.run:
+        print("\nrun store on vs off (side by side, alternating, best of 3 each):")
+        for n in args.sizes:
+            off, on = [], []
+            for _ in range(3):
+                off.append(launch(__file__, args.ranks, ["--evaluations", str(n)]))
+                on.append(launch(__file__, args.ranks, ["--evaluations", str(n), "--store"]))
+            rate_off = max(r["n"] / r["wall"] for r in off)
+            rate_on = max(r["n"] / r["wall"] for r in on)
+            print(
+                f"{n:>9,} evaluations: off {rate_off:,.0f}/s, on {rate_on:,.0f}/s, "
+                f"on/off {rate_on / rate_off:.3f} (target >= 0.90)"
+            )
     if args.propulate:
         base = [
             launch(

@@ -8,6 +8,8 @@ Contract:
 * The HDF5 worker file is the journal's consolidated, documented view; it is brought up to
   date every ``consolidate_every`` seconds, at the end of a session, and when a run is
   resumed. Readers merge both, so a running or crashed run reads complete.
+* RNG states are saved with each HDF5 update: after a kill -9 a worker continues its streams
+  from the last update (seconds old), not from its very last draw.
 * Records are immutable once written; ids are unique across the run and all its sessions.
 * Nothing in a run directory is unpickled or executed when it is read.
 """
@@ -15,6 +17,7 @@ Contract:
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..space import Space
-from .hdf5 import TEXT_COLUMNS, append_worker_rows, read_meta, read_worker_file
+from .hdf5 import append_worker_rows, read_meta, read_worker_file
 from .journal import JournalWriter, read_journal
 
 META = "run.h5"
@@ -34,19 +37,6 @@ def worker_paths(run_dir: Path, worker: int) -> tuple[Path, Path]:
     """(journal, HDF5 file) of a worker."""
     stem = Path(run_dir) / WORKERS / f"worker-{worker:05d}"
     return stem.with_suffix(".journal"), stem.with_suffix(".h5")
-
-
-def _text_columns(
-    space: Space, rows: np.ndarray, side: dict[int, dict[str, Any]]
-) -> dict[str, list[str]]:
-    text: dict[str, list[str]] = {name: [] for name in TEXT_COLUMNS}
-    for row in rows:
-        s = side.get(int(row["id"]), {})
-        text["params"].append(json.dumps(space.decode(row["genes"])))
-        text["metrics"].append(json.dumps(s.get("m") or {}))
-        text["errors"].append(s.get("e") or "")
-        text["reports"].append(json.dumps(s.get("r") or []))
-    return text
 
 
 class WorkerSink:
@@ -73,12 +63,11 @@ class WorkerSink:
         self._journal_path, self._h5_path = worker_paths(run_dir, worker)
         self._journal_path.parent.mkdir(parents=True, exist_ok=True)
         self._journal = JournalWriter(self._journal_path, dtype)
+        self._journal.start_session(t0)
         self._worker = worker
         self._space = space
         self._t0 = t0
         self._every = consolidate_every
-        self._pending = np.zeros(256, dtype=dtype)
-        self._n_pending = 0
         self._side: dict[int, dict[str, Any]] = {}
         self._last = time.perf_counter()
 
@@ -88,42 +77,33 @@ class WorkerSink:
         metrics: dict[str, Any] | None,
         error: str | None,
         reports: list[tuple[int, float]],
-        rng_states: list[dict[str, Any]],
     ) -> None:
-        """Journal one finished evaluation (times made absolute) and queue it for HDF5."""
-        if self._n_pending == len(self._pending):
-            self._pending = np.concatenate([self._pending, np.zeros_like(self._pending)])
-        stored = self._pending[self._n_pending : self._n_pending + 1]
-        stored[0] = row
-        stored["start"] += self._t0
-        stored["end"] += self._t0
-        side: dict[str, Any] = {"g": rng_states}
-        if metrics is not None:
-            side["m"] = metrics
-        if error is not None:
-            side["e"] = error
-        if reports:
-            side["r"] = reports
-        self._journal.append(stored[0], side)
+        """Journal one finished evaluation (before the next one starts)."""
+        side = None
         if metrics is not None or error is not None or reports:
+            side = {"m": metrics, "e": error, "r": reports}
             self._side[int(row["id"])] = side
-        self._n_pending += 1
+        self._journal.append(row, side)
 
-    def consolidate(self, force: bool = False) -> None:
-        """Bring the HDF5 file up to date if ``consolidate_every`` has passed (or ``force``)."""
+    def consolidate(
+        self, rows: np.ndarray, rng_states: list[dict[str, Any]], force: bool = False
+    ) -> bool:
+        """Append ``rows`` (journaled since the last call that returned ``True``) to the HDF5
+        file if ``consolidate_every`` has passed or ``force``; returns whether it did."""
         now = time.perf_counter()
-        if not self._n_pending or (not force and now - self._last < self._every):
-            return
-        rows = self._pending[: self._n_pending]
-        append_worker_rows(
-            self._h5_path, self._worker, rows, _text_columns(self._space, rows, self._side)
-        )
-        self._n_pending = 0
+        if not len(rows) or (not force and now - self._last < self._every):
+            return False
+        rows = rows.copy()
+        rows["start"] += self._t0
+        rows["end"] += self._t0
+        append_worker_rows(self._h5_path, self._worker, rows, self._space, self._side, rng_states)
         self._side.clear()
         self._last = now
+        return True
 
-    def close(self) -> None:
-        self.consolidate(force=True)
+    def close(self, rows: np.ndarray, rng_states: list[dict[str, Any]]) -> None:
+        """Write what is left and close the journal."""
+        self.consolidate(rows, rng_states, force=True)
         self._journal.close()
 
 
@@ -136,7 +116,7 @@ class StoredRun:
         events: start/stop/resume events.
         rows: every record (wire rows, times in epoch seconds), ordered by id.
         metrics, errors, reports: side data by id.
-        rng_states: the last RNG states journaled by each worker.
+        rng_states: each worker's RNG states at its last HDF5 update.
         problems: what was damaged and how it was handled, for the user.
     """
 
@@ -174,7 +154,10 @@ def read_run(run_dir: Path, dtype: np.dtype, repair: bool = False) -> StoredRun:
     space = Space.from_dict(json.loads(meta["space"]))
     out = StoredRun(meta, events, np.zeros(0, dtype))
     parts: list[np.ndarray] = []
-    workers = sorted({int(p.stem.split("-")[1]) for p in (run_dir / WORKERS).glob("worker-*.*")})
+    names = (
+        re.fullmatch(r"worker-(\d+)\.(h5|journal)", p.name) for p in (run_dir / WORKERS).iterdir()
+    )
+    workers = sorted({int(m.group(1)) for m in names if m})
     for worker in workers:
         parts.append(_read_worker(run_dir, worker, dtype, space, out, repair))
     rows = np.concatenate(parts) if parts else np.zeros(0, dtype)
@@ -192,8 +175,10 @@ def _read_worker(
     rows = np.zeros(0, dtype)
     if h5_path.exists():
         try:
-            rows, text = read_worker_file(h5_path)
+            rows, text, states = _read_settled(h5_path)
             _add_text(out, rows, text)
+            if states:
+                out.rng_states[worker] = states
         except (OSError, KeyError, ValueError) as exc:
             out.problems.append(f"{h5_path.name} is damaged ({exc}); using its journal")
             rows = np.zeros(0, dtype)
@@ -207,8 +192,6 @@ def _read_worker(
             f"{journal_path.name}: a damaged or cut-off tail of {journal.dropped_bytes} bytes "
             "was ignored (an evaluation in flight when the job was killed)"
         )
-    if len(journal.rows):
-        out.rng_states[worker] = journal.side.get(int(journal.rows["id"][-1]), {}).get("g", [])
     missing = journal.rows[~np.isin(journal.rows["id"], rows["id"])]
     for record_id, side in journal.side.items():
         if side.get("m"):
@@ -218,8 +201,19 @@ def _read_worker(
         if side.get("r"):
             out.reports.setdefault(record_id, [tuple(p) for p in side["r"]])
     if repair and len(missing):
-        append_worker_rows(h5_path, worker, missing, _text_columns(space, missing, journal.side))
+        states = out.rng_states.get(worker)
+        append_worker_rows(h5_path, worker, missing, space, journal.side, states)
     return np.concatenate([rows, missing]) if len(missing) else rows
+
+
+def _read_settled(path: Path) -> tuple[np.ndarray, dict[str, list[str]], list]:
+    """Read a worker file, retrying briefly: its writer may be in the middle of an update."""
+    for delay in (0.05, 0.2, 0.5):
+        try:
+            return read_worker_file(path)
+        except (OSError, KeyError, ValueError):
+            time.sleep(delay)
+    return read_worker_file(path)
 
 
 def _add_text(out: StoredRun, rows: np.ndarray, text: dict[str, list[str]]) -> None:

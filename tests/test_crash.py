@@ -1,0 +1,94 @@
+"""kill -9 of a whole ``mpiexec`` job at random moments, then resume, until the budget is done.
+
+At the end: exactly the budget of evaluations is stored, ids are unique, and every evaluation
+the objective had finished is in the store except at most one in flight per worker per kill.
+``PROPAGATE_CRASH_ROUNDS`` sets the number of kills (CI runs a few; run more by hand).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import propagator as pg
+
+pytestmark = pytest.mark.mpi
+DATA = Path(__file__).parent / "data"
+RANKS, BUDGET = 4, 600
+_RUN = "import sys; from propagator.cli import main; sys.exit(main())"
+
+
+def _search_file(tmp: Path, budget: int) -> Path:
+    path = tmp / "crash.yaml"
+    path.write_text(
+        f"""
+objective: {DATA / "crash_objective.py"}:objective
+space:
+  x: {{type: float, low: -1, high: 1}}
+  y: {{type: float, low: -1, high: 1}}
+metric: loss
+budget: {{evaluations: {budget}}}
+islands: 2
+run_dir: {tmp / "run"}
+seed: 1
+"""
+    )
+    return path
+
+
+def _launch(path: Path, log_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PROPAGATE_TEST_LOG": str(log_dir)}
+    cmd = ["mpiexec", "-n", str(RANKS), sys.executable, "-c", _RUN, str(path)]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _finished_ids(log_dir: Path) -> list[int]:
+    return [int(line) for f in log_dir.glob("*.log") for line in f.read_text().split()]
+
+
+def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET) -> dict:
+    rng = random.Random(seed)
+    path, log_dir = _search_file(tmp, budget), tmp / "finished"
+    log_dir.mkdir()
+    kills = 0
+    for _ in range(rounds):
+        proc = _launch(path, log_dir)
+        time.sleep(rng.uniform(1.5, 4.0))  # includes ~1-2 s of start-up: kills land anywhere
+        if proc.poll() is not None:
+            break
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    while True:  # finish the budget (a resume may itself complete it)
+        proc = _launch(path, log_dir)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out.decode()[-3000:]
+        if b"already spent" in out or len(pg.load(tmp / "run")) >= budget:
+            break
+    result = pg.load(tmp / "run")
+    finished = _finished_ids(log_dir)
+    stored = set(result.rows["id"].tolist())
+    return {"kills": kills, "result": result, "finished": finished, "lost": set(finished) - stored}
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_and_resume_loses_only_evaluations_in_flight(tmp_path):
+    rounds = int(os.environ.get("PROPAGATE_CRASH_ROUNDS", "3"))
+    outcome = crash_and_resume(tmp_path, rounds)
+    result = outcome["result"]
+    ids = result.rows["id"]
+    assert len(result) == BUDGET
+    assert len(set(ids.tolist())) == len(ids)
+    assert outcome["kills"] >= 1
+    assert len(outcome["lost"]) <= outcome["kills"] * RANKS, outcome["lost"]
+    # every stored evaluation carries its metrics, whether it came from HDF5 or the journal
+    assert all(r.metrics["aux"] == r.id for r in result.records if r.ok)
