@@ -6,26 +6,50 @@
     result = pg.search(objective, space, budget=pg.Budget(evaluations=500), islands=2)
     result.best
 
-Importing this package needs neither MPI nor torch; :func:`search` loads mpi4py when called.
+Names load on first use (as Optuna does): importing this package imports neither numpy, MPI,
+h5py nor torch, so the ``propagate`` command can size thread pools before numpy loads, and
+:func:`search` initialises MPI only when a search runs.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
-from .evaluation import Trial
-from .records import Record
-from .result import Result, RunInfo
-from .settings import Budget, Migration
-from .space import Categorical, Constant, Float, Int, Space
-from .strategies import GA, Random
 
 if TYPE_CHECKING:
     from .api import search
+    from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
+    from .evaluation import Trial
+    from .records import Record
+    from .result import Result, RunInfo
+    from .settings import Budget, Migration
+    from .space import Categorical, Constant, Float, Int, Space
+    from .store import load
+    from .strategies import GA, Random
 
 __version__ = "0.1.0"
 
+_HOME = {
+    "search": "api",
+    "ConfigError": "errors",
+    "ObjectiveError": "errors",
+    "PropagateError": "errors",
+    "SpaceError": "errors",
+    "Trial": "evaluation",
+    "Record": "records",
+    "Result": "result",
+    "RunInfo": "result",
+    "Budget": "settings",
+    "Migration": "settings",
+    "Categorical": "space",
+    "Constant": "space",
+    "Float": "space",
+    "Int": "space",
+    "Space": "space",
+    "load": "store",
+    "GA": "strategies",
+    "Random": "strategies",
+}
 __all__ = [
     "GA",
     "Budget",
@@ -49,19 +73,13 @@ __all__ = [
 ]
 
 
-def load(run_dir: str) -> Result:
-    """Every evaluation of the run stored in ``run_dir`` (finished, interrupted or running),
-    as a :class:`Result`. Reading never executes code from the run directory."""
-    from .store import load as _load  # h5py only when a store is read
-
-    return _load(run_dir)
-
-
 def __getattr__(name: str) -> Any:
-    # mpi4py initialises MPI on import: load it only when a search actually runs.
-    if name == "search":
-        from .api import search
+    if name not in _HOME:
+        raise AttributeError(f"module 'propagator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
-        globals()["search"] = search
-        return search
-    raise AttributeError(f"module 'propagator' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

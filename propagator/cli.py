@@ -118,7 +118,6 @@ def _run(args: argparse.Namespace) -> int:
     from .signals import StopOnSignal
 
     comm = MPI.COMM_WORLD
-    _share_cores(comm)
     settings = search.settings
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)
@@ -173,23 +172,6 @@ def _run(args: argparse.Namespace) -> int:
     if comm.rank == 0:
         _finish(search, plan.session, result, stop.received)
     return EXIT_OK
-
-
-def _share_cores(comm: Any) -> None:
-    """Give each rank its share of the node's cores for BLAS/OpenMP thread pools, unless the
-    user set OMP_NUM_THREADS: ranks on one node with full-size pools each fight over the
-    cores (15x slower in the quick start on 2 cores)."""
-    import os
-
-    from mpi4py import MPI
-    from threadpoolctl import threadpool_limits
-
-    if "OMP_NUM_THREADS" in os.environ:
-        return
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    per_rank = max(1, (os.cpu_count() or 1) // node.size)
-    node.Free()
-    threadpool_limits(per_rank)
 
 
 def _world_rank() -> int:

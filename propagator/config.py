@@ -175,7 +175,12 @@ def load(path: str | Path) -> SearchFile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the search file {str(path)!r}: {exc.strerror}") from None
+        hint = ""
+        if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+            hint = "; to run a command, use one of: run, validate, report, export, plot, optuna"
+        raise ConfigError(
+            f"cannot read the search file {str(path)!r}: {exc.strerror}{hint}"
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "

@@ -116,3 +116,29 @@ def test_signal_stops_every_rank_cleanly(tmp_path, sig):
     finished = {int(x) for f in tmp_path.glob("rank-*.log") for x in f.read_text().split()}
     assert finished == set(result.rows["id"].tolist())  # nothing finished was lost
     assert read(tmp_path / "run").events[-1]["kind"] == "interrupted"
+
+
+def test_reading_a_running_search_never_disturbs_it(tmp_path):
+    path = _write(tmp_path, 1500, extra="max_initial_failures: 5\n")
+    env = {**os.environ, "PROPAGATE_TEST_LOG": str(tmp_path)}
+    cmd = ["mpiexec", "-n", "3", sys.executable, "-c", _RUN, str(path)]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    reads, seen = 0, []
+    while proc.poll() is None:
+        if (tmp_path / "run" / "run.h5").exists():
+            report = subprocess.run(
+                [sys.executable, "-c", _RUN, "report", str(tmp_path / "run")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert report.returncode == 0, report.stderr
+            seen.append(len(pg.load(tmp_path / "run")))
+            reads += 1
+        time.sleep(0.05)
+    out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+    assert reads >= 3 and seen == sorted(seen)  # the store only ever grows
+    assert len(pg.load(tmp_path / "run")) == 1500
