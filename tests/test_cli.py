@@ -1,0 +1,42 @@
+"""The command line on good input: validate, version, the shipped search files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from propagator import _entry
+from propagator.cli import main
+
+JOBS = Path(__file__).parent.parent / "jobs"
+
+
+def test_validate_prints_the_effective_configuration_and_layout(capsys):
+    assert main(["validate", str(JOBS / "quickstart.yaml"), "-n", "8"]) == 0
+    out = capsys.readouterr().out
+    effective = yaml.safe_load(out)
+    assert effective["budget"] == {"evaluations": 1200, "time": 180.0}
+    assert effective["space"]["epochs"] == {"type": "constant", "value": 150}  # fixed values
+    assert effective["strategy"][0]["population"] is None  # default: max(16, 2 x workers)
+    assert "8 ranks -> 8 workers of 1 rank -> 2 islands" in out
+    assert "island 1: workers 4..7 (ranks 4..7)" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("propagate 0.")
+
+
+def test_ranks_sharing_a_node_get_their_share_of_the_cores(monkeypatch):
+    for var in (*_entry._POOLS, *_entry._LOCAL_RANKS):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(_entry.os, "cpu_count", lambda: 16)
+    monkeypatch.setenv("MPI_LOCALNRANKS", "4")
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")  # the user's choice wins
+    _entry.share_cores()
+    assert _entry.os.environ["OMP_NUM_THREADS"] == "4"
+    assert _entry.os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    assert _entry.os.environ["MKL_NUM_THREADS"] == "2"
