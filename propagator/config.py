@@ -381,7 +381,7 @@ def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
         if isinstance(spec, Mapping):
             return Space.from_dict(spec)
         if spec.endswith((".yaml", ".yml")):
-            file = _find(spec, base)
+            file = _find(spec, base, "space")
             try:
                 loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
             except yaml.YAMLError as exc:
@@ -402,11 +402,12 @@ def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
         raise ConfigError(f"space: cannot read {spec!r}: {exc.strerror}") from None
 
 
-def _find(name: str, base: Path) -> Path:
+def _find(name: str, base: Path, what: str) -> Path:
+    """A file named in the search file: relative to the current directory or to the file."""
     for candidate in (Path(name), base / name):
-        if candidate.exists():
+        if candidate.is_file():
             return candidate
-    raise ConfigError(f"space: no file {name!r} ({_looked_in(base)})")
+    raise ConfigError(f"{what}: no file {name!r} ({_looked_in(base)})")
 
 
 def _looked_in(base: Path) -> str:
@@ -421,7 +422,7 @@ def load_objective(spec: str, base: Path = Path(".")) -> Objective:
         return _trainer(spec)
     target, _, attr = spec.rpartition(":")
     if target.endswith(".py"):
-        module = _import_file(_find_objective_file(target, base))
+        module = _import_file(_find(target, base, "objective"))
         obj = getattr(module, attr, None)
         if obj is None:
             raise ConfigError(f"objective: {target} has no {attr!r}{_did_you_mean(attr, module)}")
@@ -477,13 +478,6 @@ def _did_you_mean(attr: str, module: Any) -> str:
     names = [n for n in vars(module) if not n.startswith("_")]
     close = difflib.get_close_matches(attr, names, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _find_objective_file(target: str, base: Path) -> Path:
-    for candidate in (Path(target), base / target):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"objective: no file {target!r} ({_looked_in(base)})")
 
 
 def _import_file(path: Path) -> Any:

@@ -36,3 +36,27 @@ def run_mpi(n: int, scenario: str, out: Path, *args: str, timeout: float = 120) 
     )
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
     return ranks
+
+
+# The propagate command, for subprocesses under mpiexec (the console script's entry point).
+PROPAGATE = ["-c", "import sys; from propagator._entry import main; sys.exit(main())"]
+DATA = Path(__file__).parent / "data"
+
+
+def search_file(tmp: Path, evaluations: int, islands: int = 2, extra: str = "") -> Path:
+    """A search file over ``tests/data/crash_objective.py`` storing its run in ``tmp/run``."""
+    path = tmp / "search.yaml"
+    path.write_text(
+        f"""
+objective: {DATA / "crash_objective.py"}:objective
+space:
+  x: {{type: float, low: -1, high: 1}}
+  y: {{type: float, low: -1, high: 1}}
+metric: loss
+budget: {{evaluations: {evaluations}}}
+islands: {islands}
+run_dir: {tmp / "run"}
+seed: 3
+{extra}"""
+    )
+    return path

@@ -16,36 +16,17 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PROPAGATE, search_file
 
 import propagator as pg
 
 pytestmark = pytest.mark.mpi
-DATA = Path(__file__).parent / "data"
 RANKS, BUDGET = 4, 600
-_RUN = "import sys; from propagator.cli import main; sys.exit(main())"
-
-
-def _search_file(tmp: Path, budget: int) -> Path:
-    path = tmp / "crash.yaml"
-    path.write_text(
-        f"""
-objective: {DATA / "crash_objective.py"}:objective
-space:
-  x: {{type: float, low: -1, high: 1}}
-  y: {{type: float, low: -1, high: 1}}
-metric: loss
-budget: {{evaluations: {budget}}}
-islands: 2
-run_dir: {tmp / "run"}
-seed: 1
-"""
-    )
-    return path
 
 
 def _launch(path: Path, log_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "PROPAGATE_TEST_LOG": str(log_dir)}
-    cmd = ["mpiexec", "-n", str(RANKS), sys.executable, "-c", _RUN, str(path)]
+    cmd = ["mpiexec", "-n", str(RANKS), sys.executable, *PROPAGATE, str(path)]
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -57,7 +38,7 @@ def _finished_ids(log_dir: Path) -> list[int]:
 
 def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET) -> dict:
     rng = random.Random(seed)
-    path, log_dir = _search_file(tmp, budget), tmp / "finished"
+    path, log_dir = search_file(tmp, budget), tmp / "finished"
     log_dir.mkdir()
     kills = 0
     for _ in range(rounds):

@@ -11,46 +11,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROPAGATE, search_file
 
 import propagator as pg
 from propagator.store import read
 
 pytestmark = pytest.mark.mpi
-_RUN = "import sys; from propagator.cli import main; sys.exit(main())"
-DATA = Path(__file__).parent / "data"
-
-
-def _write(tmp: Path, evaluations: int, islands: int = 2, extra: str = "") -> Path:
-    path = tmp / "search.yaml"
-    path.write_text(
-        f"""
-objective: {DATA / "crash_objective.py"}:objective
-space:
-  x: {{type: float, low: -1, high: 1}}
-  y: {{type: float, low: -1, high: 1}}
-metric: loss
-budget: {{evaluations: {evaluations}}}
-islands: {islands}
-run_dir: {tmp / "run"}
-seed: 3
-{extra}"""
-    )
-    return path
 
 
 def _propagate(tmp: Path, ranks: int, *args: str, timeout: float = 120) -> tuple[int, str]:
     env = {**os.environ, "PROPAGATE_TEST_LOG": str(tmp)}
-    cmd = ["mpiexec", "-n", str(ranks), sys.executable, "-c", _RUN, *args]
+    cmd = ["mpiexec", "-n", str(ranks), sys.executable, *PROPAGATE, *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
 
 
 def test_resume_with_other_rank_counts_continues_ids_pools_and_budget(tmp_path):
-    path = _write(tmp_path, 200)
+    path = search_file(tmp_path, 200)
     assert _propagate(tmp_path, 4, str(path))[0] == 0
     first = pg.load(tmp_path / "run")
     assert len(first) == 200
-    path = _write(tmp_path, 500)  # only the budget grew: allowed
+    path = search_file(tmp_path, 500)  # only the budget grew: allowed
     code, out = _propagate(tmp_path, 6, str(path))
     assert code == 0, out
     assert "resuming" in out and "200 evaluations done" in out
@@ -69,17 +50,17 @@ def test_resume_with_other_rank_counts_continues_ids_pools_and_budget(tmp_path):
 
 
 def test_changed_search_file_is_refused_with_a_diff_then_fresh_keeps_the_old_run(tmp_path):
-    path = _write(tmp_path, 100)
+    path = search_file(tmp_path, 100)
     assert _propagate(tmp_path, 2, str(path))[0] == 0
-    path = _write(tmp_path, 100, islands=1)
+    path = search_file(tmp_path, 100, islands=1)
     code, out = _propagate(tmp_path, 2, str(path))
     assert code == 2
     assert "only a larger budget may change" in out
     assert "-islands: 2" in out and "+islands: 1" in out
     assert "Traceback" not in out
-    path = _write(tmp_path, 50)  # a smaller budget is a change too
+    path = search_file(tmp_path, 50)  # a smaller budget is a change too
     assert _propagate(tmp_path, 2, str(path))[0] == 2
-    path = _write(tmp_path, 100, islands=1)
+    path = search_file(tmp_path, 100, islands=1)
     code, out = _propagate(tmp_path, 2, str(path), "--fresh")
     assert code == 0, out
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
@@ -89,9 +70,9 @@ def test_changed_search_file_is_refused_with_a_diff_then_fresh_keeps_the_old_run
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
 def test_signal_stops_every_rank_cleanly(tmp_path, sig):
-    path = _write(tmp_path, 100_000)
+    path = search_file(tmp_path, 100_000)
     env = {**os.environ, "PROPAGATE_TEST_LOG": str(tmp_path)}
-    cmd = ["mpiexec", "-n", "4", sys.executable, "-c", _RUN, str(path)]
+    cmd = ["mpiexec", "-n", "4", sys.executable, *PROPAGATE, str(path)]
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -119,9 +100,9 @@ def test_signal_stops_every_rank_cleanly(tmp_path, sig):
 
 
 def test_reading_a_running_search_never_disturbs_it(tmp_path):
-    path = _write(tmp_path, 1500, extra="max_initial_failures: 5\n")
+    path = search_file(tmp_path, 1500, extra="max_initial_failures: 5\n")
     env = {**os.environ, "PROPAGATE_TEST_LOG": str(tmp_path)}
-    cmd = ["mpiexec", "-n", "3", sys.executable, "-c", _RUN, str(path)]
+    cmd = ["mpiexec", "-n", "3", sys.executable, *PROPAGATE, str(path)]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -129,7 +110,7 @@ def test_reading_a_running_search_never_disturbs_it(tmp_path):
     while proc.poll() is None:
         if (tmp_path / "run" / "run.h5").exists():
             report = subprocess.run(
-                [sys.executable, "-c", _RUN, "report", str(tmp_path / "run")],
+                [sys.executable, *PROPAGATE, "report", str(tmp_path / "run")],
                 capture_output=True,
                 text=True,
                 timeout=60,

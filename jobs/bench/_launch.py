@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,3 +20,16 @@ def launch(
         cmd = ["mpiexec", "-n", str(ranks), python, script, "--run", *args, "--out", str(out)]
         subprocess.run(cmd, check=True, timeout=timeout)
         return json.loads(out.read_text())
+
+
+def parse(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], None]
+) -> argparse.Namespace | None:
+    """Parse a benchmark's arguments; under ``--run`` (the mpiexec half) run it and return None."""
+    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run(args)
+        return None
+    return args

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _launch import launch, parse
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -107,16 +108,11 @@ def main() -> None:
     parser.add_argument(
         "--store", action="store_true", help="also run with the run store on, side by side"
     )
-    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="propagate", help=argparse.SUPPRESS)
     parser.add_argument("--evaluations", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.run:
-        (_run if args.engine == "propagate" else _run_propulate)(args)
+    args = parse(parser, lambda a: (_run if a.engine == "propagate" else _run_propulate)(a))
+    if args is None:
         return
-
-    from _launch import launch
 
     rows = [launch(__file__, args.ranks, ["--evaluations", str(n)]) for n in args.sizes]
     _table(f"propagate, no-op objective, {args.ranks} ranks", rows)

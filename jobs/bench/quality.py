@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _launch import launch, parse
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -42,14 +43,10 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--evaluations", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.run:
-        _run(args)
+    args = parse(parser, _run)
+    if args is None:
         return
     import numpy as np
-    from _launch import launch
 
     from propagator.benchmarks import BENCHMARKS
 

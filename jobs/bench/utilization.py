@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _launch import launch, parse
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -58,13 +59,9 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=3200)
     parser.add_argument("--islands", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.run:
-        _run(args)
+    args = parse(parser, _run)
+    if args is None:
         return
-    from _launch import launch
 
     print(f"{args.ranks} ranks, {args.islands} islands, {args.evaluations} evaluations of 20–80 ms")
     print(f"{'run':>3} {'wall s':>7} {'busy s':>8} {'utilization':>11}  evaluations per worker")
