@@ -20,6 +20,7 @@ import secrets
 import shutil
 import sys
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PropagateError) as exc:
         _error(str(exc), args)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    except Exception:
+        _abort_others()
+        raise
+
+
+def _abort_others() -> None:
+    """An unexpected error on one rank of an MPI job: take the whole job down, so that no
+    rank waits forever for this one."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    running = mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized()
+    if running and mpi.COMM_WORLD.size > 1:
+        traceback.print_exc()
+        sys.stderr.flush()
+        mpi.COMM_WORLD.Abort(1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,11 +140,13 @@ def _run(args: argparse.Namespace) -> int:
     if comm.rank == 0:
         try:
             data = encode_plan(_prepare(search, layout, args.fresh))
-        except (ConfigError, PropagateError) as exc:
-            failure = str(exc)
+        except ConfigError as exc:
+            failure = ("config", str(exc))
+        except Exception:  # every rank must hear of it, or they wait for rank 0 forever
+            failure = ("internal", f"preparing {search.run_dir} failed:\n{traceback.format_exc()}")
     failure = comm.bcast(failure)
     if failure is not None:
-        raise ConfigError(failure)
+        raise (ConfigError if failure[0] == "config" else PropagateError)(failure[1])
     plan = decode_plan(broadcast_bytes(comm, data), wire_dtype(search.space.dim))
     seed = json.loads(
         broadcast_bytes(comm, json.dumps(_stored_seed(search)).encode() if comm.rank == 0 else None)
@@ -204,6 +221,8 @@ def _prepare(search: Any, layout: Any, fresh: bool) -> Any:
         }
     )
     if not meta.exists():
+        for torn in run_dir.glob(f".{META}.tmp-*"):  # a kill while the run was being created
+            torn.unlink()
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(
                 f"run_dir {str(run_dir)!r} exists but holds no propagate run; "
@@ -212,6 +231,7 @@ def _prepare(search: Any, layout: Any, fresh: bool) -> Any:
         run_dir.mkdir(parents=True, exist_ok=True)
         settings = search.settings
         seed = settings.seed if settings.seed is not None else secrets.randbits(63)
+        start = {"time": time.time(), "session": 0, "kind": "start", "detail": layout_json}
         write_meta(
             meta,
             {
@@ -223,10 +243,10 @@ def _prepare(search: Any, layout: Any, fresh: bool) -> Any:
                 "direction": settings.direction,
                 "n_genes": search.space.dim,
                 "versions": versions(),
-                "created": time.time(),
+                "created": start["time"],
             },
+            [start],
         )
-        add_event(meta, 0, "start", layout_json)
         return Plan(0, 0, 0, settings.budget)
     attrs, _ = read_meta(meta)
     change = config_change(json.loads(attrs["config"]), search.resolved())

@@ -40,3 +40,17 @@ def test_ranks_sharing_a_node_get_their_share_of_the_cores(monkeypatch):
     assert _entry.os.environ["OMP_NUM_THREADS"] == "4"
     assert _entry.os.environ["OPENBLAS_NUM_THREADS"] == "4"
     assert _entry.os.environ["MKL_NUM_THREADS"] == "2"
+
+
+def test_a_run_killed_while_being_created_starts_cleanly(tmp_path, monkeypatch, capsys):
+    from conftest import search_file
+
+    monkeypatch.setenv("PROPAGATE_TEST_LOG", str(tmp_path))
+    path = search_file(tmp_path, 20, islands=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".run.h5.tmp-4242").write_bytes(b"\x89HDF half written")
+    assert main(["run", str(path)]) == 0
+    assert not list((tmp_path / "run").glob(".run.h5.tmp-*"))
+    import propagator as pg
+
+    assert len(pg.load(tmp_path / "run")) == 20

@@ -32,6 +32,10 @@ def _launch(path: Path, log_dir: Path) -> subprocess.Popen:
     )
 
 
+def _shm() -> set[Path]:
+    return set(Path("/dev/shm").glob("mpich_shm_*")) if Path("/dev/shm").is_dir() else set()
+
+
 def _finished_ids(log_dir: Path) -> list[int]:
     return [int(line) for f in log_dir.glob("*.log") for line in f.read_text().split()]
 
@@ -42,6 +46,7 @@ def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET
     log_dir.mkdir()
     kills = 0
     for _ in range(rounds):
+        before = _shm()
         proc = _launch(path, log_dir)
         time.sleep(rng.uniform(1.5, 4.0))  # includes ~1-2 s of start-up: kills land anywhere
         if proc.poll() is not None:
@@ -49,9 +54,15 @@ def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
+        for leaked in _shm() - before:  # MPICH cannot clean up after kill -9
+            leaked.unlink(missing_ok=True)
     while True:  # finish the budget (a resume may itself complete it)
         proc = _launch(path, log_dir)
-        out, _ = proc.communicate(timeout=120)
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
         assert proc.returncode == 0, out.decode()[-3000:]
         if b"already spent" in out or len(pg.load(tmp / "run")) >= budget:
             break

@@ -28,6 +28,7 @@ Rows of a worker file are in the order they were evaluated; ``id`` is unique in 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -149,19 +150,28 @@ def read_worker_file(path: Path) -> tuple[np.ndarray, dict[str, list[str]], list
     return rows, text, states
 
 
-def write_meta(path: Path, attrs: dict[str, Any]) -> None:
-    """Create ``run.h5`` with its attributes and an empty event table."""
-    with _open(path, "w") as f:
+def write_meta(
+    path: Path, attrs: dict[str, Any], events: list[dict[str, Any]] | None = None
+) -> None:
+    """Write ``run.h5`` whole: to a temporary file, then renamed over the old one, so that a
+    kill at any moment leaves either the old or the new file, never a torn one (it changes
+    only a few times per session)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with _open(tmp, "w") as f:
         f.attrs["format_version"] = FORMAT_VERSION
         for key, value in attrs.items():
             f.attrs[key] = value
-        f.create_dataset("events", (0,), _EVENT, maxshape=(None,), chunks=(64,))
+        rows = [(e["time"], e["session"], e["kind"], e["detail"]) for e in events or []]
+        f.create_dataset(
+            "events", data=np.array(rows, dtype=_EVENT), maxshape=(None,), chunks=(64,)
+        )
+    os.replace(tmp, path)
 
 
 def update_meta(path: Path, attrs: dict[str, Any]) -> None:
-    with _open(path, "a") as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
+    """Change some attributes of ``run.h5`` (atomically, see :func:`write_meta`)."""
+    old, events = read_meta(path)
+    write_meta(path, {**old, **attrs}, events)
 
 
 def read_meta(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -181,11 +191,10 @@ def read_meta(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def add_event(path: Path, session: int, kind: str, detail: str = "") -> None:
-    with _open(path, "a") as f:
-        events = f["events"]
-        n = len(events)
-        events.resize((n + 1,))
-        events[n] = (time.time(), session, kind, detail)
+    """Append an event to ``run.h5`` (atomically, see :func:`write_meta`)."""
+    attrs, events = read_meta(path)
+    event = {"time": time.time(), "session": session, "kind": kind, "detail": detail}
+    write_meta(path, attrs, [*events, event])
 
 
 def versions() -> str:
