@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument(
         "--store", action="store_true", help="also run with the run store on, side by side"
     )
+    parser.add_argument("--repeat", type=int, default=3, help="store on/off pairs per size")
     parser.add_argument("--engine", default="propagate", help=argparse.SUPPRESS)
     parser.add_argument("--evaluations", type=int, help=argparse.SUPPRESS)
     args = parse(parser, lambda a: (_run if a.engine == "propagate" else _run_propulate)(a))
@@ -121,10 +122,10 @@ def main() -> None:
     ratio = rates[-1] / rates[0]
     print(f"rate at {rows[-1]['n']:,} / rate at {rows[0]['n']:,}: {ratio:.2f} (target >= 0.80)")
     if args.store and not args.run:
-        print("\nrun store on vs off (side by side, alternating, best of 3 each):")
+        print(f"\nrun store on vs off (side by side, alternating, best of {args.repeat} each):")
         for n in args.sizes:
             off, on = [], []
-            for _ in range(3):
+            for _ in range(args.repeat):
                 off.append(launch(__file__, args.ranks, ["--evaluations", str(n)]))
                 on.append(launch(__file__, args.ranks, ["--evaluations", str(n), "--store"]))
             rate_off = max(r["n"] / r["wall"] for r in off)
