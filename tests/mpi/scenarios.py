@@ -191,8 +191,38 @@ def badlayout(args: list[str]) -> dict:
     return {"raised": None}
 
 
+def trainer(args: list[str]) -> dict:
+    """One evaluation of a registered trainer on a worker of all ranks: ``name backend k``."""
+    from propagator.config import load_objective
+
+    name, backend, k = args[0], args[1], int(args[2])
+    params = json.loads(args[3]) if len(args) > 3 else {}
+    space = pg.Space({"lr": pg.Float(0.049, 0.051), **params, "backend": backend})
+    result = pg.search(
+        load_objective(name),
+        space,
+        metric="val_loss",
+        budget=WORLD.size // k,
+        ranks_per_worker=k,
+        seed=0,
+    )
+    return {
+        "records": [
+            {
+                "status": r.status,
+                "error": r.error,
+                "metrics": r.metrics,
+                "params": r.params,
+                "reports": r.intermediate,
+            }
+            for r in result.records
+        ]
+    }
+
+
 SCENARIOS = {
-    f.__name__: f for f in (islands, multirank, termination, failures, broken, bigspace, badlayout)
+    f.__name__: f
+    for f in (islands, multirank, termination, failures, broken, bigspace, badlayout, trainer)
 }
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""``baseline``: synchronous data-parallel training (gradient all-reduce every step).
+
+The reference every other method is compared against: each rank of the worker trains on its
+shard, gradients are averaged over the ranks in one bucket per step, so ``k`` ranks with a
+global batch ``B`` follow the same trajectory as one rank with batch ``B`` (up to the order of
+floating-point sums). Params: the model's (see :mod:`trainers.models`), ``optimizer``, ``lr``,
+``momentum``, ``weight_decay``, ``schedule``, ``warmup_steps``, ``batch_size`` (global,
+default 64), ``epochs`` (default 5), ``shuffle`` (default true), the data's (see
+:mod:`trainers.data`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from propagator import Trial
+
+from .data import load_data
+from .framework import (
+    allreduce_gradients,
+    batches,
+    evaluate,
+    finish,
+    loss_function,
+    make_optimizer,
+    make_schedule,
+    setup,
+    steps_per_epoch,
+    sync_parameters,
+)
+from .models import build_model
+
+
+def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+    ctx = setup(params, trial)
+    data = load_data(params, ctx.rank, ctx.size)
+    model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
+    sync_parameters(model, ctx.comm)
+    epochs = int(params.get("epochs", 5))
+    steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
+    optimizer = make_optimizer(params, model.parameters())
+    schedule = make_schedule(params, optimizer, epochs * steps)
+    loss_of = loss_function(data.task)
+    start, train_loss = time.perf_counter(), float("nan")
+    for epoch in range(epochs):
+        total = 0.0
+        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
+            optimizer.zero_grad()
+            loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
+            loss.backward()
+            allreduce_gradients(model, ctx.comm)
+            optimizer.step()
+            schedule.step()
+            total += loss.item()
+        train_loss = total / steps
+        trial.report(epoch, evaluate(model, data, ctx.device)[0])
+    return finish(ctx, model, data, train_loss, time.perf_counter() - start)

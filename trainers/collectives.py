@@ -1,0 +1,157 @@
+"""Collectives on a worker's ranks (``trial.comm``), counting the bytes each rank sends.
+
+Two backends with one interface:
+
+* :class:`MPICollectives` — mpi4py on CPU tensors, through numpy views of the tensors' own
+  memory (no copies). Always available.
+* :class:`TorchCollectives` — ``torch.distributed`` (gloo on CPU, NCCL on GPU). Its process
+  group is created once per worker group (a rendezvous address is broadcast over the MPI
+  communicator) and reused by every later trial of the search.
+
+``bytes_sent`` counts the payload a rank hands to communication calls: ``nbytes`` of each
+tensor it all-reduces or sends, and, for a broadcast, the tensor's size on the root only. It
+is a property of the method, not of the MPI library's algorithm (a ring all-reduce moves
+about twice the payload over the wire).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Protocol
+
+import numpy as np
+import torch
+from mpi4py import MPI
+
+
+class Collectives(Protocol):
+    """What trainers need from a communicator."""
+
+    rank: int
+    size: int
+    bytes_sent: int
+
+    def allreduce_(self, tensor: torch.Tensor, average: bool = True) -> torch.Tensor:
+        """Sum (or average) ``tensor`` over the ranks, in place."""
+        ...
+
+    def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
+        """Overwrite ``tensor`` with ``root``'s, in place."""
+        ...
+
+
+def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.device.type != "cpu" or not tensor.is_contiguous():
+        raise ValueError("MPI collectives need contiguous CPU tensors")
+    return tensor.detach().numpy()  # shares the tensor's memory
+
+
+class MPICollectives:
+    """mpi4py collectives on a communicator (see the module docstring).
+
+    Args:
+        comm: the worker's communicator (``trial.comm``).
+    """
+
+    def __init__(self, comm: MPI.Comm) -> None:
+        self.comm = comm
+        self.rank, self.size = comm.rank, comm.size
+        self.bytes_sent = 0
+
+    def allreduce_(self, tensor: torch.Tensor, average: bool = True) -> torch.Tensor:
+        if self.size == 1:
+            return tensor
+        array = _as_numpy(tensor)
+        self.comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+        self.bytes_sent += array.nbytes
+        if average:
+            tensor.div_(self.size)
+        return tensor
+
+    def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
+        if self.size == 1:
+            return tensor
+        array = _as_numpy(tensor)
+        self.comm.Bcast(array, root=root)
+        if self.rank == root:
+            self.bytes_sent += array.nbytes
+        return tensor
+
+
+_MEMBERS: list[tuple[int, ...]] = []  # the world ranks of the live process group, if any
+
+
+class TorchCollectives:
+    """``torch.distributed`` collectives for the ranks of ``comm`` (see the module docstring).
+
+    The first instance for a set of ranks creates the process group (gloo, or NCCL when the
+    tensors live on GPUs); later instances, in later trials, reuse it. A process belongs to one
+    worker at a time, so one group per process suffices; a later search that puts this rank in
+    a different worker replaces it.
+    """
+
+    def __init__(self, comm: MPI.Comm, device: torch.device) -> None:
+        import torch.distributed as dist
+
+        self.rank, self.size = comm.rank, comm.size
+        self.bytes_sent = 0
+        self._dist = dist
+        members = tuple(comm.group.Translate_ranks(list(range(comm.size)), MPI.COMM_WORLD.group))
+        if self.size > 1 and [members] != _MEMBERS:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            _rendezvous(comm, "nccl" if device.type == "cuda" else "gloo")
+            _MEMBERS[:] = [members]
+
+    def allreduce_(self, tensor: torch.Tensor, average: bool = True) -> torch.Tensor:
+        if self.size == 1:
+            return tensor
+        self._dist.all_reduce(tensor, op=self._dist.ReduceOp.SUM)
+        self.bytes_sent += tensor.numel() * tensor.element_size()
+        if average:
+            tensor.div_(self.size)
+        return tensor
+
+    def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
+        if self.size == 1:
+            return tensor
+        self._dist.broadcast(tensor, src=root)
+        if self.rank == root:
+            self.bytes_sent += tensor.numel() * tensor.element_size()
+        return tensor
+
+
+def _rendezvous(comm: MPI.Comm, backend: str) -> None:
+    """Create the process group of ``comm``'s ranks: its rank 0 opens a TCP store on a free
+    port and broadcasts the address over MPI."""
+    import torch.distributed as dist
+
+    address = None
+    if comm.rank == 0:
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        address = (socket.gethostname(), port)
+    host, port = comm.bcast(address, root=0)
+    store = dist.TCPStore(host, port, comm.size, comm.rank == 0, use_libuv=False)
+    dist.init_process_group(backend, store=store, rank=comm.rank, world_size=comm.size)
+
+
+def make_collectives(comm: MPI.Comm, device: torch.device, backend: str = "mpi") -> Collectives:
+    """The collectives a trainer asked for: ``"mpi"`` (default) or ``"torch"``."""
+    if backend == "mpi":
+        if device.type != "cpu":
+            raise ValueError("the mpi collectives backend works on CPU tensors; use backend torch")
+        return MPICollectives(comm)
+    if backend == "torch":
+        return TorchCollectives(comm, device)
+    raise ValueError(f"collectives backend must be 'mpi' or 'torch', got {backend!r}")
+
+
+def local_rank() -> int:
+    """This rank's index on its node (for picking a GPU)."""
+    for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0

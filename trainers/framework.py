@@ -1,0 +1,207 @@
+"""What every trainer shares: set-up on a worker's ranks, optimizers and schedules, batches,
+evaluation and the metrics every trainer reports.
+
+A trainer is a function ``train(params, trial) -> dict`` registered under the entry-point group
+``propagate.trainers`` (see ``pyproject.toml``), so a search file can say ``objective: easgd``.
+``params`` holds the searched values and the search file's ``fixed`` values alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from propagator import ConfigError, Trial
+
+from .collectives import Collectives, local_rank, make_collectives
+from .data import Data
+
+
+@dataclass
+class Context:
+    """One rank's view of a trial: its device, the worker's collectives and a seed shared by
+    the worker's ranks."""
+
+    params: dict[str, Any]
+    trial: Trial
+    device: torch.device
+    comm: Collectives
+    seed: int
+
+    @property
+    def rank(self) -> int:
+        return self.comm.rank
+
+    @property
+    def size(self) -> int:
+        return self.comm.size
+
+
+def setup(params: dict[str, Any], trial: Trial) -> Context:
+    """Device (one GPU per rank by node-local rank, else CPU), seeds and collectives
+    (``backend``: ``mpi`` on CPU by default, ``torch`` for torch.distributed)."""
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank() % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    default = "mpi" if device.type == "cpu" else "torch"
+    try:
+        comm = make_collectives(trial.comm, device, params.get("backend", default))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    torch.manual_seed(trial.seed)
+    return Context(params, trial, device, comm, trial.seed)
+
+
+def sync_parameters(model: nn.Module, comm: Collectives) -> None:
+    """Start every rank from rank 0's weights (and buffers)."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            comm.broadcast_(tensor.data, root=0)
+
+
+def flat_gradients(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+
+
+def set_flat_gradients(model: nn.Module, flat: torch.Tensor) -> None:
+    offset = 0
+    for p in model.parameters():
+        if p.grad is not None:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+            offset += n
+
+
+def allreduce_gradients(model: nn.Module, comm: Collectives) -> None:
+    """Average the gradients over the ranks in one bucket (one collective per step)."""
+    if comm.size > 1:
+        flat = flat_gradients(model)
+        set_flat_gradients(model, comm.allreduce_(flat))
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def make_optimizer(params: dict[str, Any], parameters: Any) -> torch.optim.Optimizer:
+    """``optimizer`` (sgd/adam/adamw), ``lr``, ``momentum``, ``nesterov``, ``weight_decay``."""
+    name = params.get("optimizer", "sgd")
+    lr, wd = float(params.get("lr", 0.05)), float(params.get("weight_decay", 0.0))
+    if name == "sgd":
+        momentum = float(params.get("momentum", 0.0))
+        nesterov = bool(params.get("nesterov", False)) and momentum > 0
+        return torch.optim.SGD(
+            parameters, lr, momentum=momentum, nesterov=nesterov, weight_decay=wd
+        )
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr, weight_decay=wd)
+    raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
+
+
+SCHEDULES = ("constant", "cosine", "step", "exponential")
+
+
+def make_schedule(
+    params: dict[str, Any], optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """``schedule`` (constant/cosine/step/exponential) after ``warmup_steps`` of linear warm-up;
+    ``min_lr`` (cosine), ``gamma`` (step: x gamma at 1/3 and 2/3; exponential: per step)."""
+    name = params.get("schedule", "constant")
+    warmup = int(params.get("warmup_steps", 0))
+    base = optimizer.param_groups[0]["lr"]
+    floor = float(params.get("min_lr", 0.0)) / base if base else 0.0
+    gamma = float(params.get("gamma", 0.1 if name == "step" else 0.999))
+    if name not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {name!r}")
+    span = max(1, total_steps - warmup)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / span)
+        if name == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        if name == "step":
+            return gamma ** int(3 * t) if t < 1 else gamma**2
+        if name == "exponential":
+            return gamma ** (step - warmup)
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def steps_per_epoch(ctx: Context, data: Data, batch_size: int) -> tuple[int, int]:
+    """(steps, per-rank batch): the same number of steps on every rank, or collectives would
+    wait forever; ``batch_size`` is the global batch over the worker's ranks."""
+    from mpi4py import MPI
+
+    per_rank = max(1, batch_size // ctx.size)
+    shortest = ctx.trial.comm.allreduce(len(data.x_train), op=MPI.MIN)
+    return max(1, shortest // per_rank), per_rank
+
+
+def batches(
+    data: Data, per_rank: int, steps: int, epoch: int, seed: int, shuffle: bool = True
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` batches of this rank's shard; the shuffle seed is the same on every rank."""
+    n = len(data.x_train)
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+    else:
+        order = torch.arange(n)
+    for i in range(steps):
+        idx = order[i * per_rank : (i + 1) * per_rank]
+        yield data.x_train[idx], data.y_train[idx]
+
+
+def loss_function(task: str) -> nn.Module:
+    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Data, device: torch.device) -> tuple[float, float]:
+    """(validation loss, accuracy); accuracy is NaN for regression."""
+    model.eval()
+    out = model(data.x_val.to(device))
+    y = data.y_val.to(device)
+    loss = float(loss_function(data.task)(out, y))
+    acc = float((out.argmax(1) == y).float().mean()) if data.task == "classification" else math.nan
+    model.train()
+    return loss, acc
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(all parameters, trainable ones)."""
+    total = sum(p.numel() for p in model.parameters())
+    return total, sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def finish(
+    ctx: Context, model: nn.Module, data: Data, train_loss: float, seconds: float, **extra: float
+) -> dict[str, float]:
+    """The metrics every trainer returns (the value on the worker's rank 0 counts)."""
+    val_loss, val_acc = evaluate(model, data, ctx.device)
+    total, trainable = count_parameters(model)
+    metrics = {
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "train_loss": train_loss,
+        "train_time": seconds,
+        "bytes_sent": float(ctx.comm.bytes_sent),
+        "parameters": float(total),
+        "trainable_share": trainable / total if total else 1.0,
+    }
+    metrics.update(extra)
+    if not math.isfinite(val_loss):
+        raise FloatingPointError(f"training diverged: val_loss={val_loss}")
+    return metrics
