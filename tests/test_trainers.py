@@ -120,5 +120,14 @@ def test_user_arrays_from_npz_and_hdf5(tmp_path):
     a = load_data({"dataset": str(tmp_path / "d.npz"), "x_key": "features", "y_key": "labels"})
     b = load_data({"dataset": str(tmp_path / "d.h5")})
     assert torch.equal(a.x_val, b.x_val) and a.task == "classification" and a.n_outputs == 2
+    # the HDF5 reader reads only the shard's rows, in the same order as the in-memory split
+    shard_npz = load_data(
+        {"dataset": str(tmp_path / "d.npz"), "x_key": "features", "y_key": "labels"}, 1, 3
+    )
+    shard_h5 = load_data({"dataset": str(tmp_path / "d.h5")}, 1, 3)
+    assert torch.equal(shard_npz.x_train, shard_h5.x_train) and len(shard_h5.x_train) == len(
+        range(1, 160, 3)
+    )
+    assert torch.equal(shard_npz.y_train, shard_h5.y_train)
     with pytest.raises(pg.ConfigError, match="has no array 'x'"):
         load_data({"dataset": str(tmp_path / "d.npz")})

@@ -46,19 +46,22 @@ def load_data(params: dict[str, Any], rank: int = 0, size: int = 1) -> Data:
     """
     name = params.get("dataset", "digits")
     seed = int(params.get("data_seed", 0))
+    val_fraction = float(params.get("val_fraction", 0.2))
+    if str(name).endswith((".h5", ".hdf5")):
+        return _hdf5(Path(name), params, val_fraction, seed, rank, size)
     if name == "digits":
         x, y, task = _digits(bool(params.get("image", False)))
     elif name == "classification":
         x, y, task = _classification(params, seed)
     elif name == "regression":
         x, y, task = _regression(params, seed)
-    elif str(name).endswith((".npz", ".h5", ".hdf5")):
-        x, y, task = _user_arrays(Path(name), params)
+    elif str(name).endswith(".npz"):
+        x, y, task = _npz(Path(name), params)
     else:
         raise ConfigError(
             f"dataset must be digits, classification, regression or a .npz/.h5 file, got {name!r}"
         )
-    return _split(x, y, task, float(params.get("val_fraction", 0.2)), seed, rank, size)
+    return _split(x, y, task, val_fraction, seed, rank, size)
 
 
 def _digits(image: bool) -> tuple[np.ndarray, np.ndarray, str]:
@@ -97,34 +100,59 @@ def _regression(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarr
     return x.astype(np.float32), y[:, None].astype(np.float32), "regression"
 
 
-def _user_arrays(path: Path, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+def _keys(path: Path, params: dict[str, Any], found: Any, what: str) -> tuple[str, str]:
     xk, yk = params.get("x_key", "x"), params.get("y_key", "y")
+    missing = [k for k in (xk, yk) if k not in found]
+    if missing:
+        raise ConfigError(f"dataset: {path} has no {what} {missing[0]!r} (it has {list(found)})")
+    return xk, yk
+
+
+def _exists(path: Path) -> Path:
     if not path.exists():
         raise ConfigError(f"dataset: no file {str(path)!r}")
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            missing = [k for k in (xk, yk) if k not in f]
-            if missing:
-                raise ConfigError(f"dataset: {path} has no array {missing[0]!r} (it has {list(f)})")
-            x, y = f[xk], f[yk]
-    else:
-        import h5py
+    return path
 
-        with h5py.File(path, "r", locking=False) as f:
-            missing = [k for k in (xk, yk) if k not in f]
-            if missing:
-                raise ConfigError(
-                    f"dataset: {path} has no dataset {missing[0]!r} (it has {list(f)})"
-                )
-            x, y = f[xk][...], f[yk][...]
-    integer_labels = np.issubdtype(y.dtype, np.integer) and y.ndim == 1
-    task = "classification" if integer_labels else "regression"
-    y = y.astype(np.int64) if integer_labels else y.reshape(len(y), -1).astype(np.float32)
-    return x.astype(np.float32), y, task
+
+def _npz(path: Path, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+    with np.load(_exists(path)) as f:
+        xk, yk = _keys(path, params, f, "array")
+        y, task = _labels(f[yk])
+        return f[xk].astype(np.float32), y, task
+
+
+def _hdf5(
+    path: Path, params: dict[str, Any], val_fraction: float, seed: int, rank: int, size: int
+) -> Data:
+    """Reads only this rank's shard and the validation rows of the features from the file."""
+    import h5py
+
+    with h5py.File(_exists(path), "r", locking=False) as f:
+        xk, yk = _keys(path, params, f, "dataset")
+        y, task = _labels(f[yk][...])  # labels are small; the features are what is sharded
+        return _split(f[xk], y, task, val_fraction, seed, rank, size)
+
+
+def _labels(y: np.ndarray) -> tuple[np.ndarray, str]:
+    """Integer vectors are class labels; anything else is a regression target."""
+    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
+        return y.astype(np.int64), "classification"
+    return y.reshape(len(y), -1).astype(np.float32), "regression"
+
+
+def _rows(x: Any, index: np.ndarray) -> torch.Tensor:
+    """``x[index]`` as float32; an HDF5 dataset is read in increasing row order (what h5py
+    selections need) and put back in ``index`` order."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x[index].astype(np.float32, copy=False))
+    order = np.argsort(index)
+    rows = np.empty((len(index), *x.shape[1:]), dtype=np.float32)
+    rows[order] = x[index[order]]
+    return torch.from_numpy(rows)
 
 
 def _split(
-    x: np.ndarray, y: np.ndarray, task: str, val_fraction: float, seed: int, rank: int, size: int
+    x: Any, y: np.ndarray, task: str, val_fraction: float, seed: int, rank: int, size: int
 ) -> Data:
     order = np.random.default_rng(seed + 1).permutation(len(x))
     n_val = max(1, round(val_fraction * len(x)))
@@ -132,9 +160,9 @@ def _split(
     train = train[rank::size]  # this rank's shard: the union over ranks is the training set
     n_outputs = int(y.max()) + 1 if task == "classification" else y.shape[1]
     return Data(
-        torch.from_numpy(x[train]),
+        _rows(x, train),
         torch.from_numpy(y[train]),
-        torch.from_numpy(x[val]),
+        _rows(x, val),
         torch.from_numpy(y[val]),
         task,
         n_outputs,
