@@ -1,0 +1,426 @@
+"""``ab``: AB training (Coquelin's thesis, Ch. 5; ``reference/methods/daso_oialr_ab_propulate.md``
+§3).
+
+The loop of Algorithm 2 on a worker's ranks:
+
+1. Full-rank data-parallel warm-up (gradients averaged over all ranks every step, as in
+   :mod:`trainers.baseline`).
+2. Repeat until the step budget is spent:
+
+   * every eligible weight ``W`` (``m x n``, trailing dims flattened) becomes ``A B`` with
+     ``A = U_k S_k^1/2`` and ``B = S_k^1/2 V_k^T`` (Eq. 5.3), ``k`` the number of singular values
+     above ``ab_cutoff`` times the largest (Eq. 5.4);
+   * the ranks split into groups (``trial.comm.Split``); the first half of the groups train A
+     with B frozen, the others B with A frozen, each group on its own ranks' data shards with
+     gradients averaged inside the group only;
+   * after the independent phase A and B are averaged separately over all ranks and
+     ``W <- A B`` (Eq. 5.8, :func:`ab_merge`);
+   * full-rank data-parallel rebound steps.
+
+   The optimizer state is reset at every change of shape, and the learning rate rebounds:
+   it drops to ``1/L`` of its scheduled value and climbs back linearly over ``L`` steps.
+
+Params (besides the model's, the data's, and ``optimizer``, ``lr``, ``momentum``,
+``weight_decay``, ``schedule``, ``warmup_steps`` of :mod:`trainers.framework`; ``batch_size``
+global, default 64; ``epochs`` default 5; ``shuffle`` default true):
+
+* ``ab_warmup`` (default 0.2, fraction of all steps): full-rank warm-up (§5.3.3 guideline).
+* ``ab_steps`` (default 0.0333, fraction of all steps, at least one step): length of each
+  independent phase, ``numABSteps`` (§5.3.3).
+* ``ab_rebound`` (default 0.25, fraction of the independent phase): full-rank rebound steps,
+  ``fullRankReboundSteps`` (§5.3.3).
+* ``ab_lr_rebound`` (default 0.5, fraction of the independent phase; 0 turns it off): LR
+  rebound steps (§5.3.3).
+* ``ab_cutoff`` (default 0.15, in [0, 1)): ``sigmaCutoff`` of Eq. 5.4 (Table A.6).
+* ``ab_group_size`` (default 1, ranks): ranks per independent group; must divide the worker's
+  ranks.
+* ``ab_full_rank_first``, ``ab_full_rank_last`` (default true): keep the first and last
+  eligible layers full-rank (Table A.6: "input and output layers stay full-rank").
+
+Metrics besides :func:`trainers.framework.finish`'s: ``bytes_full_rank`` (the initial
+broadcast and the gradient all-reduces of the full-rank phases), ``bytes_merge`` (the A/B
+averages and the rank agreements), ``bytes_group`` (gradients inside groups),
+``comm_reduction`` (``1 - bytes_sent / bytes`` a baseline run of the same steps sends),
+``compression`` (full-rank parameters over those of the last AB representation), ``ab_merges``
+and ``full_rank_steps``.
+
+Choices where the reference leaves room, and why:
+
+* Phase lengths are fractions of the run (the §5.3.3 guidelines' form), so one setting fits
+  any ``epochs`` and ``batch_size``; Tables A.7-A.9 give absolute steps that do not follow the
+  guidelines, and the search space covers their spread.
+* Groups: Algorithm 2 assigns ``workerId <= worldSize/2`` (1-based) to A, so with ``g``
+  groups the first ``g // 2`` train A; an odd count gives one more B group. The thesis ran
+  groups of 4 GPUs on 16-128 GPUs (Table A.6); a worker here has 2-4 ranks, so the default
+  is one rank per group, which is exactly Eq. 5.8's example on 4 ranks.
+* One group (one rank, or ``ab_group_size`` equal to the worker's ranks) cannot split: it runs
+  the thesis's "AB - No Groups" variant (B trained with data parallelism, A frozen).
+* Biases and full-rank layers train in every group during the independent phase and are
+  averaged with A and B in the same all-reduce (as are float buffers such as BatchNorm's
+  running statistics); the thesis does not say what happens to them.
+* All optimizer state is reset at every switch, not only that of reshaped tensors: after an
+  independent phase the state of the other parameters differs between ranks and would make
+  the data-parallel replicas drift apart.
+* Algorithm 2 transposes ``W`` when ``n > m`` before the SVD; the reduced SVD gives the same
+  factors either way, so there is no transpose here.
+* The ranks agree on ``k`` (minimum over ranks, 8 bytes per layer): their weights are equal
+  after data-parallel steps, but the all-reduces that follow must have equal sizes even if
+  an SVD rounds differently.
+* A run that ends inside an independent phase merges at its last step, so the final model is
+  the average one. Intermediate reports during an independent phase are of the model of the
+  worker's rank 0 (an A group).
+* Attention projections inside ``nn.MultiheadAttention`` stay full-rank: that module reads
+  their weights directly rather than calling them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from mpi4py import MPI
+from torch import nn
+from torch.nn import functional as F
+
+from propagator import ConfigError, Trial
+
+from .collectives import Collectives, MPICollectives
+from .data import load_data
+from .framework import (
+    Context,
+    allreduce_gradients,
+    batches,
+    evaluate,
+    finish,
+    flat_gradients,
+    loss_function,
+    make_optimizer,
+    make_schedule,
+    set_flat_gradients,
+    setup,
+    steps_per_epoch,
+    sync_parameters,
+)
+from .models import build_model
+
+LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+Slot = tuple[nn.Module, str]  # (parent module, child name) of an eligible layer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Phase lengths in steps; ``phase(t)`` says where step ``t`` (from 0) falls."""
+
+    total: int
+    warmup: int
+    ab_steps: int
+    rebound: int
+    lr_rebound: int
+
+    def phase(self, t: int) -> tuple[str, int]:
+        """(``"warmup"``, ``"ab"`` or ``"rebound"``, steps since that phase began)."""
+        if t < self.warmup:
+            return "warmup", t
+        r = (t - self.warmup) % (self.ab_steps + self.rebound)
+        return ("ab", r) if r < self.ab_steps else ("rebound", r - self.ab_steps)
+
+    def ends_ab(self, t: int) -> bool:
+        stage, since = self.phase(t)
+        return stage == "ab" and (since == self.ab_steps - 1 or t == self.total - 1)
+
+    def lr_factor(self, t: int) -> float:
+        """The LR rebound: ``(i + 1) / L`` on the ``i``-th step after a switch of shape."""
+        stage, since = self.phase(t)
+        if stage == "warmup" or self.lr_rebound == 0:
+            return 1.0
+        return min(1.0, (since + 1) / self.lr_rebound)
+
+
+def make_plan(params: dict[str, Any], total: int) -> Plan:
+    warmup = _fraction(params, "ab_warmup", 0.2, 1.0)
+    ab = _fraction(params, "ab_steps", 0.0333, 1.0)
+    rebound = _fraction(params, "ab_rebound", 0.25, None)
+    lr_rebound = _fraction(params, "ab_lr_rebound", 0.5, None)
+    if ab == 0:
+        raise ConfigError("ab_steps (independent phase, fraction of all steps) must be > 0")
+    n = max(1, round(ab * total))
+    return Plan(total, round(warmup * total), n, round(rebound * n), round(lr_rebound * n))
+
+
+def _fraction(params: dict[str, Any], name: str, default: float, high: float | None) -> float:
+    value = float(params.get(name, default))
+    if not 0.0 <= value <= (high if high is not None else float("inf")):
+        bound = f"[0, {high}]" if high is not None else ">= 0"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    cutoff: float
+    group_size: int
+    full_rank_first: bool
+    full_rank_last: bool
+
+
+def make_settings(params: dict[str, Any], ranks: int) -> Settings:
+    cutoff = float(params.get("ab_cutoff", 0.15))
+    if not 0.0 <= cutoff < 1.0:
+        raise ConfigError(f"ab_cutoff (sigma cutoff, Eq. 5.4) must be in [0, 1), got {cutoff}")
+    group_size = int(params.get("ab_group_size", 1))
+    if group_size < 1 or ranks % group_size:
+        raise ConfigError(
+            f"ab_group_size must be a positive divisor of the worker's {ranks} ranks, "
+            f"got {group_size}"
+        )
+    first, last = params.get("ab_full_rank_first", True), params.get("ab_full_rank_last", True)
+    for name, value in (("ab_full_rank_first", first), ("ab_full_rank_last", last)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return Settings(cutoff, group_size, first, last)
+
+
+# --- the AB representation (Eq. 5.3-5.4, 5.8) ------------------------------------------------
+
+
+def inner_rank(singular_values: torch.Tensor, cutoff: float) -> int:
+    """Eq. 5.4: how many singular values (sorted, largest first) exceed ``cutoff`` times the
+    largest; at least one."""
+    return max(1, int((singular_values > singular_values[0] * cutoff).sum()))
+
+
+def ab_factors(
+    svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5.3: ``A = U_k S_k^1/2``, ``B = S_k^1/2 V_k^T`` from ``(U, S, V^T)``."""
+    u, s, vh = svd
+    root = s[:k].sqrt()
+    return u[:, :k] * root, root[:, None] * vh[:k]
+
+
+def ab_decomposition(w: torch.Tensor, cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W ~ A B`` for a weight of any shape (trailing dims flattened), truncated by Eq. 5.4."""
+    svd = torch.linalg.svd(w.reshape(w.shape[0], -1), full_matrices=False)
+    return ab_factors(svd, inner_rank(svd[1], cutoff))
+
+
+def ab_merge(a_factors: Sequence[torch.Tensor], b_factors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Eq. 5.8: the workers' A and B averaged separately, then multiplied: ``W = mean(A) mean(B)``
+    (not the mean of the products, Eq. 5.7)."""
+    return torch.stack(list(a_factors)).mean(0) @ torch.stack(list(b_factors)).mean(0)
+
+
+class LowRank(nn.Module):
+    """A linear or convolutional layer whose weight is the product ``a @ b``."""
+
+    def __init__(self, layer: nn.Module, a: torch.Tensor, b: torch.Tensor) -> None:
+        super().__init__()
+        self.shape = layer.weight.shape
+        del layer.weight  # the factors replace it, also in model.parameters()
+        self.layer = layer
+        self.a, self.b = nn.Parameter(a.contiguous()), nn.Parameter(b.contiguous())
+
+    def weight(self) -> torch.Tensor:
+        return (self.a @ self.b).reshape(self.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer, nn.Linear):
+            return F.linear(x, self.weight(), self.layer.bias)
+        return self.layer._conv_forward(x, self.weight(), self.layer.bias)
+
+    def full_rank(self) -> nn.Module:
+        """The layer with ``W = a @ b`` as a plain weight again."""
+        self.layer.weight = nn.Parameter(self.weight().detach().clone())
+        return self.layer
+
+
+def eligible_layers(model: nn.Module, full_rank_first: bool, full_rank_last: bool) -> list[Slot]:
+    """The layers that get an AB representation, in the model's order."""
+    slots = [
+        (parent, name)
+        for parent in model.modules()
+        if not isinstance(parent, nn.MultiheadAttention)
+        for name, child in parent.named_children()
+        if isinstance(child, LAYERS)
+    ]
+    return slots[int(full_rank_first) : len(slots) - int(full_rank_last)]
+
+
+def to_low_rank(slots: list[Slot], cutoff: float, train_a: bool, comm: MPI.Comm) -> int:
+    """Replace every slot's layer by its AB form, with only A (``train_a``) or only B trainable.
+    Returns the bytes sent to agree on the ranks."""
+    weights = [getattr(parent, name).weight.detach() for parent, name in slots]
+    svds = [torch.linalg.svd(w.reshape(len(w), -1), full_matrices=False) for w in weights]
+    ks = np.array([inner_rank(s, cutoff) for _, s, _ in svds], dtype=np.int64)
+    sent = 0
+    if comm.size > 1 and len(ks):
+        comm.Allreduce(MPI.IN_PLACE, ks, op=MPI.MIN)
+        sent = ks.nbytes
+    for (parent, name), svd, k in zip(slots, svds, ks, strict=True):
+        low = LowRank(getattr(parent, name), *ab_factors(svd, int(k)))
+        low.a.requires_grad_(train_a)
+        low.b.requires_grad_(not train_a)
+        setattr(parent, name, low)
+    return sent
+
+
+def merge_groups(model: nn.Module, comm: Collectives) -> int:
+    """Average A and B separately over all ranks (Eq. 5.8), with every other parameter and
+    float buffer, in one all-reduce. Returns the bytes sent."""
+    tensors = [t.data for t in model.parameters()]
+    tensors += [b for b in model.buffers() if b.is_floating_point()]
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    before = comm.bytes_sent
+    comm.allreduce_(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+    return comm.bytes_sent - before
+
+
+def to_full_rank(slots: list[Slot]) -> None:
+    """``W <- A B`` in every slot (after :func:`merge_groups`, ``mean(A) mean(B)``)."""
+    for parent, name in slots:
+        setattr(parent, name, getattr(parent, name).full_rank())
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def reset_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    """Train the model's trainable parameters from a fresh optimizer state (shapes changed)."""
+    optimizer.state.clear()
+    optimizer.param_groups[0]["params"] = [p for p in model.parameters() if p.requires_grad]
+
+
+def group_allreduce(model: nn.Module, group: Collectives) -> None:
+    """Average the trainable gradients inside the rank's group (staged on the CPU: the group
+    speaks MPI whatever the worker's backend)."""
+    if group.size > 1:
+        flat = flat_gradients(model)
+        set_flat_gradients(model, group.allreduce_(flat.cpu()).to(flat.device))
+
+
+@dataclass
+class Groups:
+    """The rank's independent group: its collectives, whether it trains A, and whether there
+    are other groups to merge with (one group runs "AB - No Groups": B by data parallelism)."""
+
+    comm: MPICollectives
+    train_a: bool
+    independent: bool
+
+    @classmethod
+    def split(cls, ctx: Context, group_size: int) -> Groups:
+        count, index = ctx.size // group_size, ctx.rank // group_size
+        if count == 1:
+            return cls(MPICollectives(ctx.trial.comm), False, False)
+        return cls(MPICollectives(ctx.trial.comm.Split(index, ctx.rank)), index < count // 2, True)
+
+    def close(self) -> None:
+        if self.independent:
+            self.comm.comm.Free()
+
+
+@dataclass
+class Tally:
+    """What the run did, for the metrics."""
+
+    merge_bytes: int = 0
+    merges: int = 0
+    full_rank_steps: int = 0
+    low_rank_size: int = 0  # parameters of the last AB representation
+
+
+def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+    ctx = setup(params, trial)
+    settings = make_settings(params, ctx.size)
+    data = load_data(params, ctx.rank, ctx.size)
+    model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
+    sync_parameters(model, ctx.comm)
+    slots = eligible_layers(model, settings.full_rank_first, settings.full_rank_last)
+    epochs = int(params.get("epochs", 5))
+    steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
+    plan = make_plan(params, epochs * steps)
+    groups = Groups.split(ctx, settings.group_size)
+    optimizer = make_optimizer(params, model.parameters())
+    schedule = make_schedule(params, optimizer, plan.total)
+    loss_of = loss_function(data.task)
+    tally = Tally(low_rank_size=sum(p.numel() for p in model.parameters()))
+    start, t, train_loss = time.perf_counter(), 0, float("nan")
+    for epoch in range(epochs):
+        total = 0.0
+        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
+            stage, since = plan.phase(t)
+            if stage == "ab" and since == 0:
+                sent = to_low_rank(slots, settings.cutoff, groups.train_a, trial.comm)
+                ctx.comm.bytes_sent += sent
+                tally.merge_bytes += sent
+                tally.low_rank_size = sum(p.numel() for p in model.parameters())
+                reset_optimizer(optimizer, model)
+            for group in optimizer.param_groups:
+                group["lr"] = schedule.get_last_lr()[0] * plan.lr_factor(t)
+            optimizer.zero_grad()
+            loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
+            loss.backward()
+            if stage == "ab":
+                group_allreduce(model, groups.comm)
+            else:
+                allreduce_gradients(model, ctx.comm)
+                tally.full_rank_steps += 1
+            optimizer.step()
+            schedule.step()
+            if plan.ends_ab(t):
+                _merge(model, slots, ctx, groups, tally)
+                reset_optimizer(optimizer, model)
+            total += loss.item()
+            t += 1
+        train_loss = total / steps
+        trial.report(epoch, evaluate(model, data, ctx.device)[0])
+    seconds = time.perf_counter() - start
+    groups.close()
+    return _finish(ctx, model, data, train_loss, seconds, plan, groups, tally)
+
+
+def _merge(model: nn.Module, slots: list[Slot], ctx: Context, groups: Groups, tally: Tally) -> None:
+    if groups.independent:  # one group's replicas are equal already
+        tally.merge_bytes += merge_groups(model, ctx.comm)
+    tally.merges += 1
+    to_full_rank(slots)
+
+
+def _finish(
+    ctx: Context,
+    model: nn.Module,
+    data: Any,
+    train_loss: float,
+    seconds: float,
+    plan: Plan,
+    groups: Groups,
+    tally: Tally,
+) -> dict[str, float]:
+    ctx.comm.bytes_sent += groups.comm.bytes_sent
+    size = sum(p.numel() for p in model.parameters())
+    element = next(model.parameters()).element_size()
+    # what the baseline sends: a gradient bucket per step, plus the root's initial broadcast
+    baseline = element * size * (plan.total + int(ctx.rank == 0)) if ctx.size > 1 else 0
+    group_bytes = groups.comm.bytes_sent
+    return finish(
+        ctx,
+        model,
+        data,
+        train_loss,
+        seconds,
+        bytes_full_rank=float(ctx.comm.bytes_sent - tally.merge_bytes - group_bytes),
+        bytes_merge=float(tally.merge_bytes),
+        bytes_group=float(group_bytes),
+        comm_reduction=1.0 - ctx.comm.bytes_sent / baseline if baseline else 0.0,
+        compression=size / tally.low_rank_size,
+        ab_merges=float(tally.merges),
+        full_rank_steps=float(tally.full_rank_steps),
+    )
