@@ -12,10 +12,15 @@ default 64), ``epochs`` (default 5), ``shuffle`` (default true), the data's (see
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
 
 from propagator import Trial
 
+from .collectives import Collectives
 from .data import load_data
 from .framework import (
     allreduce_gradients,
@@ -32,7 +37,26 @@ from .framework import (
 from .models import build_model
 
 
+class Method(Protocol):
+    """What a method built on this loop adds: a hook before every step and its own metrics."""
+
+    def before_step(self, step: int) -> None: ...
+
+    def metrics(self) -> dict[str, float]: ...
+
+
+Attach = Callable[[nn.Module, torch.optim.Optimizer, Collectives, int], Method]
+
+
 def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+    return data_parallel(params, trial)
+
+
+def data_parallel(
+    params: dict[str, Any], trial: Trial, attach: Attach | None = None
+) -> dict[str, float]:
+    """The data-parallel loop; ``attach(model, optimizer, comm, total_steps)`` builds the
+    method (e.g. OIALR) whose hook runs before every step."""
     ctx = setup(params, trial)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
@@ -41,11 +65,14 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
     steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
     optimizer = make_optimizer(params, model.parameters())
     schedule = make_schedule(params, optimizer, epochs * steps)
+    method = attach(model, optimizer, ctx.comm, epochs * steps) if attach else None
     loss_of = loss_function(data.task)
-    start, train_loss = time.perf_counter(), float("nan")
+    start, t, train_loss = time.perf_counter(), 0, float("nan")
     for epoch in range(epochs):
         total = 0.0
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
+            if method:
+                method.before_step(t)
             optimizer.zero_grad()
             loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
             loss.backward()
@@ -53,6 +80,8 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
             optimizer.step()
             schedule.step()
             total += loss.item()
+            t += 1
         train_loss = total / steps
         trial.report(epoch, evaluate(model, data, ctx.device)[0])
-    return finish(ctx, model, data, train_loss, time.perf_counter() - start)
+    extra = method.metrics() if method else {}
+    return finish(ctx, model, data, train_loss, time.perf_counter() - start, **extra)

@@ -64,7 +64,6 @@ Choices where the reference leaves room, and why:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,22 +73,11 @@ from torch import nn
 
 from propagator import ConfigError, Trial
 
+from .baseline import data_parallel
 from .collectives import Collectives
-from .data import load_data
 from .framework import (
-    allreduce_gradients,
-    batches,
     count_parameters,
-    evaluate,
-    finish,
-    loss_function,
-    make_optimizer,
-    make_schedule,
-    setup,
-    steps_per_epoch,
-    sync_parameters,
 )
-from .models import build_model
 
 FIRST_MOMENTS = ("exp_avg", "momentum_buffer")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
@@ -336,29 +324,10 @@ class OIALR:
 
 
 def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
-    ctx = setup(params, trial)
-    data = load_data(params, ctx.rank, ctx.size)
-    model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
-    sync_parameters(model, ctx.comm)
-    epochs = int(params.get("epochs", 5))
-    steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
-    optimizer = make_optimizer(params, model.parameters())
-    schedule = make_schedule(params, optimizer, epochs * steps)
-    oialr = OIALR(model, optimizer, ctx.comm, settings(params, epochs * steps))
-    loss_of = loss_function(data.task)
-    start, t, train_loss = time.perf_counter(), 0, float("nan")
-    for epoch in range(epochs):
-        total = 0.0
-        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
-            oialr.before_step(t)
-            optimizer.zero_grad()
-            loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
-            loss.backward()
-            allreduce_gradients(model, ctx.comm)
-            optimizer.step()
-            schedule.step()
-            total += loss.item()
-            t += 1
-        train_loss = total / steps
-        trial.report(epoch, evaluate(model, data, ctx.device)[0])
-    return finish(ctx, model, data, train_loss, time.perf_counter() - start, **oialr.metrics())
+    return data_parallel(
+        params,
+        trial,
+        lambda model, optimizer, comm, total: OIALR(
+            model, optimizer, comm, settings(params, total)
+        ),
+    )
