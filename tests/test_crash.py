@@ -48,7 +48,11 @@ def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET
     for _ in range(rounds):
         before = _shm()
         proc = _launch(path, log_dir)
-        time.sleep(rng.uniform(1.5, 4.0))  # includes ~1-2 s of start-up: kills land anywhere
+        # kill once a random number of further evaluations has finished (not after a fixed
+        # time, which a fast machine outruns): kills land mid-run, between or within writes
+        target = len(_finished_ids(log_dir)) + rng.randint(10, budget // 6)
+        while proc.poll() is None and len(_finished_ids(log_dir)) < target:
+            time.sleep(rng.uniform(0.001, 0.02))
         if proc.poll() is not None:
             break
         os.killpg(proc.pid, signal.SIGKILL)
