@@ -8,6 +8,10 @@ Two backends with one interface:
   group is created once per worker group (a rendezvous address is broadcast over the MPI
   communicator) and reused by every later trial of the search.
 
+Besides collectives, both offer point-to-point messages (``isend`` / ``recv_``) for the
+layer-parallel trainers, whose stages talk only to their neighbours in a chain (see
+:mod:`trainers.chain`).
+
 ``bytes_sent`` counts the payload a rank hands to communication calls: ``nbytes`` of each
 tensor it all-reduces or sends, and, for a broadcast, the tensor's size on the root only. It
 is a property of the method, not of the MPI library's algorithm (a ring all-reduce moves
@@ -39,6 +43,19 @@ class Collectives(Protocol):
     def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
         """Overwrite ``tensor`` with ``root``'s, in place."""
         ...
+
+    def isend(self, tensor: torch.Tensor, dest: int, tag: int) -> Request:
+        """Start sending ``tensor`` to rank ``dest``; it must stay unchanged until the returned
+        request's ``wait()``."""
+        ...
+
+    def recv_(self, tensor: torch.Tensor, source: int, tag: int) -> torch.Tensor:
+        """Overwrite ``tensor`` with the next message from ``source`` with ``tag``."""
+        ...
+
+
+class Request(Protocol):
+    def wait(self) -> object: ...
 
 
 def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -76,6 +93,15 @@ class MPICollectives:
         self.comm.Bcast(array, root=root)
         if self.rank == root:
             self.bytes_sent += array.nbytes
+        return tensor
+
+    def isend(self, tensor: torch.Tensor, dest: int, tag: int) -> Request:
+        array = _as_numpy(tensor)
+        self.bytes_sent += array.nbytes
+        return self.comm.Isend(array, dest=dest, tag=tag)
+
+    def recv_(self, tensor: torch.Tensor, source: int, tag: int) -> torch.Tensor:
+        self.comm.Recv(_as_numpy(tensor), source=source, tag=tag)
         return tensor
 
 
@@ -119,6 +145,15 @@ class TorchCollectives:
         self._dist.broadcast(tensor, src=root)
         if self.rank == root:
             self.bytes_sent += tensor.numel() * tensor.element_size()
+        return tensor
+
+    def isend(self, tensor: torch.Tensor, dest: int, tag: int) -> Request:
+        # NCCL ignores tags: the chain sends and receives in the same order on both sides
+        self.bytes_sent += tensor.numel() * tensor.element_size()
+        return self._dist.isend(tensor, dst=dest, tag=tag)
+
+    def recv_(self, tensor: torch.Tensor, source: int, tag: int) -> torch.Tensor:
+        self._dist.recv(tensor, src=source, tag=tag)
         return tensor
 
 

@@ -191,8 +191,22 @@ def finish(
 ) -> dict[str, float]:
     """The metrics every trainer returns (the value on the worker's rank 0 counts)."""
     val_loss, val_acc = evaluate(model, data, ctx.device)
-    total, trainable = count_parameters(model)
-    metrics = {
+    return metrics(ctx, (val_loss, val_acc), train_loss, seconds, count_parameters(model), **extra)
+
+
+def metrics(
+    ctx: Context,
+    validation: tuple[float, float],
+    train_loss: float,
+    seconds: float,
+    parameters: tuple[int, int],
+    **extra: float,
+) -> dict[str, float]:
+    """The metrics dict from (val loss, val acc) and (all parameters, trainable ones); raises
+    ``FloatingPointError`` when the validation loss is not finite."""
+    val_loss, val_acc = validation
+    total, trainable = parameters
+    out = {
         "val_loss": val_loss,
         "val_acc": val_acc,
         "train_loss": train_loss,
@@ -201,7 +215,7 @@ def finish(
         "parameters": float(total),
         "trainable_share": trainable / total if total else 1.0,
     }
-    metrics.update(extra)
+    out.update(extra)
     if not math.isfinite(val_loss):
         raise FloatingPointError(f"training diverged: val_loss={val_loss}")
-    return metrics
+    return out

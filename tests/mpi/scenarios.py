@@ -220,9 +220,56 @@ def trainer(args: list[str]) -> dict:
     }
 
 
+def chain(args: list[str]) -> dict:
+    """The layer-parallel chain on all ranks: ``backend stages``. Every stage sends its index
+    forwards and backwards twice (FIFO order), then a model split into ``stages`` groups is
+    evaluated layer-serially through the chain."""
+    import torch
+
+    from trainers.data import load_data
+    from trainers.framework import setup
+    from trainers.layer_parallel import evaluate, split_model
+
+    backend, stages = args[0], int(args[1])
+    trial = pg.Trial(0, WORLD, 0, 0, 7)
+    ctx = setup({"backend": backend}, trial)
+    params = {"depth": 3, "width": 8, "modules": stages}
+    data = load_data({"dataset": "digits"})
+    split = split_model(ctx, params, data, ["ping"])
+    got = []
+    for s in split.chain.mine:
+        for step in range(2):
+            for d in (s - 1, s + 1):
+                if 0 <= d < stages:
+                    split.chain.send("ping", s, d, torch.tensor([100.0 * s + step]))
+    for s in split.chain.mine:
+        for d in (s - 1, s + 1):
+            if 0 <= d < stages:
+                got += [float(split.chain.recv("ping", d, s, (1,))) for _ in range(2)]
+    split.chain.flush()
+    loss, acc = evaluate(split, data.x_val, data.y_val, data.task, ctx.device)
+    return {
+        "mine": split.chain.mine,
+        "got": got,
+        "loss": loss,
+        "acc": acc,
+        "bytes": ctx.comm.bytes_sent,
+    }
+
+
 SCENARIOS = {
     f.__name__: f
-    for f in (islands, multirank, termination, failures, broken, bigspace, badlayout, trainer)
+    for f in (
+        islands,
+        multirank,
+        termination,
+        failures,
+        broken,
+        bigspace,
+        badlayout,
+        trainer,
+        chain,
+    )
 }
 
 if __name__ == "__main__":
