@@ -7,10 +7,10 @@ Stages sit on ranks in contiguous blocks: with ``P`` ranks and ``K >= P`` stages
 ``s`` and ranks ``K .. P-1`` hold none (they only take part in :meth:`Chain.share`). One rank
 holds every stage and runs the method sequentially.
 
-Stages exchange tensors over named channels. A message between two stages of one rank is
-handed over in memory as a copy (the sender may go on changing its tensor, as it may once an
-MPI send has completed); between ranks it is a point-to-point message of the worker's
-collectives, counted in ``bytes_sent``. Every channel is first-in first-out either way (MPI
+Stages exchange tensors over named channels. A message is a copy of the sender's tensor, so the
+sender may go on changing it at once; between two stages of one rank the copy is handed over in
+memory, between ranks it is a point-to-point message of the worker's collectives, counted in
+``bytes_sent``. Every channel is first-in first-out either way (MPI
 never lets messages with the same source and tag overtake each other), so a trainer that runs
 its stages in one fixed order computes the same numbers on one rank as on many.
 
@@ -61,6 +61,7 @@ class Chain:
         self._channels = {name: i for i, name in enumerate(channels)}
         self._local: dict[tuple[int, int, int], deque[torch.Tensor]] = {}
         self._pending: list[tuple[Request, torch.Tensor]] = []
+        self.bytes_by_channel = dict.fromkeys(channels, 0)  # sent to other ranks
 
     @property
     def last(self) -> int:
@@ -74,12 +75,13 @@ class Chain:
 
     def send(self, channel: str, src: int, dst: int, tensor: torch.Tensor) -> None:
         """Send ``tensor`` from stage ``src`` (held here) to stage ``dst``."""
-        tensor = tensor.detach()
+        # a copy either way: the sender may change its tensor at once, even before an MPI send
+        # has completed
+        tensor = tensor.detach().clone(memory_format=torch.contiguous_format)
         if self.holds(dst):
-            key = (self._channels[channel], src, dst)
-            self._local.setdefault(key, deque()).append(tensor.clone())
+            self._local.setdefault((self._channels[channel], src, dst), deque()).append(tensor)
             return
-        tensor = tensor.contiguous()
+        self.bytes_by_channel[channel] += tensor.numel() * tensor.element_size()
         request = self.comm.isend(tensor, self.owner[dst], self._tag(channel, src, dst))
         self._pending.append((request, tensor))
 

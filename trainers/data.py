@@ -39,8 +39,9 @@ class Data:
 def load_data(params: dict[str, Any], rank: int = 0, size: int = 1) -> Data:
     """The data named by ``params["dataset"]`` (default ``"digits"``).
 
-    ``dataset`` is ``digits``, ``classification`` / ``regression`` (synthetic; ``n_samples``
-    default 2000, ``n_features`` 20, ``n_classes`` 4, ``data_seed`` 0), or a ``.npz``/``.h5``
+    ``dataset`` is ``digits``, ``classification`` / ``teacher`` / ``regression`` (synthetic;
+    ``n_samples`` default 2000, ``n_features`` 20, ``n_classes`` 4, ``data_seed`` 0), or a
+    ``.npz``/``.h5``
     file with arrays ``x_key``/``y_key`` (default ``x``/``y``). ``val_fraction`` (default 0.2)
     is held out. ``image: true`` keeps digits as 1x8x8 images (for CNNs and ViTs).
     """
@@ -53,13 +54,16 @@ def load_data(params: dict[str, Any], rank: int = 0, size: int = 1) -> Data:
         x, y, task = _digits(bool(params.get("image", False)))
     elif name == "classification":
         x, y, task = _classification(params, seed)
+    elif name == "teacher":
+        x, y, task = _teacher(params, seed)
     elif name == "regression":
         x, y, task = _regression(params, seed)
     elif str(name).endswith(".npz"):
         x, y, task = _npz(Path(name), params)
     else:
         raise ConfigError(
-            f"dataset must be digits, classification, regression or a .npz/.h5 file, got {name!r}"
+            "dataset must be digits, classification, teacher, regression or a .npz/.h5 file, "
+            f"got {name!r}"
         )
     return _split(x, y, task, val_fraction, seed, rank, size)
 
@@ -88,6 +92,23 @@ def _classification(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.n
     cluster = rng.integers(0, k * 3, n)
     x = centres[cluster] + rng.normal(0, 1.0, (n, d))
     return x.astype(np.float32), (cluster % k).astype(np.int64), "classification"
+
+
+def _teacher(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Labels drawn from the softmax of a random two-layer tanh network of the features (a
+    stand-in for frame classification such as TIMIT's): classes overlap, so the best training
+    loss stays above zero until a model memorises the noise."""
+    rng = np.random.default_rng(seed)
+    n, d, k = (
+        int(params.get("n_samples", 2000)),
+        int(params.get("n_features", 20)),
+        int(params.get("n_classes", 4)),
+    )
+    x = rng.normal(0, 1.0, (n, d))
+    hidden = np.tanh(x @ rng.normal(0, 1.5 / np.sqrt(d), (d, 64)))
+    logits = hidden @ rng.normal(0, 6.0 / np.sqrt(64), (64, k))
+    y = (logits + rng.gumbel(size=(n, k))).argmax(1)  # a sample of softmax(logits)
+    return x.astype(np.float32), y.astype(np.int64), "classification"
 
 
 def _regression(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, str]:

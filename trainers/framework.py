@@ -154,14 +154,20 @@ def batches(
     data: Data, per_rank: int, steps: int, epoch: int, seed: int, shuffle: bool = True
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``steps`` batches of this rank's shard; the shuffle seed is the same on every rank."""
-    n = len(data.x_train)
+    for idx in batch_indices(len(data.x_train), per_rank, steps, epoch, seed, shuffle):
+        yield data.x_train[idx], data.y_train[idx]
+
+
+def batch_indices(
+    n: int, per_rank: int, steps: int, epoch: int, seed: int, shuffle: bool = True
+) -> Iterator[torch.Tensor]:
+    """The sample indices of :func:`batches` (for trainers that keep per-sample state)."""
     if shuffle:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + epoch))
     else:
         order = torch.arange(n)
     for i in range(steps):
-        idx = order[i * per_rank : (i + 1) * per_rank]
-        yield data.x_train[idx], data.y_train[idx]
+        yield order[i * per_rank : (i + 1) * per_rank]
 
 
 def loss_function(task: str) -> nn.Module:
