@@ -151,6 +151,10 @@ def test_bad_settings_name_the_field(bad, match):
         settings(bad, 2)
     with pytest.raises(pg.ConfigError, match="loss"):
         settings({"loss": "cross_entropy"}, 2, "regression")
+    with pytest.raises(pg.ConfigError, match="the same for every group with the coupled"):
+        settings({"variant": "coupled", "z_iters2": 2, "z_iters3": 3}, 4)
+    per_group = settings({"z_lr": 0.1, "z_lr3": 0.5, "w_iters1": 7}, 3)
+    assert per_group.z_lr == (0.1, 0.1, 0.5) and per_group.w_iters == (7, 67, 67)
 
 
 def _mpi(tmp_path, n: int, k: int, params: dict) -> list[dict]:

@@ -41,7 +41,9 @@ Params (defaults after Table 4.4's best row, 2-term with grouping (1,5)):
 * ``w_iters`` (default 67), ``w_iters1``, ...: W-step passes over the data per MAC epoch.
 * ``w_batch`` (default 512, the thesis's MLP batch): W-step minibatch; ``w_optimizer``
   (``adam``, the thesis's, or ``sgd``; ``momentum``, ``weight_decay`` as in the framework).
-* ``z_lr`` (default 3e-5), ``z_iters`` (default 1): Z-step; ``z_optimizer`` ``adam`` (default)
+* ``z_lr`` (default 3e-5), ``z_iters`` (default 1), ``z_lr2``, ``z_iters2``, ...: Z-step of the
+  coordinates entering group ``i`` (1-based, from 2; coupled needs one ``z_iters`` for all, as
+  its stages iterate in step); ``z_optimizer`` ``adam`` (default)
   or ``sgd``; ``z_batch`` (default 4096) rows per Z-step chunk, memory only (see below).
 * ``mu`` (µ0, default 1), ``mu_growth`` (default 10), ``mu_tol`` (default 0.01).
 * ``loss``: ``cross_entropy`` (default for classification) or ``mse`` (squared error summed
@@ -112,8 +114,8 @@ class Settings:
     w_iters: tuple[int, ...]
     w_batch: int
     w_optimizer: str
-    z_lr: float
-    z_iters: int
+    z_lr: tuple[float, ...]  # per group; group 0's is unused (its input is the data)
+    z_iters: tuple[int, ...]
     z_batch: int
     z_optimizer: str
     mu: float
@@ -138,8 +140,8 @@ def settings(params: dict[str, Any], groups: int, task: str = "classification") 
         w_iters=_per_group(params, "w_iters", 67, groups, int),
         w_batch=int(params.get("w_batch", 512)),
         w_optimizer=params.get("w_optimizer", "adam"),
-        z_lr=float(params.get("z_lr", 3e-5)),
-        z_iters=int(params.get("z_iters", 1)),
+        z_lr=_per_group(params, "z_lr", 3e-5, groups, float),
+        z_iters=_per_group(params, "z_iters", 1, groups, int),
         z_batch=int(params.get("z_batch", 4096)),
         z_optimizer=params.get("z_optimizer", "adam"),
         mu=float(params.get("mu", 1.0)),
@@ -157,22 +159,28 @@ def _per_group(params: dict[str, Any], key: str, default: Any, groups: int, kind
 
 
 def _check(s: Settings) -> None:
-    problems = {
-        "epochs (MAC epochs) must be >= 1": s.epochs < 1,
-        "w_lr (every group's) must be > 0": min(s.w_lr) <= 0,
-        "w_iters (every group's passes per epoch) must be >= 1": min(s.w_iters) < 1,
-        "w_batch must be >= 1": s.w_batch < 1,
-        "z_lr must be > 0": s.z_lr <= 0,
-        "z_iters must be >= 0": s.z_iters < 0,
-        "z_batch must be >= 1": s.z_batch < 1,
-        "z_optimizer must be adam or sgd": s.z_optimizer not in ("adam", "sgd"),
-        "mu must be > 0": s.mu <= 0,
-        "mu_growth must be >= 1": s.mu_growth < 1,
-        "mu_tol must be in [0, 1)": not 0 <= s.mu_tol < 1,
-    }
-    for message, bad in problems.items():
-        if bad:
-            raise ConfigError(f"{message}, got {s}")
+    rules = [
+        ("epochs", s.epochs, s.epochs >= 1, ">= 1"),
+        ("w_lr", s.w_lr, min(s.w_lr) > 0, "> 0 for every group"),
+        ("w_iters", s.w_iters, min(s.w_iters) >= 1, ">= 1 for every group"),
+        ("w_batch", s.w_batch, s.w_batch >= 1, ">= 1"),
+        ("z_lr", s.z_lr, min(s.z_lr) > 0, "> 0 for every group"),
+        ("z_iters", s.z_iters, min(s.z_iters) >= 0, ">= 0 for every group"),
+        (
+            "z_iters",
+            s.z_iters,
+            s.variant != "coupled" or len(set(s.z_iters[1:])) <= 1,
+            "the same for every group with the coupled Z-step",
+        ),
+        ("z_batch", s.z_batch, s.z_batch >= 1, ">= 1"),
+        ("z_optimizer", s.z_optimizer, s.z_optimizer in ("adam", "sgd"), "adam or sgd"),
+        ("mu", s.mu, s.mu > 0, "> 0"),
+        ("mu_growth", s.mu_growth, s.mu_growth >= 1, ">= 1"),
+        ("mu_tol", s.mu_tol, 0 <= s.mu_tol < 1, "in [0, 1)"),
+    ]
+    for name, value, ok, requirement in rules:
+        if not ok:
+            raise ConfigError(f"{name} must be {requirement}, got {value!r}")
 
 
 @dataclass
@@ -265,7 +273,7 @@ class MAC:
         """One MAC epoch: W-steps, Z-steps, new targets down the chain."""
         for stage in self.stages:
             self._w_step(stage, epoch)
-        if self.s.z_iters > 0 and self.chain.stages > 1:
+        if self.chain.stages > 1:
             if self.s.variant == "coupled":
                 self._coupled_z_step()
             else:
@@ -307,10 +315,10 @@ class MAC:
             if stage.index > 0
         }
 
-    def _z_optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
+    def _z_optimizer(self, z: torch.Tensor, lr: float) -> torch.optim.Optimizer:
         if self.s.z_optimizer == "adam":
-            return torch.optim.Adam([z], lr=self.s.z_lr)
-        return torch.optim.SGD([z], lr=self.s.z_lr)
+            return torch.optim.Adam([z], lr=lr)
+        return torch.optim.SGD([z], lr=lr)
 
     def _z_update(self, stage: _Stage, z: torch.Tensor, opt: Any, target: Any, prior: Any) -> None:
         last = stage.index == self.chain.last
@@ -325,9 +333,9 @@ class MAC:
         new = torch.empty_like(stage.z)
         for rows in self._chunks():
             z = stage.z[rows].clone().requires_grad_()
-            opt = self._z_optimizer(z)
+            opt = self._z_optimizer(z, self.s.z_lr[stage.index])
             p = None if prior is None else prior[rows]
-            for _ in range(self.s.z_iters):
+            for _ in range(self.s.z_iters[stage.index]):
                 self._z_update(stage, z, opt, stage.target[rows], p)
             new[rows] = z.detach()
         stage.z = new
@@ -339,11 +347,11 @@ class MAC:
         for rows in self._chunks():
             n = rows.stop - rows.start
             live = [(st, st.z[rows].clone().requires_grad_()) for st in self.stages if st.index]
-            opts = [self._z_optimizer(z) for _, z in live]
+            opts = [self._z_optimizer(z, self.s.z_lr[st.index]) for st, z in live]
             if self.chain.holds(0):  # f_0(x) does not change during the Z-step: sent once
                 self.chain.send("prior", 0, 1, self._forward(self.stages[0], rows))
             first_prior = self._recv("prior", 0, 1, n) if self.chain.holds(1) else None
-            for _ in range(self.s.z_iters):
+            for _ in range(self.s.z_iters[-1]):  # the same for every group (see settings)
                 for stage, z in live:
                     self._send_iterate(stage, z)
                 for (stage, z), opt in zip(live, opts, strict=True):
