@@ -16,6 +16,8 @@ its stages in one fixed order computes the same numbers on one rank as on many.
 
 Sends never block (they complete at :meth:`Chain.flush`); receives do. A schedule in which
 every receive waits for a send that comes earlier in the sequential order cannot deadlock.
+Waiting polls with a growing sleep (:func:`trainers.collectives.wait`): a rank waiting for its
+neighbour, or idle, leaves the core to those that compute.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 
 from propagator import ConfigError
 
-from .collectives import Collectives, Request
+from .collectives import Collectives, Request, wait
 
 _TAG_LIMIT = 32767  # the smallest MPI_TAG_UB the MPI standard allows
 
@@ -103,16 +105,19 @@ class Chain:
                 raise RuntimeError(f"stage {dst} waits for {channel!r} that stage {src} never sent")
             return queue.popleft()
         tensor = torch.empty(tuple(shape), dtype=dtype, device=device)
-        return self.comm.recv_(tensor, self.owner[src], self._tag(channel, src, dst))
+        wait(self.comm.irecv_(tensor, self.owner[src], self._tag(channel, src, dst)))
+        return tensor
 
     def flush(self) -> None:
         """Wait until every send of this rank has completed."""
         for request, _ in self._pending:
-            request.wait()
+            wait(request)
         self._pending.clear()
 
     def share(self, stage: int, tensor: torch.Tensor) -> torch.Tensor:
         """Every rank gets ``tensor`` as the holder of ``stage`` has it (a broadcast; the
         others pass a tensor of the same shape)."""
         self.flush()
-        return self.comm.broadcast_(tensor.contiguous(), root=self.owner[stage])
+        tensor = tensor.contiguous()
+        wait(self.comm.ibroadcast_(tensor, root=self.owner[stage]))
+        return tensor

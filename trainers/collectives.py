@@ -8,9 +8,11 @@ Two backends with one interface:
   group is created once per worker group (a rendezvous address is broadcast over the MPI
   communicator) and reused by every later trial of the search.
 
-Besides collectives, both offer point-to-point messages (``isend`` / ``recv_``) for the
-layer-parallel trainers, whose stages talk only to their neighbours in a chain (see
-:mod:`trainers.chain`).
+Besides collectives, both offer point-to-point messages (``isend`` / ``irecv_``) and a
+non-blocking broadcast for the layer-parallel trainers, whose stages talk only to their
+neighbours in a chain (see :mod:`trainers.chain`). Such a rank spends much of its time waiting
+for a neighbour; :func:`wait` completes a request by polling with a growing sleep instead of the
+MPI library's busy wait, so that a waiting rank leaves its core to the ranks that work.
 
 ``bytes_sent`` counts the payload a rank hands to communication calls: ``nbytes`` of each
 tensor it all-reduces or sends, and, for a broadcast, the tensor's size on the root only. It
@@ -20,8 +22,10 @@ about twice the payload over the wire).
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
+import time
 from typing import Protocol
 
 import numpy as np
@@ -46,16 +50,55 @@ class Collectives(Protocol):
 
     def isend(self, tensor: torch.Tensor, dest: int, tag: int) -> Request:
         """Start sending ``tensor`` to rank ``dest``; it must stay unchanged until the returned
-        request's ``wait()``."""
+        request has completed."""
         ...
 
-    def recv_(self, tensor: torch.Tensor, source: int, tag: int) -> torch.Tensor:
-        """Overwrite ``tensor`` with the next message from ``source`` with ``tag``."""
+    def irecv_(self, tensor: torch.Tensor, source: int, tag: int) -> Request:
+        """Start receiving the next message from ``source`` with ``tag`` into ``tensor``."""
+        ...
+
+    def ibroadcast_(self, tensor: torch.Tensor, root: int = 0) -> Request:
+        """Start overwriting ``tensor`` with ``root``'s (every rank calls it)."""
         ...
 
 
 class Request(Protocol):
-    def wait(self) -> object: ...
+    """A started operation (an ``mpi4py`` request, or a wrapped ``torch.distributed`` work)."""
+
+    def Test(self) -> bool: ...
+
+    def Wait(self) -> object: ...
+
+
+def wait(request: Request) -> None:
+    """Complete ``request``: a few quick tests, then tests between sleeps that double from
+    50 µs to 1 ms. MPI's own blocking calls spin, which on a node with more ranks than cores
+    (a laptop, a test) takes the core from the rank that would send the message."""
+    for _ in range(50):
+        if request.Test():
+            return
+    pause = 5e-5
+    while not request.Test():
+        time.sleep(pause)
+        pause = min(2 * pause, 1e-3)
+
+
+class _Work:
+    """A ``torch.distributed`` work as a :class:`Request` (``None``: nothing to do).
+
+    ``Test`` waits: not every work reports completion before ``wait()`` (gloo's point-to-point
+    ones never do), so polling cannot be trusted; on GPUs, where this backend serves, a rank
+    has its own core anyway."""
+
+    def __init__(self, work: object | None) -> None:
+        self._work = work
+
+    def Test(self) -> bool:
+        self.Wait()
+        return True
+
+    def Wait(self) -> object:
+        return None if self._work is None else self._work.wait()
 
 
 def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -100,9 +143,14 @@ class MPICollectives:
         self.bytes_sent += array.nbytes
         return self.comm.Isend(array, dest=dest, tag=tag)
 
-    def recv_(self, tensor: torch.Tensor, source: int, tag: int) -> torch.Tensor:
-        self.comm.Recv(_as_numpy(tensor), source=source, tag=tag)
-        return tensor
+    def irecv_(self, tensor: torch.Tensor, source: int, tag: int) -> Request:
+        return self.comm.Irecv(_as_numpy(tensor), source=source, tag=tag)
+
+    def ibroadcast_(self, tensor: torch.Tensor, root: int = 0) -> Request:
+        array = _as_numpy(tensor)
+        if self.rank == root and self.size > 1:
+            self.bytes_sent += array.nbytes
+        return self.comm.Ibcast(array, root=root)
 
 
 _MEMBERS: list[tuple[int, ...]] = []  # the world ranks of the live process group, if any
@@ -150,11 +198,17 @@ class TorchCollectives:
     def isend(self, tensor: torch.Tensor, dest: int, tag: int) -> Request:
         # NCCL ignores tags: the chain sends and receives in the same order on both sides
         self.bytes_sent += tensor.numel() * tensor.element_size()
-        return self._dist.isend(tensor, dst=dest, tag=tag)
+        return _Work(self._dist.isend(tensor, dst=dest, tag=tag))
 
-    def recv_(self, tensor: torch.Tensor, source: int, tag: int) -> torch.Tensor:
-        self._dist.recv(tensor, src=source, tag=tag)
-        return tensor
+    def irecv_(self, tensor: torch.Tensor, source: int, tag: int) -> Request:
+        return _Work(self._dist.irecv(tensor, src=source, tag=tag))
+
+    def ibroadcast_(self, tensor: torch.Tensor, root: int = 0) -> Request:
+        if self.size == 1:
+            return _Work(None)
+        if self.rank == root:
+            self.bytes_sent += tensor.numel() * tensor.element_size()
+        return _Work(self._dist.broadcast(tensor, src=root, async_op=True))
 
 
 def _rendezvous(comm: MPI.Comm, backend: str) -> None:
@@ -171,6 +225,19 @@ def _rendezvous(comm: MPI.Comm, backend: str) -> None:
     host, port = comm.bcast(address, root=0)
     store = dist.TCPStore(host, port, comm.size, comm.rank == 0, use_libuv=False)
     dist.init_process_group(backend, store=store, rank=comm.rank, world_size=comm.size)
+    atexit.register(_close, comm.Dup())
+
+
+def _close(comm: MPI.Comm) -> None:
+    """At exit (before MPI finalises: atexit runs this before mpi4py's handler): the group's
+    ranks leave together and take the group down, or a rank whose peers (rank 0 serves the
+    store) are already gone aborts in the group's threads."""
+    import torch.distributed as dist
+
+    comm.Barrier()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    comm.Free()
 
 
 def make_collectives(comm: MPI.Comm, device: torch.device, backend: str = "mpi") -> Collectives:
