@@ -64,7 +64,7 @@ def test_plateaus_halve_b_then_reset_it_as_heat_does():
     [
         ({"stale_steps": 5, "global_sync_period": 4}, "stale_steps must be at most"),
         ({"global_sync_period": 0}, "global_sync_period must be an integer >= 1"),
-        ({"global_sync_period": "4"}, "global_sync_period must be a number"),
+        ({"global_sync_period": "4"}, "global_sync_period must be an integer"),
         ({"node_size": 3}, "node_size must divide the worker's 4 ranks"),
         ({"warmup_epochs": 1.5}, "warmup_epochs must be an integer"),
         ({"sixteen_bit": "yes"}, "sixteen_bit must be true or false"),

@@ -118,7 +118,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -143,6 +142,7 @@ from .framework import (
 )
 from .layer_parallel import Split, evaluate, finish, split_model
 from .models import activation
+from .params import flag, integer, number
 
 OUT, LAM, KAPPA, AUX = "out", "lam", "kappa", "aux"  # the chain's channels (see the docstring)
 CHANNELS = (OUT, LAM, KAPPA, AUX)
@@ -185,8 +185,8 @@ def settings(params: dict[str, Any]) -> Settings:
         raise ConfigError(f"method must be one of {list(METHODS)}, got {method!r}")
     if params.get("model", "resnet") != "resnet":
         raise ConfigError(f"model must be resnet for the auxnet trainer, got {params['model']!r}")
-    auxnet = _flag(params, "auxnet", method == "penalty")
-    augment = _flag(params, "augment", False)
+    auxnet = flag(params, "auxnet", method == "penalty")
+    augment = flag(params, "augment", False)
     if auxnet and method == "al":
         raise ConfigError(
             "auxnet: true needs method penalty (the paper has no AuxNet for the AL multipliers)"
@@ -195,49 +195,22 @@ def settings(params: dict[str, Any]) -> Settings:
         raise ConfigError(
             "augment: true needs auxnet: true (a stored λ belongs to one fixed image)"
         )
-    lr = _number(params, "lr", 0.1, low=0.0)
+    lr = number(params, "lr", 0.1, low=0.0)
     aux_filters = params.get("aux_filters")
     return Settings(
         method=method,
         auxnet=auxnet,
-        beta=_number(params, "beta", 10.0, low=0.0, strict=True),
-        beta_growth=_number(params, "beta_growth", 1.0, low=1.0),
-        beta_every=_integer(params, "beta_every", 1, low=1),
-        lambda_lr=_number(params, "lambda_lr", lr, low=0.0),
-        kappa_lr=_number(params, "kappa_lr", 1.0, low=0.0),
-        lambda_noise=_number(params, "lambda_noise", 0.0, low=0.0),
+        beta=number(params, "beta", 10.0, low=0.0, strict=True),
+        beta_growth=number(params, "beta_growth", 1.0, low=1.0),
+        beta_every=integer(params, "beta_every", 1, low=1),
+        lambda_lr=number(params, "lambda_lr", lr, low=0.0),
+        kappa_lr=number(params, "kappa_lr", 1.0, low=0.0),
+        lambda_noise=number(params, "lambda_noise", 0.0, low=0.0),
         augment=augment,
-        aux_lr=_number(params, "aux_lr", lr, low=0.0),
-        aux_filters=None if aux_filters is None else _integer(params, "aux_filters", 0, low=1),
-        aux_blocks=_integer(params, "aux_blocks", 1, low=0),
+        aux_lr=number(params, "aux_lr", lr, low=0.0),
+        aux_filters=None if aux_filters is None else integer(params, "aux_filters", 0, low=1),
+        aux_blocks=integer(params, "aux_blocks", 1, low=0),
     )
-
-
-def _number(
-    params: dict[str, Any], name: str, default: float, low: float, strict: bool = False
-) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    if value < low or (strict and value == low):
-        raise ConfigError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-def _integer(params: dict[str, Any], name: str, default: int, low: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
-    value = params.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 class _Residual(nn.Module):
@@ -556,8 +529,8 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
     ctx = setup(params, trial)
     data = load_data(params)  # every stage works on every sample: no shards
     split = split_model(ctx, params, data, CHANNELS)
-    epochs = _integer(params, "epochs", 5, low=1)
-    batch = _integer(params, "batch_size", 64, low=1)
+    epochs = integer(params, "epochs", 5, low=1)
+    batch = integer(params, "batch_size", 64, low=1)
     steps = len(data.x_train) // batch  # as ``baseline`` on one rank, so that K = 1 is BP
     if steps < 1:
         raise ConfigError(

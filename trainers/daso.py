@@ -75,7 +75,6 @@ Choices where the reference is ambiguous or silent, and why:
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +103,7 @@ from .framework import (
     sync_parameters,
 )
 from .models import build_model
+from .params import flag, integer, number
 
 
 def stale_merge(
@@ -135,52 +135,31 @@ class Settings:
     sixteen_bit: bool
 
 
-def _number(params: dict[str, Any], name: str, default: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _int(params: dict[str, Any], name: str, default: int, low: int) -> int:
-    value = _number(params, name, default)
-    if not value.is_integer() or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {params.get(name)!r}")
-    return int(value)
-
-
-def _bool(params: dict[str, Any], name: str, default: bool) -> bool:
-    value = params.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
 def settings(params: dict[str, Any], ranks: int) -> Settings:
     """DASO's params, checked (see the module docstring); ``ranks`` is the worker's size."""
     node_size = params.get("node_size")
     if node_size is not None:
-        node_size = _int(params, "node_size", 1, 1)
+        node_size = integer(params, "node_size", 1, 1)
         if ranks % node_size:
             raise ConfigError(f"node_size must divide the worker's {ranks} ranks, got {node_size}")
-    period = _int(params, "global_sync_period", 4, 1)
-    stale = _int(params, "stale_steps", 1, 0)
+    period = integer(params, "global_sync_period", 4, 1)
+    stale = integer(params, "stale_steps", 1, 0)
     if stale > period:
         raise ConfigError(f"stale_steps must be at most global_sync_period ({period}), got {stale}")
-    level = _number(params, "stability_level", 0.05)
+    level = number(params, "stability_level", 0.05)
     if not 0 < level < 1:
         raise ConfigError(f"stability_level must be in (0, 1), got {level}")
     return Settings(
         node_size=node_size,
         period=period,
         stale=stale,
-        warmup_epochs=_int(params, "warmup_epochs", 1, 0),
-        cooldown_epochs=_int(params, "cooldown_epochs", 1, 0),
-        adapt=_bool(params, "adapt_sync", True),
+        warmup_epochs=integer(params, "warmup_epochs", 1, 0),
+        cooldown_epochs=integer(params, "cooldown_epochs", 1, 0),
+        adapt=flag(params, "adapt_sync", True),
         stability_level=level,
-        patience=_int(params, "patience", 2, 1),
-        max_period=_int(params, "max_sync_period", 8, 1),
-        sixteen_bit=_bool(params, "sixteen_bit", True),
+        patience=integer(params, "patience", 2, 1),
+        max_period=integer(params, "max_sync_period", 8, 1),
+        sixteen_bit=flag(params, "sixteen_bit", True),
     )
 
 
@@ -332,7 +311,7 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
     sync_parameters(model, ctx.comm)
-    epochs = _int(params, "epochs", 5, 1)
+    epochs = integer(params, "epochs", 5, 1)
     local_comm, global_comm = split_nodes(trial.comm, s.node_size)
     local = MPICollectives(local_comm)
     sync = GlobalSync(local, global_comm, s.sixteen_bit)

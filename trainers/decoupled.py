@@ -83,6 +83,7 @@ from .collectives import wait
 from .data import Data, load_data
 from .framework import Context, batches, loss_function, make_optimizer, make_schedule, setup
 from .layer_parallel import Split, evaluate, finish, split_model
+from .params import integer
 
 ACT, GRAD = "act", "grad"  # the chain's channels: activations forwards, error gradients back
 
@@ -317,7 +318,7 @@ def fit(
     iterations), reporting the validation loss after each whole epoch."""
     ctx = setup(params, trial)
     data = load_data(params)
-    epochs, batch = _positive(params, "epochs", 5), _positive(params, "batch_size", 64)
+    epochs, batch = integer(params, "epochs", 5, 1), integer(params, "batch_size", 64, 1)
     steps = len(data.x_train) // batch
     if steps == 0:
         raise ConfigError(f"batch_size={batch} exceeds the {len(data.x_train)} training samples")
@@ -354,15 +355,6 @@ def _wait_all(comm: MPI.Comm) -> None:
     ranks (K < ranks) must not take the cores from the busy ones while they wait. It also
     starts the ranks' clocks together."""
     wait(comm.Ibarrier())
-
-
-def _positive(params: dict[str, Any], name: str, default: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ConfigError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _stages(params: dict[str, Any], split: Split, total_steps: int) -> list[Stage]:

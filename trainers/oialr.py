@@ -75,9 +75,8 @@ from propagator import ConfigError, Trial
 
 from .baseline import data_parallel
 from .collectives import Collectives
-from .framework import (
-    count_parameters,
-)
+from .framework import count_parameters
+from .params import flag, integer, number
 
 FIRST_MOMENTS = ("exp_avg", "momentum_buffer")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
@@ -98,12 +97,12 @@ class Settings:
 def settings(params: dict[str, Any], total_steps: int) -> Settings:
     """Algorithm 1's hyperparameters from ``params``, with defaults for a run of
     ``total_steps``; a bad value raises :class:`propagator.ConfigError` naming it."""
-    delay = _integer(params, "delay", total_steps // 3, low=0)
-    frequency = _integer(params, "frequency", max(1, total_steps // 20), low=1)
-    cutoff = _number(params, "sigma_cutoff", 0.1)
+    delay = integer(params, "delay", total_steps // 3, low=0)
+    frequency = integer(params, "frequency", max(1, total_steps // 20), low=1)
+    cutoff = number(params, "sigma_cutoff", 0.1)
     if not 0 <= cutoff < 1:
         raise ConfigError(f"sigma_cutoff must be in [0, 1), got {cutoff}")
-    fraction = _number(params, "layer_fraction", 0.1)
+    fraction = number(params, "layer_fraction", 0.1)
     if not 0 < fraction <= 1:
         raise ConfigError(f"layer_fraction must be in (0, 1], got {fraction}")
     return Settings(
@@ -111,32 +110,9 @@ def settings(params: dict[str, Any], total_steps: int) -> Settings:
         frequency,
         cutoff,
         fraction,
-        _flag(params, "full_rank_first", False),
-        _flag(params, "full_rank_last", True),
+        flag(params, "full_rank_first", False),
+        flag(params, "full_rank_last", True),
     )
-
-
-def _number(params: dict[str, Any], name: str, default: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _integer(params: dict[str, Any], name: str, default: int, low: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low} (steps), got {value!r}")
-    return value
-
-
-def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
-    value = params.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 class LowRankLayer(nn.Module):
