@@ -38,6 +38,18 @@ def run_mpi(n: int, scenario: str, out: Path, *args: str, timeout: float = 120) 
     return ranks
 
 
+def run_trainer(
+    tmp: Path, n: int, k: int, name: str, params: dict, backend: str = "mpi"
+) -> list[dict]:
+    """The records of a search on ``n`` ranks in workers of ``k`` running trainer ``name`` once
+    per worker with ``params`` (the ``trainer`` scenario); each must have succeeded."""
+    ranks = run_mpi(n, "trainer", tmp, name, backend, str(k), json.dumps(params))
+    records = ranks[0]["records"]
+    assert len(records) == n // k
+    assert all(r["status"] == "ok" for r in records), records
+    return records
+
+
 # The propagate command, for subprocesses under mpiexec (the console script's entry point).
 PROPAGATE = ["-c", "import sys; from propagator._entry import main; sys.exit(main())"]
 DATA = Path(__file__).parent / "data"

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_mpi
+from conftest import run_mpi, run_trainer
 from mpi4py import MPI
 
 import propagator as pg
@@ -119,30 +115,7 @@ def test_lambda_correction_is_a_gradient_step_of_objective_8(method):
 def _launch(n: int, params: dict, out: Path, seed: int = SEED) -> list[dict]:
     """``auxnet.train(params)`` on a worker of ``n`` ranks (all of ``mpiexec -n n``), trial seed
     as :func:`_trial`'s; every rank's metrics."""
-    code = (
-        "import json, sys; from mpi4py import MPI; from propagator.evaluation import Trial; "
-        "from trainers.auxnet import train; "
-        f"m = train(json.loads(sys.argv[1]), Trial(0, MPI.COMM_WORLD, 0, 0, {seed})); "
-        "open(sys.argv[2] + f'/rank{MPI.COMM_WORLD.rank}.json', 'w').write(json.dumps(m))"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = ["mpiexec", "-n", str(n), sys.executable, "-c", code, json.dumps(params), str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"auxnet on {n} ranks hung:\n{proc.communicate()[0][-4000:]}")
-    assert proc.returncode == 0, output[-4000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
+    return run_mpi(n, "train", out, "auxnet", str(seed), json.dumps(params))
 
 
 def _alone(params: dict, seed: int = SEED) -> dict:
@@ -205,14 +178,6 @@ def test_a_rank_beyond_the_stages_idles_and_reports_the_same_metrics(tmp_path):
                 assert r[key] == value, key
 
 
-def _search(tmp_path, n: int, k: int, params: dict) -> list[dict]:
-    ranks = run_mpi(n, "trainer", tmp_path, "auxnet", "mpi", str(k), json.dumps(params))
-    records = ranks[0]["records"]
-    assert len(records) == n // k
-    assert all(r["status"] == "ok" for r in records), records
-    return records
-
-
 LEARN = {
     "dataset": "digits",
     "filters": 8,
@@ -226,7 +191,7 @@ LEARN = {
 @pytest.mark.mpi
 def test_two_rank_workers_learn(tmp_path):
     params = {**LEARN, "blocks": 2, "auxnet": False, "beta": 1.0}
-    for record in _search(tmp_path, 4, 2, params):  # two workers of two ranks
+    for record in run_trainer(tmp_path, 4, 2, "auxnet", params):  # two workers of two ranks
         metrics = record["metrics"]
         assert metrics["val_acc"] > 0.5, metrics  # chance is 0.1
         assert metrics["bytes_sent"] > 0
@@ -236,7 +201,7 @@ def test_two_rank_workers_learn(tmp_path):
 @pytest.mark.mpi
 def test_four_stages_on_a_four_rank_worker_learn_as_on_one_rank(tmp_path):
     params = {**LEARN, "blocks": 4, "modules": 4, "method": "al", "beta": 1.0}
-    (record,) = _search(tmp_path, 4, 4, params)
+    (record,) = run_trainer(tmp_path, 4, 4, "auxnet", params)
     assert record["metrics"]["val_acc"] > 0.5, record["metrics"]
     # the search's only evaluation: id 0 of a run with seed 0 (lr fixed by the params)
     trial = _trial(0)

@@ -3,12 +3,11 @@ equations, byte counts, and multi-rank runs of both variants."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import torch
-from conftest import run_mpi
+from conftest import run_trainer
 from mpi4py import MPI
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -105,19 +104,11 @@ def test_alpha_defaults_to_beta_over_p():
     assert settings({"method": "eamsgd"}, 4).delta == 0.99
 
 
-def _worker_run(tmp_path, n: int, k: int, params: dict) -> list[dict]:
-    ranks = run_mpi(n, "trainer", tmp_path, "easgd", "mpi", str(k), json.dumps(params))
-    records = ranks[0]["records"]
-    assert len(records) == n // k
-    assert all(r["status"] == "ok" for r in records), records
-    return records
-
-
 @pytest.mark.mpi
 @pytest.mark.parametrize("variant", ["sync", "async"])
 def test_alpha_zero_on_two_ranks_is_independent_sgd_and_bytes_match(tmp_path, variant):
     params = {**SMALL, "alpha": 0.0, "tau": 3, "variant": variant}
-    (record,) = _worker_run(tmp_path, 2, 2, params)
+    (record,) = run_trainer(tmp_path, 2, 2, "easgd", params)
     # the MPI run's only evaluation had id 0 in a run with seed 0
     alone = train({**params, "lr": record["params"]["lr"]}, Trial(0, MPI.COMM_SELF, 0, 0, 0))
     # rank 0 of the pair trained exactly as it would alone: nothing reached it from rank 1
@@ -142,7 +133,7 @@ def test_methods_learn_on_multi_rank_workers(tmp_path, k, method, variant):
     lr = {"easgd": 0.3, "eamsgd": 0.03, "downpour": 0.1}[method]
     params = {**SMALL, "epochs": 4, "batch_size": 32, "method": method, "variant": variant}
     params |= {"lr": lr, "tau": 2}
-    for record in _worker_run(tmp_path, 4, k, params):
+    for record in run_trainer(tmp_path, 4, k, "easgd", params):
         metrics = record["metrics"]
         assert metrics["val_acc"] > 0.5, metrics  # chance is 0.1
         assert metrics["bytes_sent"] > 0

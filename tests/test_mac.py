@@ -4,12 +4,10 @@ one-rank numbers with the bytes it should send."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_mpi
+from conftest import run_trainer
 from mpi4py import MPI
 
 import propagator as pg
@@ -157,19 +155,12 @@ def test_bad_settings_name_the_field(bad, match):
     assert per_group.z_lr == (0.1, 0.1, 0.5) and per_group.w_iters == (7, 67, 67)
 
 
-def _mpi(tmp_path, n: int, k: int, params: dict) -> list[dict]:
-    ranks = run_mpi(n, "trainer", tmp_path, "mac", "mpi", str(k), json.dumps(params))
-    records = ranks[0]["records"]
-    assert all(r["status"] == "ok" for r in records), records
-    return records
-
-
 @pytest.mark.mpi
 @pytest.mark.parametrize("variant", ["1-term", "2-term", "coupled"])
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_the_chain_on_several_ranks_gives_the_one_rank_numbers(tmp_path, variant, ranks):
     params = {**TINY, "variant": variant}
-    (record,) = _mpi(tmp_path, ranks, ranks, params)
+    (record,) = run_trainer(tmp_path, ranks, ranks, "mac", params)
     alone = fit(params, Trial(0, MPI.COMM_SELF, 0, 0, 0))  # the MPI run's only trial: id 0, seed 0
     assert record["metrics"]["val_loss"] == alone["val_loss"]
     assert [v for _, v in record["reports"]] == _reports(params, seed=0)
@@ -187,7 +178,7 @@ def test_the_chain_on_several_ranks_gives_the_one_rank_numbers(tmp_path, variant
 def test_mac_learns_on_multi_rank_workers(tmp_path, k):
     params = {"dataset": "digits", "depth": 3, "width": 32, "split": [1, 3], "epochs": 3}
     params |= {"w_iters": 5, "w_lr": 1e-2, "w_batch": 64, "variant": "1-term", "z_lr": 3e-2}
-    for record in _mpi(tmp_path, 4, k, params):
+    for record in run_trainer(tmp_path, 4, k, "mac", params):
         m = record["metrics"]
         assert m["val_acc"] > 0.6, m  # chance is 0.1
         assert m["groups"] == 3 and m["bytes_method"] > 0

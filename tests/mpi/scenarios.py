@@ -257,6 +257,18 @@ def chain(args: list[str]) -> dict:
     }
 
 
+def train(args: list[str]) -> dict:
+    """One call of a trainer on a worker of all ranks, one thread each: ``name seed params``
+    (``seed`` is the trial's run seed); every rank's metrics."""
+    import torch
+
+    from propagator.config import load_objective
+
+    torch.set_num_threads(1)
+    name, seed, params = args[0], int(args[1]), json.loads(args[2])
+    return load_objective(name)(params, pg.Trial(0, WORLD, 0, 0, seed))
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
@@ -269,6 +281,7 @@ SCENARIOS = {
         badlayout,
         trainer,
         chain,
+        train,
     )
 }
 
