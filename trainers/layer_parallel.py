@@ -111,7 +111,11 @@ def finish(
     seconds: float,
     **extra: float,
 ) -> dict[str, float]:
-    """The metrics every trainer returns, for a model spread over the chain."""
+    """The metrics every trainer returns, for a model spread over the chain, and
+    ``bytes_method``: the bytes this rank sent for the method itself (``bytes_sent`` without
+    the layer-serial evaluations)."""
+    method = sum(n for channel, n in split.chain.bytes_by_channel.items() if channel != EVAL)
+    extra = {"bytes_method": float(method), **extra}
     validation = evaluate(split, data.x_val, data.y_val, data.task, ctx.device)
     own = [p for _, g in split.held() for p in g.parameters()]
     counts = (sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad))

@@ -73,8 +73,7 @@ Choices where the thesis leaves room, and why:
 Metrics beyond :func:`trainers.layer_parallel.finish`'s: ``train_loss`` (the nested network's,
 on the whole training set, after the last epoch), ``train_acc``, ``epoch_time`` (seconds per
 MAC epoch, W- and Z-steps and their messages, without the loss evaluation; the slowest rank's
-mean), ``bytes_method`` (bytes this rank sent for the method itself, without the evaluation
-passes), ``mu`` (its final value) and ``groups``. ``trial.report`` gets the training loss after
+mean), ``mu`` (its final value) and ``groups``. ``trial.report`` gets the training loss after
 every epoch (the thesis's fitness).
 """
 
@@ -95,7 +94,7 @@ from propagator import ConfigError, Trial
 
 from .data import Data, load_data
 from .framework import Context, batch_indices, make_optimizer, setup
-from .layer_parallel import EVAL, Split, evaluate, finish, split_model
+from .layer_parallel import Split, evaluate, finish, split_model
 
 VARIANTS = ("1-term", "2-term", "coupled")
 LOSSES = ("cross_entropy", "mse")
@@ -427,7 +426,6 @@ def fit(params: dict[str, Any], trial: Trial, on_epoch: OnEpoch | None = None) -
         mac.after_epoch(train_loss, previous)
         previous = train_loss
     epoch_time = ctx.trial.comm.allreduce(spent / mac.s.epochs, op=MPI.MAX)
-    method_bytes = sum(v for k, v in split.chain.bytes_by_channel.items() if k != EVAL)
     return finish(
         ctx,
         split,
@@ -436,7 +434,6 @@ def fit(params: dict[str, Any], trial: Trial, on_epoch: OnEpoch | None = None) -
         time.perf_counter() - start,
         train_acc=train_acc,
         epoch_time=epoch_time,
-        bytes_method=float(method_bytes),
         mu=mac.mu,
         groups=float(split.chain.stages),
     )

@@ -23,10 +23,14 @@ from _trainers import train_once
 
 TEACHER = {"dataset": "teacher", "n_samples": 20000, "n_features": 40, "n_classes": 62}
 RESNET = {"dataset": "digits", "image": True, "model": "resnet", "filters": 16, "blocks": 4}
+LAYERS = {"modules": 4, "epochs": 2, "batch_size": 64}  # one residual block per stage
 RUNS = {
     # the 6-layer MLP of the MAC bench in 4 groups of (2, 2, 1, 1) layers
     "mac": {**TEACHER, "depth": 5, "width": 64, "modules": 4, "variant": "1-term"}
     | {"epochs": 2, "w_iters": 10, "w_batch": 512, "z_iters": 1, "z_lr": 1e-3},
+    "auxnet": {**RESNET, **LAYERS, "beta": 10.0},
+    "ddg": {**RESNET, **LAYERS, "momentum": 0.9, "lr": 0.01},
+    "fr": {**RESNET, **LAYERS, "momentum": 0.9, "lr": 0.01},
 }
 
 

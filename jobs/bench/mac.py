@@ -5,7 +5,7 @@ notes), and a search's best MAC settings against Table 4.4's.
 the 16k-sample ``teacher`` set (40 features, 62 classes, a synthetic stand-in for TIMIT frames),
 grouping (1,5), both variants with Table 4.4's (1,5) settings (67 W-iterations per group, one
 Z-iteration), against SGD at Table C.1's learning rate 2.7 (and, since that rate was tuned on
-TIMIT, at 1.0, 0.3 and 0.1) and Adam at Table C.1's 5e-3; batch 512 for all (the thesis's).
+TIMIT, at 0.3 and 0.1) and Adam at Table C.1's 5e-3; batch 512 for all (the thesis's).
 Each run trains for the same wall time on one rank, one after the other in this process; the
 training loss of the whole network on the whole training set is read after every epoch (MAC
 epoch, or SGD/Adam epoch), the time of these evaluations excluded. SGD and Adam are ``mac``
@@ -22,7 +22,6 @@ with one group, which the tests show is plain minibatch training.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import statistics
 from pathlib import Path
@@ -43,7 +42,6 @@ RUNS = {
     "MAC 1-term (1,5)": {"variant": "1-term", "w_lr1": 2.8e-2, "w_lr2": 2.5e-3, "z_lr": 1.4e-5},
     "MAC 2-term (1,5)": {"variant": "2-term", "w_lr1": 3.4e-4, "w_lr2": 6.7e-3, "z_lr": 3e-5},
     "SGD lr 2.7 (Table C.1)": {"w_optimizer": "sgd", "w_lr": 2.7},
-    "SGD lr 1.0": {"w_optimizer": "sgd", "w_lr": 1.0},
     "SGD lr 0.3": {"w_optimizer": "sgd", "w_lr": 0.3},
     "SGD lr 0.1": {"w_optimizer": "sgd", "w_lr": 0.1},
     "Adam lr 5e-3 (Table C.1)": {"w_lr": 5e-3},
@@ -63,8 +61,12 @@ def curve(params: dict[str, Any], seed: int, seconds: float) -> list[tuple[float
         if spent >= seconds:
             raise _Enough
 
-    with contextlib.suppress(_Enough):
+    try:
         fit(params, Trial(0, MPI.COMM_SELF, 0, 0, seed), on_epoch=note)
+    except _Enough:
+        pass
+    except FloatingPointError:  # diverged: the loss is infinite from then on
+        points.append((points[-1][0] if points else 0.0, math.inf))
     return points
 
 
