@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,15 +175,28 @@ def loss_function(task: str) -> nn.Module:
     return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
 
 
+@contextmanager
+def evaluation_mode(*modules: nn.Module) -> Iterator[None]:
+    """The modules in evaluation mode (no dropout, batch norm's running statistics), each
+    back in its own mode on exit."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Data, device: torch.device) -> tuple[float, float]:
     """(validation loss, accuracy); accuracy is NaN for regression."""
-    model.eval()
-    out = model(data.x_val.to(device))
+    with evaluation_mode(model):
+        out = model(data.x_val.to(device))
     y = data.y_val.to(device)
     loss = float(loss_function(data.task)(out, y))
     acc = float((out.argmax(1) == y).float().mean()) if data.task == "classification" else math.nan
-    model.train()
     return loss, acc
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .chain import Chain
 from .data import Data
-from .framework import Context, loss_function, metrics
+from .framework import Context, evaluation_mode, loss_function, metrics
 from .models import build_model
 from .partition import boundary_shapes, partition
 
@@ -78,23 +78,19 @@ def evaluate(
     the chain in evaluation mode; every rank gets them. Accuracy is NaN for regression."""
     chain, loss_of = split.chain, loss_function(task)
     totals = torch.zeros(2, dtype=torch.float64)
-    modes = {s: g.training for s, g in split.held()}
-    for _, g in split.held():
-        g.eval()
-    for i in range(0, len(x), 1024):
-        n = min(1024, len(x) - i)
-        for s, g in split.held():
-            h = x[i : i + n].to(device) if s == 0 else _receive(split, s, n, device)
-            out = g(h)
-            if s < chain.last:
-                chain.send(EVAL, s, s + 1, out)
-                continue
-            target = y[i : i + n].to(device)
-            totals[0] += float(loss_of(out, target)) * n
-            if task == "classification":
-                totals[1] += float((out.argmax(1) == target).sum())
-    for s, g in split.held():
-        g.train(modes[s])
+    with evaluation_mode(*(g for _, g in split.held())):
+        for i in range(0, len(x), 1024):
+            n = min(1024, len(x) - i)
+            for s, g in split.held():
+                h = x[i : i + n].to(device) if s == 0 else _receive(split, s, n, device)
+                out = g(h)
+                if s < chain.last:
+                    chain.send(EVAL, s, s + 1, out)
+                    continue
+                target = y[i : i + n].to(device)
+                totals[0] += float(loss_of(out, target)) * n
+                if task == "classification":
+                    totals[1] += float((out.argmax(1) == target).sum())
     totals = chain.share(chain.last, totals) / len(x)
     return float(totals[0]), float(totals[1]) if task == "classification" else math.nan
 

@@ -93,7 +93,7 @@ from torch import nn
 from propagator import ConfigError, Trial
 
 from .data import Data, load_data
-from .framework import Context, batch_indices, make_optimizer, setup
+from .framework import Context, batch_indices, evaluation_mode, make_optimizer, setup
 from .layer_parallel import Split, evaluate, finish, split_model
 
 VARIANTS = ("1-term", "2-term", "coupled")
@@ -254,10 +254,8 @@ class MAC:
     def _forward(self, stage: _Stage, rows: slice | None = None) -> torch.Tensor:
         """``f_l(z_l)`` in evaluation mode (deterministic: no dropout)."""
         inputs = self.x if stage.z is None else stage.z
-        stage.group.eval()
-        out = stage.group(inputs if rows is None else inputs[rows])
-        stage.group.train()
-        return out
+        with evaluation_mode(stage.group):
+            return stage.group(inputs if rows is None else inputs[rows])
 
     def _initialise(self) -> None:
         """z by a forward pass through the chain; each group's target is its own output."""
@@ -273,13 +271,7 @@ class MAC:
         for stage in self.stages:
             self._w_step(stage, epoch)
         if self.chain.stages > 1:
-            if self.s.variant == "coupled":
-                self._coupled_z_step()
-            else:
-                priors = self._send_priors() if self.s.variant == "2-term" else {}
-                for stage in self.stages:
-                    if stage.index > 0:
-                        self._decoupled_z_step(stage, priors.get(stage.index))
+            self._z_step()
         self._exchange_targets()
         self.chain.flush()
 
@@ -303,6 +295,17 @@ class MAC:
                 loss.backward()
                 stage.optimizer.step()
 
+    def _z_step(self) -> None:
+        """The groups are fixed and must be deterministic (the thesis): evaluation mode."""
+        with evaluation_mode(*(st.group for st in self.stages)):
+            if self.s.variant == "coupled":
+                self._coupled_z_step()
+                return
+            priors = self._send_priors() if self.s.variant == "2-term" else {}
+            for stage in self.stages:
+                if stage.index > 0:
+                    self._decoupled_z_step(stage, priors.get(stage.index))
+
     def _send_priors(self) -> dict[int, torch.Tensor]:
         """2-term: ``f_{l-1}(z_{l-1})`` with the new weights, from each stage to the next."""
         for stage in self.stages:
@@ -321,10 +324,8 @@ class MAC:
 
     def _z_update(self, stage: _Stage, z: torch.Tensor, opt: Any, target: Any, prior: Any) -> None:
         last = stage.index == self.chain.last
-        stage.group.eval()
         value = z_objective(stage.group, z, target, prior, self.mu, last, self.s.loss)
         (z.grad,) = torch.autograd.grad(value, z)
-        stage.group.train()
         opt.step()
 
     def _decoupled_z_step(self, stage: _Stage, prior: torch.Tensor | None) -> None:
@@ -365,9 +366,7 @@ class MAC:
     def _send_iterate(self, stage: _Stage, z: torch.Tensor) -> None:
         """Coupled: ``f_l(z_l)`` to the next stage, ``z_l`` (its target) to the previous one."""
         if stage.index < self.chain.last:
-            stage.group.eval()
             self.chain.send("prior", stage.index, stage.index + 1, stage.group(z))
-            stage.group.train()
         if stage.index > 1:
             self.chain.send("iterate", stage.index, stage.index - 1, z)
 

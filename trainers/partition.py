@@ -25,6 +25,7 @@ from torch import nn
 
 from propagator import ConfigError
 
+from .framework import evaluation_mode
 from .models import ResNet
 
 
@@ -86,13 +87,10 @@ def partition(
 @torch.no_grad()
 def boundary_shapes(groups: list[nn.Module], input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Per-sample shapes at the group boundaries: ``[input, out_0, out_1, ..., out_{K-1}]``."""
-    modes = [g.training for g in groups]
     x = torch.zeros((1, *input_shape))
     shapes = [tuple(input_shape)]
-    for g in groups:
-        g.eval()
-        x = g(x)
-        shapes.append(tuple(x.shape[1:]))
-    for g, mode in zip(groups, modes, strict=True):
-        g.train(mode)
+    with evaluation_mode(*groups):
+        for g in groups:
+            x = g(x)
+            shapes.append(tuple(x.shape[1:]))
     return shapes
