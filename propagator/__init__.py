@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import search
+    from .engine.evaluation import Trial
+    from .engine.records import Record
     from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
-    from .evaluation import Trial
-    from .records import Record
-    from .result import Result, RunInfo
+    from .results.result import Result, RunInfo
     from .settings import Budget, Migration
     from .space import Categorical, Constant, Float, Int, Space
     from .store import load
@@ -35,10 +35,10 @@ _HOME = {
     "ObjectiveError": "errors",
     "PropagateError": "errors",
     "SpaceError": "errors",
-    "Trial": "evaluation",
-    "Record": "records",
-    "Result": "result",
-    "RunInfo": "result",
+    "Trial": "engine.evaluation",
+    "Record": "engine.records",
+    "Result": "results.result",
+    "RunInfo": "results.result",
     "Budget": "settings",
     "Migration": "settings",
     "Categorical": "space",

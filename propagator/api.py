@@ -15,18 +15,20 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from .comm.collect import allgather_bytes, broadcast_ints
-from .comm.groups import Comms, split
-from .comm.tickets import TicketCounter
+from .engine.comm.collect import allgather_bytes, broadcast_ints
+from .engine.comm.groups import Comms, split
+from .engine.comm.tickets import TicketCounter
+from .engine.context import LeaderOptions, Monitor, RunContext
+from .engine.evaluation import Objective, check_objective, wants_trial
+from .engine.follower import follow
+from .engine.layout import Layout, make_layout
+from .engine.leader import Leader
+from .engine.records import LocalLog, wire_dtype
 from .errors import ConfigError, ObjectiveError
-from .evaluation import Objective, wants_trial
-from .layout import Layout, make_layout
-from .records import LocalLog, wire_dtype
-from .result import Result, RunInfo
+from .results.result import Result, RunInfo
 from .settings import Budget, Migration, Settings, budget_from, migration_from, strategies_for
 from .space import Space
 from .strategies import StrategySpec
-from .worker import Leader, LeaderOptions, Monitor, RunContext, follow
 
 
 def search(
@@ -97,6 +99,7 @@ def search(
         seed=seed,
         max_initial_failures=max_initial_failures,
     )
+    check_objective(objective, space, settings.metric)
     comm = MPI.COMM_WORLD if comm is None else comm
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)  # a wrong-sized topology fails here, everywhere

@@ -212,8 +212,15 @@ def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
                 f"strategy lists {len(spec)} strategies for {n_islands} islands; "
                 "give one, or one per island"
             )
-        return tuple(make_strategy(s) for s in spec)
+        return tuple(_indexed(i, s) for i, s in enumerate(spec))
     return (make_strategy(spec),) * n_islands
+
+
+def _indexed(i: int, spec: Any) -> StrategySpec:
+    try:
+        return make_strategy(spec)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("strategy", f"strategy[{i}]", 1)) from None
 
 
 def migration_from(spec: Migration | Mapping[str, Any] | None) -> Migration:

@@ -16,7 +16,7 @@ from conftest import run_mpi, run_trainer
 from mpi4py import MPI
 
 import propagator as pg
-from propagator.evaluation import Trial
+from propagator.engine.evaluation import Trial
 from trainers import auxnet, baseline
 from trainers.data import load_data
 from trainers.framework import setup

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from propagator import benchmarks
 from propagator.benchmarks import BENCHMARKS, Benchmark
+from propagator.engine.evaluation import wants_trial
 from propagator.errors import ConfigError
-from propagator.evaluation import wants_trial
 from propagator.space import Float
 
 # name -> (dim, low, high) for every coordinate, as in Propulate's benchmark set.

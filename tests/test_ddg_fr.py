@@ -13,7 +13,7 @@ from conftest import run_mpi
 from mpi4py import MPI
 
 import propagator as pg
-from propagator.evaluation import Trial
+from propagator.engine.evaluation import Trial
 from trainers import baseline, ddg, fr
 from trainers.data import load_data
 from trainers.framework import batches, loss_function, make_optimizer, make_schedule

@@ -12,7 +12,7 @@ from mpi4py import MPI
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 import propagator as pg
-from propagator.evaluation import Trial
+from propagator.engine.evaluation import Trial
 from trainers.data import load_data
 from trainers.easgd import rank_batches, settings, train
 from trainers.framework import evaluate, loss_function

@@ -11,7 +11,7 @@ from conftest import run_trainer
 from mpi4py import MPI
 
 import propagator as pg
-from propagator.evaluation import Trial
+from propagator.engine.evaluation import Trial
 from trainers.baseline import train as baseline
 from trainers.data import load_data
 from trainers.framework import setup

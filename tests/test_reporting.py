@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from propagator.cli import main
-from propagator.evaluation import error_headline
-from propagator.plots import _running_best
+from propagator.engine.evaluation import error_headline
+from propagator.results.plots import _running_best
 from propagator.store import load
 
 OBJECTIVE = """

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import propagator as pg
-from propagator.pool import Pool
-from propagator.records import Status
+from propagator.engine.records import Status
 from propagator.strategies import Breeder
+from propagator.strategies.pool import Pool
 
 SPACE = pg.Space(
     {

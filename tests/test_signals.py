@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from propagator import signals
-from propagator.signals import StopOnSignal
+from propagator.engine import signals
+from propagator.engine.signals import StopOnSignal
 
 
 def test_first_signal_sets_the_flag_and_a_quick_repeat_is_the_same_stop():

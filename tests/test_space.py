@@ -32,12 +32,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from propagator.conditions import Condition
+from propagator.engine.records import wire_dtype
 from propagator.errors import SpaceError
-from propagator.pool import Pool
-from propagator.records import wire_dtype
 from propagator.space import Categorical, Constant, Float, Int, Space
+from propagator.space.conditions import Condition
 from propagator.strategies.ga import GA
+from propagator.strategies.pool import Pool
 
 EPS = sys.float_info.epsilon
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -540,7 +540,7 @@ def test_ga_candidates_are_in_the_unit_cube_and_decode_to_valid_points(
         random_init=random_init,
         eta=eta,
     )
-    breeder = spec.create(dim, island_workers=2)
+    breeder = spec.create(gen.space, island_workers=2)
     rng = np.random.default_rng(seed)
     pool = full_pool(dim, breeder.pool_size, rng, offers=breeder.pool_size + 5)
     for _ in range(25):
@@ -551,9 +551,13 @@ def test_ga_candidates_are_in_the_unit_cube_and_decode_to_valid_points(
         assert_valid(gen, gen.space.decode(np.clip(child, 0.0, 1.0)))
 
 
+def _floats(n: int) -> Space:
+    return Space({f"x{i}": Float(0.0, 1.0) for i in range(n)})
+
+
 def test_ga_samples_uniformly_until_the_pool_is_full() -> None:
     """With fewer than ``population`` members, ``ask`` is ``rng.random(n_genes)``."""
-    breeder = GA(population=4).create(3, island_workers=1)
+    breeder = GA(population=4).create(_floats(3), island_workers=1)
     pool = full_pool(3, 4, np.random.default_rng(1), offers=3)
     got = breeder.ask(pool, np.random.default_rng(7))
     np.testing.assert_array_equal(got, np.random.default_rng(7).random(3))
@@ -564,7 +568,7 @@ def test_ga_without_genes_gives_empty_candidates() -> None:
     the constants."""
     space = Space({"a": 1, "b": Constant("x")})
     assert space.dim == 0
-    breeder = GA(population=2).create(0, island_workers=1)
+    breeder = GA(population=2).create(space, island_workers=1)
     pool = full_pool(0, 2, np.random.default_rng(0), offers=3)
     child = breeder.ask(pool, np.random.default_rng(0))
     assert child.shape == (0,)
@@ -575,7 +579,7 @@ def test_ga_is_reproducible_for_a_seed() -> None:
     """The same seed and pool breed the same candidates (deap's global random is reseeded)."""
 
     def run() -> np.ndarray:
-        breeder = GA(population=4, crossover=1.0, mutation=1.0).create(5, island_workers=1)
+        breeder = GA(population=4, crossover=1.0, mutation=1.0).create(_floats(5), island_workers=1)
         pool = full_pool(5, 4, np.random.default_rng(3), offers=10)
         rng = np.random.default_rng(11)
         return np.array([breeder.ask(pool, rng) for _ in range(20)])

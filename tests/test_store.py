@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import propagator as pg
-from propagator.records import wire_dtype
+from propagator.engine.records import wire_dtype
 from propagator.store import WorkerSink, read_run, worker_paths
 from propagator.store.hdf5 import add_event, read_worker_file, write_meta
 from propagator.store.journal import JournalWriter, read_journal

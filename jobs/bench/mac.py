@@ -32,7 +32,7 @@ import yaml
 from mpi4py import MPI
 
 import propagator as pg
-from propagator.evaluation import Trial
+from propagator.engine.evaluation import Trial
 from search_spaces.mac import TABLE_4_4
 from trainers.mac import fit
 

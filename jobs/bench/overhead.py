@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> None:
 
     import propagator.store
     from propagator.api import Session, run
-    from propagator.layout import make_layout
+    from propagator.engine.layout import make_layout
     from propagator.settings import Budget, Settings
 
     settings = Settings(budget=Budget(evaluations=args.evaluations), seed=0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..engine.records import wire_dtype
 from ..errors import PropagateError
-from ..records import wire_dtype
-from ..result import Result, RunInfo
+from ..results.result import Result, RunInfo
 from ..space import Space
 from .hdf5 import read_meta
 from .run_store import META, StoredRun, read_run

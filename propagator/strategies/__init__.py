@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,12 +31,16 @@ def make_strategy(spec: str | Mapping[str, Any] | StrategySpec) -> StrategySpec:
     settings = dict(spec)
     name = settings.pop("name", None)
     if name not in STRATEGIES:
-        raise ConfigError(f"strategy.name must be one of {sorted(STRATEGIES)}, but got {name!r}")
-    cls = STRATEGIES[name]
-    known = set(cls.__dataclass_fields__)
-    unknown = set(settings) - known
-    if unknown:
+        close = difflib.get_close_matches(str(name), list(STRATEGIES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"unknown setting(s) {sorted(unknown)} for strategy {name!r}; known: {sorted(known)}"
+            f"strategy.name must be one of {sorted(STRATEGIES)}, but got {name!r}{hint}"
         )
+    cls = STRATEGIES[name]
+    known = sorted(set(cls.__dataclass_fields__))
+    unknown = sorted(set(settings) - set(known), key=str)
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        raise ConfigError(f"unknown key {unknown[0]!r} in strategy {name!r}; {hint}")
     return cls(**settings)

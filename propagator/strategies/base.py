@@ -3,8 +3,12 @@
 A strategy has two halves. The *spec* (a frozen dataclass such as :class:`GA`) holds the
 user's settings and is what search files and the run store describe. ``spec.create`` builds
 the *breeder* a worker uses: ``ask`` a gene vector from the island pool, ``tell`` it every
-result the worker learns of (its own and its island peers'). The island and messaging code only
-see this interface, so any strategy can run on any island.
+result the worker learns of (its own, its island peers' and immigrants). The island and
+messaging code only see this interface, so any strategy can run on any island.
+
+Genes are floats in ``[0, 1]``, one per non-constant parameter of the space (see
+:mod:`propagator.space`); a breeder that wants to treat integers and categories as such reads
+their levels from :func:`gene_levels`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..pool import Pool
+from ..space import Categorical, Int, Space
+from .pool import Pool
 
 
 class Breeder(ABC):
@@ -34,8 +39,11 @@ class Breeder(ABC):
         Must draw all its randomness from ``rng`` so that a seeded run repeats.
         """
 
-    def tell(self, genes: np.ndarray, loss: float, ok: bool) -> None:  # noqa: B027 - optional hook
-        """Learn from a finished evaluation (``loss`` is NaN when not ``ok``). Default: ignore."""
+    def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:  # noqa: B027
+        """Learn from finished evaluations: ``genes`` of shape ``(n, n_genes)``, their
+        ``loss`` (lower is better; NaN where not ``ok``) and ``ok`` flags, both of shape
+        ``(n,)``. Called with the worker's own results, its island peers' and immigrants'
+        (an immigrant may arrive more than once). Default: ignore."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,26 @@ class StrategySpec(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def create(self, n_genes: int, island_workers: int) -> Breeder:
+    def create(self, space: Space, island_workers: int) -> Breeder:
         """The breeder for one worker of an island with ``island_workers`` workers."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}
+
+
+def gene_levels(space: Space) -> list[np.ndarray | None]:
+    """Per gene, the gene values at the centres of its discrete levels, ascending (``None``
+    for a float parameter). An ``Int`` has one level per integer (log-sized on a log scale), a
+    ``Categorical`` one per choice; any gene in a level's bin decodes to that level's value."""
+    params = space.params
+    levels: list[np.ndarray | None] = []
+    for name in space.genes:
+        p = params[name]
+        if isinstance(p, Int):
+            levels.append(np.array([p.encode(v) for v in range(p.low, p.high + 1)]))
+        elif isinstance(p, Categorical):
+            m = len(p.choices)
+            levels.append((np.arange(m) + 0.5) / m)
+        else:
+            levels.append(None)
+    return levels

@@ -30,8 +30,9 @@ import numpy as np
 from deap import tools
 
 from ..errors import ConfigError
-from ..pool import Pool
+from ..space import Space
 from .base import Breeder, StrategySpec
+from .pool import Pool
 
 
 class _GABreeder(Breeder):
@@ -108,6 +109,6 @@ class GA(StrategySpec):
         if not isinstance(self.eta, (int, float)) or isinstance(self.eta, bool) or self.eta <= 0:
             raise ConfigError(f"strategy.eta must be a positive number, but got {self.eta!r}")
 
-    def create(self, n_genes: int, island_workers: int) -> Breeder:
+    def create(self, space: Space, island_workers: int) -> Breeder:
         population = self.population or max(16, 2 * island_workers)
-        return _GABreeder(self, n_genes, population)
+        return _GABreeder(self, space.dim, population)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..pool import Pool
+from ..space import Space
 from .base import Breeder, StrategySpec
+from .pool import Pool
 
 
 class _RandomBreeder(Breeder):
@@ -26,5 +27,5 @@ class Random(StrategySpec):
 
     name = "random"
 
-    def create(self, n_genes: int, island_workers: int) -> Breeder:
-        return _RandomBreeder(n_genes)
+    def create(self, space: Space, island_workers: int) -> Breeder:
+        return _RandomBreeder(space.dim)

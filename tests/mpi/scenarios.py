@@ -70,8 +70,8 @@ class SpyGA(pg.GA):
     name = "spy_ga"
     seen: set = field(default_factory=set, compare=False)
 
-    def create(self, n_genes: int, island_workers: int) -> Breeder:
-        return _SpyBreeder(super().create(n_genes, island_workers), self.seen)
+    def create(self, space: pg.Space, island_workers: int) -> Breeder:
+        return _SpyBreeder(super().create(space, island_workers), self.seen)
 
 
 def islands(args: list[str]) -> dict:

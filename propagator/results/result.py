@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PropagateError
-from .records import Record, Status
-from .space import Space
+from ..engine.records import Record, Status
+from ..errors import PropagateError
+from ..space import Space
 
 _STATUS = {int(s): s.name.lower() for s in Status}
 

@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .evaluation import error_headline
-from .records import Record
+from ..engine.evaluation import error_headline
+from ..engine.records import Record
+from ..errors import ConfigError
+from ..space import Categorical, Float, Int
 from .result import Result
-from .space import Categorical, Float, Int
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 _RECORD_COLUMNS = (

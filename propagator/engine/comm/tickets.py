@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..settings import MAX_EVALUATIONS
+from ...settings import MAX_EVALUATIONS
 from .backoff import IDLE_CAP, barrier
 
 STOPPED = MAX_EVALUATIONS

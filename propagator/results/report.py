@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, PropagateError
-from .evaluation import error_headline
-from .records import Record, Status
+from ..engine.evaluation import error_headline
+from ..engine.records import Record, Status
+from ..errors import ConfigError, PropagateError
+from ..space import Constant
 from .result import Result
-from .space import Constant
 
 _STARTS = ("start", "resume")
 _ENDS = ("stop", "interrupted", "failed")
@@ -139,8 +139,8 @@ def open_run(run_dir: Path) -> Run:
         ConfigError: ``run_dir`` is missing or holds no run.
         PropagateError: the run cannot be read.
     """
-    from .store import META, load
-    from .store.hdf5 import read_meta
+    from ..store import META, load
+    from ..store.hdf5 import read_meta
 
     if not run_dir.is_dir():
         raise ConfigError(f"no run directory {str(run_dir)!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import numbers
@@ -12,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..space import Space
 from .records import Status
 
 Objective = Callable[..., Any]
@@ -64,6 +67,36 @@ class Outcome:
     value: float
     metrics: dict[str, Any] | None  # None: the objective returned a bare number
     error: str | None
+
+
+def check_objective(objective: Objective, space: Space, metric: str | None) -> None:
+    """Let an objective that declares what it takes and returns check a search before any work.
+
+    An objective may carry ``check_space(space)``, which raises :class:`ConfigError` for
+    params it does not know (or values it cannot take), and ``metrics``, the names of the
+    values it returns; the trainers declare both. Plain functions declare neither.
+
+    Raises:
+        ConfigError: naming the parameter or metric, with the closest known name.
+    """
+    check = getattr(objective, "check_space", None)
+    if callable(check):
+        check(space)
+    known = getattr(objective, "metrics", None)
+    if not known:
+        return
+    if metric is None:
+        raise ConfigError(
+            f"the objective returns several values ({', '.join(known)}); set metric to the one "
+            "to optimize"
+        )
+    if metric not in known:
+        close = difflib.get_close_matches(metric, list(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"metric {metric!r} is not a value the objective returns; {hint}"
+            f"it returns: {', '.join(known)}"
+        )
 
 
 def wants_trial(objective: Objective) -> bool:

@@ -1,137 +1,35 @@
-"""What each rank does during a search.
+"""The loop of a worker leader.
 
 A worker leader loops: absorb what its island peers and other islands sent, take a ticket,
 breed, hand the candidate to its worker's other ranks, evaluate, share the record, maybe send
 migrants. Nothing in the loop waits for another worker. The other ranks of a multi-rank
-worker (followers) only receive candidates and evaluate them.
+worker (followers, :mod:`.follower`) only receive candidates and evaluate them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
-from .comm.backoff import barrier, wait
-from .comm.groups import Comms
+from ..strategies import Breeder
+from ..strategies.pool import Pool
+from .comm.backoff import wait
 from .comm.mailbox import Mailbox
 from .comm.tickets import TicketCounter, Tickets
-from .evaluation import Objective, Outcome, Trial, error_headline, evaluate
-from .layout import Layout
-from .pool import Pool
+from .context import LeaderOptions, RunContext
+from .evaluation import Outcome, error_headline
+from .follower import run_trial, worker_outcome
 from .records import Kind, LocalLog, Status
-from .settings import Settings
-from .space import Space
-from .strategies import Breeder
 
 _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
 _EVALUATED, _IMMIGRANT, _DEPARTED, _STOP = (int(k) for k in Kind)
 _OK = int(Status.OK)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """Everything a rank needs to take part in a search (the same on every rank of a worker)."""
-
-    objective: Objective
-    pass_trial: bool
-    space: Space
-    settings: Settings
-    layout: Layout
-    comms: Comms
-    dtype: np.dtype
-    worker: int
-    island: int
-    run_seed: int
-    t0: float  # epoch seconds at the start of the search, shared by all ranks
-    deadline: float | None  # time.perf_counter() after which no evaluation starts
-    session: int = 0  # 0 for a new run, n for its n-th resumption
-
-
-class Sink(Protocol):
-    """Where a leader writes each finished evaluation (the run store), see ``WorkerSink``."""
-
-    def append(
-        self,
-        row: np.void,
-        metrics: dict[str, Any] | None,
-        error: str | None,
-        reports: list[tuple[int, float]],
-    ) -> None: ...
-
-    def consolidate(
-        self, rows: np.ndarray, rng_states: list[dict[str, Any]], force: bool = False
-    ) -> bool: ...
-
-    def close(self, rows: np.ndarray, rng_states: list[dict[str, Any]]) -> None: ...
-
-
-class Monitor(Protocol):
-    """Shows progress on rank 0; called between evaluations with the run-wide counts."""
-
-    def update(self, done: int, failed: int, best_loss: float) -> None: ...
-
-
-@dataclass
-class LeaderOptions:
-    """Optional parts of a leader's session.
-
-    Attributes:
-        sink: the run store writer (``None``: keep records in memory only).
-        pool_rows: records to seed the island pool with (a resumed run).
-        rng_states: bit-generator states of the breeding and migration streams to continue.
-        should_stop: polled between evaluations; ``True`` stops the whole search (signals).
-        monitor: progress display (rank 0).
-    """
-
-    sink: Sink | None = None
-    pool_rows: np.ndarray | None = None
-    rng_states: list[dict[str, Any]] | None = None
-    should_stop: Callable[[], bool] | None = None
-    monitor: Monitor | None = None
-
-
-def run_trial(
-    ctx: RunContext, record_id: int, genes: np.ndarray
-) -> tuple[Outcome, float, float, list]:
-    """Decode, evaluate and time one candidate on this rank."""
-    params = ctx.space.decode(genes)
-    trial = Trial(record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed)
-    start = time.time() - ctx.t0
-    outcome = evaluate(ctx.objective, params, trial, ctx.settings.metric, ctx.pass_trial)
-    return outcome, start, time.time() - ctx.t0, trial.reports
-
-
-def _worker_outcome(ctx: RunContext, outcome: Outcome) -> Outcome:
-    """Collective over the worker: the leader's outcome, failed if any other rank failed."""
-    errors = ctx.comms.worker.gather(outcome.error, root=0)
-    if errors is None or outcome.status != Status.OK:
-        return outcome
-    for rank, error in enumerate(errors):
-        if error is not None:
-            message = f"rank {rank} of worker {ctx.worker} failed:\n{error}"
-            return Outcome(Status.FAILED, float("nan"), outcome.metrics, message)
-    return outcome
-
-
-def follow(ctx: RunContext) -> None:
-    """Loop of a non-leader rank: evaluate each broadcast candidate until told to stop, then
-    join the leaders' end-of-search consensus (see :meth:`Mailbox.drain`)."""
-    candidate = np.zeros(1, dtype=ctx.dtype)
-    while True:
-        wait(ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
-        if candidate["kind"][0] == _STOP:
-            barrier(ctx.comms.world)
-            return
-        outcome, *_ = run_trial(ctx, int(candidate["id"][0]), candidate["genes"][0])
-        _worker_outcome(ctx, outcome)
 
 
 class Leader:
@@ -144,7 +42,7 @@ class Leader:
         self._options = options or LeaderOptions()
         layout, island = ctx.layout, ctx.island
         island_size = layout.island_sizes[island]
-        self._breeder = ctx.settings.strategy[island].create(ctx.space.dim, island_size)
+        self._breeder = ctx.settings.strategy[island].create(ctx.space, island_size)
         self._breeder_learns = type(self._breeder).tell is not Breeder.tell
         self._pool = Pool(self._breeder.pool_size, ctx.dtype)
         peers = [ctx.comms.leader_rank(w) for w in layout.island_workers(island) if w != ctx.worker]
@@ -249,7 +147,7 @@ class Leader:
             wait(ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
         outcome, start, end, reports = run_trial(ctx, record_id, genes)
         if self._multi_rank:
-            outcome = _worker_outcome(ctx, outcome)
+            outcome = worker_outcome(ctx, outcome)
         w = ctx.worker
         status = int(outcome.status)
         row = self._log.append(

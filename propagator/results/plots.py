@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, PropagateError
+from ..errors import ConfigError, PropagateError
+from ..space import Categorical, Constant
 from .result import Result
-from .space import Categorical, Constant
 
 _DPI = 120
 _TOP = 10  # configurations in best_params.png

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from .errors import SpaceError
+from ..errors import SpaceError
 
 _ALLOWED_NODES = (
     ast.Expression,

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, ObjectiveError, PropagateError
+from ..errors import ConfigError, ObjectiveError, PropagateError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _COMMANDS = ("run", "validate", "report", "export", "plot", "optuna")
@@ -80,9 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", type=Path)
     validate.add_argument("-n", "--ranks", type=int, default=1, help="ranks to lay out (default 1)")
     validate.set_defaults(handler=_validate)
-    from . import reporting  # the read-side commands live there
+    from ..results import report  # the read-side commands live there
 
-    reporting.add_commands(sub)
+    report.add_commands(sub)
     return parser
 
 
@@ -92,15 +92,15 @@ def _error(message: str, args: argparse.Namespace) -> None:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
 
 # --- validate ----------------------------------------------------------------------------------
 def _validate(args: argparse.Namespace) -> int:
-    from . import config
-    from .layout import make_layout
+    from .. import config
+    from ..engine.layout import make_layout
 
     if args.ranks < 1:
         raise ConfigError(f"--ranks must be at least 1, got {args.ranks}")
@@ -118,19 +118,19 @@ def _validate(args: argparse.Namespace) -> int:
 
 # --- run ---------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from . import config
+    from .. import config
 
     args.rank = _world_rank()
     search = config.load(args.file)
     objective = search.objective()
     from mpi4py import MPI
 
-    from .api import Session, run
-    from .comm.collect import broadcast_bytes
-    from .layout import make_layout
-    from .records import wire_dtype
-    from .resume import decode_plan, encode_plan
-    from .signals import StopOnSignal
+    from ..api import Session, run
+    from ..engine.comm.collect import broadcast_bytes
+    from ..engine.layout import make_layout
+    from ..engine.records import wire_dtype
+    from ..engine.signals import StopOnSignal
+    from ..store.resume import decode_plan, encode_plan
 
     comm = MPI.COMM_WORLD
     settings = search.settings
@@ -202,10 +202,10 @@ def _world_rank() -> int:
 
 def _prepare(search: Any, layout: Any, fresh: bool) -> Any:
     """Rank 0: create or reopen the run directory; the plan of this session."""
-    from .records import wire_dtype
-    from .resume import Plan, config_change, plan
-    from .store import META, read_run
-    from .store.hdf5 import add_event, read_meta, update_meta, versions, write_meta
+    from ..engine.records import wire_dtype
+    from ..store import META, read_run
+    from ..store.hdf5 import add_event, read_meta, update_meta, versions, write_meta
+    from ..store.resume import Plan, config_change, plan
 
     run_dir = search.run_dir
     meta = run_dir / META
@@ -271,14 +271,14 @@ def _prepare(search: Any, layout: Any, fresh: bool) -> Any:
 
 
 def _stored_seed(search: Any) -> int:
-    from .store import META
-    from .store.hdf5 import read_meta
+    from ..store import META
+    from ..store.hdf5 import read_meta
 
     return int(read_meta(search.run_dir / META)[0]["seed"])
 
 
 def _monitor_factory(search: Any, plan: Any) -> Any:
-    from .progress import ProgressMonitor
+    from ..results.progress import ProgressMonitor
 
     total = search.settings.budget.evaluations
 
@@ -307,8 +307,8 @@ def _log_to(path: Path) -> None:
 
 
 def _event(run_dir: Path, session: int, kind: str, detail: str = "") -> None:
-    from .store import META
-    from .store.hdf5 import add_event
+    from ..store import META
+    from ..store.hdf5 import add_event
 
     add_event(run_dir / META, session, kind, detail)
 
@@ -320,7 +320,7 @@ def _say(comm: Any, message: str) -> None:
 
 def _finish(search: Any, session: int, result: Any, signal_name: str | None) -> None:
     """Rank 0: record how the session ended and print the outcome."""
-    from .store import load
+    from ..store import load
 
     info = {k: v for k, v in result.info.__dict__.items()}
     interrupted = result.info.interrupted

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .layout import Layout
-from .records import Status
-from .settings import Budget, Settings
-from .space import Space
-from .store import StoredRun
+from ..engine.layout import Layout
+from ..engine.records import Status
+from ..settings import Budget, Settings
+from ..space import Space
+from .run_store import StoredRun
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def plan(stored: StoredRun, settings: Settings, layout: Layout, space: Space) ->
     loss = settings.sign * ok["values"][:, 0]
     pools = {}
     for island in range(layout.n_islands):
-        size = settings.strategy[island].create(space.dim, layout.island_sizes[island]).pool_size
+        size = settings.strategy[island].create(space, layout.island_sizes[island]).pool_size
         mine = np.flatnonzero(ok["island"] % layout.n_islands == island)
         best = mine[np.argsort(loss[mine], kind="stable")[:size]]
         pools[island] = ok[best]

@@ -1,0 +1,203 @@
+"""Search files: YAML -> schema validation -> one frozen :class:`SearchFile`.
+
+The YAML is read with ``safe_load`` and checked against a JSON Schema (``jsonschema``) before
+anything is imported or started; every mistake becomes a :class:`ConfigError` that names the
+field and, where it can, the fix. The library below never sees the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..engine.evaluation import Objective, check_objective
+from ..errors import ConfigError, SpaceError
+from ..settings import Settings, budget_from, migration_from, strategies_for
+from ..space import Constant, Space
+from .objectives import find_file, import_attr, load_objective
+from .schema import kind_of, validate
+
+
+@dataclass(frozen=True)
+class SearchFile:
+    """A validated, resolved search file.
+
+    Attributes:
+        path: the file.
+        text: the file as given.
+        objective_spec: the ``objective`` string.
+        space: the search space, ``fixed`` values included as constants.
+        settings: everything else the engine needs.
+        run_dir: where the run store lives.
+    """
+
+    path: Path
+    text: str
+    objective_spec: str
+    space: Space
+    settings: Settings
+    run_dir: Path
+
+    def resolved(self) -> dict[str, Any]:
+        """The effective configuration, as stored in the run and compared on resume."""
+        s = self.settings
+        return {
+            "objective": self.objective_spec,
+            "space": self.space.to_dict(),
+            "metric": s.metric,
+            "direction": s.direction,
+            "budget": {"evaluations": s.budget.evaluations, "time": s.budget.time},
+            "islands": list(s.islands) if isinstance(s.islands, tuple) else s.islands,
+            "ranks_per_worker": s.ranks_per_worker,
+            "migration": {**asdict(s.migration), "topology": _plain(s.migration.topology)},
+            "strategy": [spec.to_dict() for spec in s.strategy],
+            "run_dir": str(self.run_dir),
+            "seed": s.seed,
+            "max_initial_failures": s.max_initial_failures,
+        }
+
+    def objective(self) -> Objective:
+        """Import the objective (a trainer name or ``module:function``/``file.py:function``)
+        and, where it declares its params and metrics, check the search against them."""
+        try:
+            objective = load_objective(self.objective_spec, self.path.parent)
+            check_objective(objective, self.space, self.settings.metric)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
+        return objective
+
+
+def load(path: str | Path) -> SearchFile:
+    """Read, validate and resolve a search file.
+
+    Raises:
+        ConfigError: with one message naming the field and the likely fix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        hint = ""
+        if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+            hint = "; to run a command, use one of: run, validate, report, export, plot, optuna"
+        raise ConfigError(
+            f"cannot read the search file {str(path)!r}: {exc.strerror}{hint}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+            "is not UTF-8); a search file is YAML text"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
+    if data is None:
+        raise ConfigError(
+            f"{path}: the file is empty; a search file needs at least objective, space and budget"
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a search file is a mapping of keys such as objective, space, budget, "
+            f"but this one is {kind_of(data)}"
+        )
+    validate(data, path)
+    return _resolve(data, path, text)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    where = getattr(exc, "problem_mark", None)
+    at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and mark:
+        context = f" ({context} that starts at line {mark.line + 1}, column {mark.column + 1})"
+    return f"{at}: {problem}{context or ''}"
+
+
+def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
+    try:
+        space = _space(data["space"], path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    fixed = data.get("fixed", {})
+    clash = sorted(set(fixed) & set(space.params))
+    if clash:
+        raise ConfigError(
+            f"{path}: fixed.{clash[0]} is also a parameter of the space; "
+            "remove it from fixed or from space"
+        )
+    if fixed:
+        try:
+            space = Space({**space.params, **{k: Constant(v) for k, v in fixed.items()}})
+        except SpaceError as exc:
+            raise ConfigError(f"{path}: fixed: {exc}") from None
+    islands = data.get("islands", 1)
+    n_islands = len(islands) if isinstance(islands, list) else islands
+    try:
+        _check_topology(data.get("migration") or {})
+        settings = Settings(
+            budget=budget_from(data["budget"]),
+            metric=data.get("metric"),
+            direction=data.get("direction", "minimize"),
+            islands=tuple(islands) if isinstance(islands, list) else islands,
+            ranks_per_worker=data.get("ranks_per_worker", 1),
+            strategy=strategies_for(data.get("strategy", "ga"), n_islands),
+            migration=migration_from(data.get("migration")),
+            seed=data.get("seed"),
+            max_initial_failures=data.get("max_initial_failures", 5),
+        )
+        settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    run_dir = Path(data.get("run_dir", Path("runs") / path.stem))
+    return SearchFile(path, text, data["objective"], space, settings, run_dir)
+
+
+def _check_topology(migration: Mapping[str, Any]) -> None:
+    rows = migration.get("topology")
+    if not isinstance(rows, list):
+        return
+    for i, row in enumerate(rows):
+        if len(row) != len(rows):
+            raise ConfigError(
+                f"migration.topology must be a square matrix (one row per island, one entry per "
+                f"island in each row), but it has {len(rows)} rows and row {i} has {len(row)} "
+                f"entries"
+            )
+
+
+def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
+    try:
+        if isinstance(spec, Mapping):
+            return Space.from_dict(spec)
+        if spec.endswith((".yaml", ".yml")):
+            file = find_file(spec, base, "space")
+            try:
+                loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"space: {file} is not valid YAML{_yaml_problem(exc)}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"space: {file} is not a UTF-8 text file") from None
+            return Space.from_dict(
+                loaded.get("space", loaded) if isinstance(loaded, dict) else loaded
+            )
+        obj = import_attr(spec, default_attr="SPACE", what="space")
+        obj = getattr(obj, "space", obj)  # e.g. propagator.benchmarks:rastrigin
+        return obj if isinstance(obj, Space) else Space.from_dict(obj)
+    except SpaceError as exc:
+        # "parameter 'lr': low < high must hold..." -> "space.lr: low < high must hold..."
+        named = re.match(r"parameter '([A-Za-z_]\w*)': (.*)", str(exc), re.DOTALL)
+        raise ConfigError(f"space.{named[1]}: {named[2]}" if named else f"space: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"space: cannot read {spec!r}: {exc.strerror}") from None
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value))
