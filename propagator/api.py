@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import secrets
 import sys
-import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import yaml
 from mpi4py import MPI
 
-from .engine.comm.collect import allgather_bytes, broadcast_ints
-from .engine.comm.groups import Comms, split
-from .engine.comm.tickets import TicketCounter
-from .engine.context import LeaderOptions, Monitor, RunContext
-from .engine.evaluation import Objective, check_objective, wants_trial
-from .engine.follower import follow
-from .engine.layout import Layout, make_layout
-from .engine.leader import Leader
-from .engine.records import LocalLog, wire_dtype
+from .engine.evaluation import Objective, check_objective
+from .engine.layout import make_layout
+from .engine.run import run
 from .errors import ConfigError, ObjectiveError
-from .results.result import Result, RunInfo
-from .settings import Budget, Migration, Settings, budget_from, migration_from, strategies_for
+from .results.result import Result
+from .settings import (
+    DEFAULT_STRATEGY,
+    Budget,
+    Migration,
+    Settings,
+    budget_from,
+    migration_from,
+    strategies_for,
+)
 from .space import Space
 from .strategies import StrategySpec
 
@@ -40,10 +37,14 @@ def search(
     direction: str = "minimize",
     islands: int | Sequence[int] = 1,
     ranks_per_worker: int = 1,
-    strategy: str | Mapping[str, Any] | StrategySpec | Sequence[Any] = "ga",
+    strategy: str | Mapping[str, Any] | StrategySpec | Sequence[Any] = DEFAULT_STRATEGY,
     migration: Migration | Mapping[str, Any] | None = None,
     seed: int | None = None,
     max_initial_failures: int = 5,
+    failure_grace: float | str = 10.0,
+    deduplicate: bool = True,
+    run_dir: str | Path | None = None,
+    fresh: bool = False,
     comm: MPI.Comm | None = None,
 ) -> Result:
     """Search ``space`` for the params that optimise ``objective``.
@@ -66,23 +67,47 @@ def search(
         direction: ``"minimize"`` (default) or ``"maximize"``.
         islands: number of equal islands (default 1) or workers per island.
         ranks_per_worker: ranks per worker (default 1); must divide the number of ranks.
-        strategy: ``"ga"`` (default), ``"random"``, a mapping such as ``{"name": "ga",
-            "population": 32}``, a strategy object (:class:`GA`), or a list of one per island.
+        strategy: ``"portfolio"`` (default: GA, CMA-ES and TPE sharing the island, effort
+            shifting to whichever improves; over several islands the members are dealt out
+            among them), ``"ga"``, ``"cmaes"``, ``"tpe"``, ``"random"``, a mapping such as
+            ``{"name": "ga", "population": 8}``, a strategy object (:class:`GA`,
+            :class:`Portfolio`, ...), or a list of one per island.
         migration: a :class:`Migration` or its settings as a mapping (default: probability
             0.9, fully connected, 1 migrant, pollination).
         seed: run seed; the same seed with one worker gives the same candidates. ``None``
             draws one (reported in ``result.info.seed``).
         max_initial_failures: stop with :class:`ObjectiveError` when a worker's first this
             many evaluations fail and nothing has succeeded anywhere (default 5).
+        failure_grace: seconds (or a duration such as ``"1m"``) that the other ranks of a
+            multi-rank worker get to finish an evaluation in which one rank failed (default
+            10). Ranks that do not finish are waiting for the failed one, typically in a
+            collective, which MPI cannot cancel: the failure is recorded and the job stopped
+            with a message (resume by running it again).
+        deduplicate: never evaluate a configuration (the params after conditions) that the
+            island has already evaluated or has in flight (default ``True``): the strategy
+            breeds again, and a small discrete space that has been evaluated completely ends
+            the search early (``result.info.exhausted``). ``False`` allows repeats, e.g. to
+            average a noisy objective over them.
+        run_dir: a run directory to store every evaluation in as it finishes (the same run
+            store as the command line's; read it with :func:`load`, ``propagate report``...).
+            Calling again with the same ``run_dir`` resumes the search: evaluations and time
+            already spent count against the budget (which may grow; nothing else may change).
+            With a ``run_dir``, SIGTERM, SIGINT and SIGUSR1 stop the search cleanly (when
+            called from the main thread), and one job at a time may use the directory.
+            Default ``None``: records are kept in memory only.
+        fresh: with ``run_dir``, start over; an existing run is moved aside, never deleted.
         comm: the communicator to search on (default ``MPI.COMM_WORLD``).
 
     Returns:
-        The :class:`Result`, on every rank.
+        The :class:`Result`, on every rank; with a ``run_dir``, every evaluation of the run,
+        earlier sessions included.
 
     Raises:
-        ConfigError: an argument is invalid (raised on every rank, before any work).
+        ConfigError: an argument is invalid, or ``run_dir`` is in use or holds another search
+            (raised on every rank, before any work).
         SpaceError: the space is invalid.
-        ObjectiveError: the objective failed on every early evaluation.
+        ObjectiveError: the objective failed on every early evaluation, or no evaluation
+            succeeded; the message quotes the first error.
     """
     if not callable(objective):
         raise ConfigError(f"objective must be callable, got {objective!r}")
@@ -98,188 +123,42 @@ def search(
         migration=migration_from(migration),
         seed=seed,
         max_initial_failures=max_initial_failures,
+        failure_grace=failure_grace,
+        deduplicate=deduplicate,
     )
+    settings.check(space)
     check_objective(objective, space, settings.metric)
     comm = MPI.COMM_WORLD if comm is None else comm
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)  # a wrong-sized topology fails here, everywhere
-    return run(objective, space, settings, layout, comm)
-
-
-@dataclass(frozen=True)
-class Session:
-    """How this run of the engine fits into a longer search (the command line fills it in).
-
-    Attributes:
-        run_dir: run store directory; ``None`` keeps records in memory only.
-        number: 0 for a new run, ``n`` for its ``n``-th resumption.
-        next_id: first evaluation id (one past the largest stored id).
-        pools: island -> stored records to seed that island's pools with.
-        rng_states: worker -> stored breeding/migration RNG states to continue.
-        should_stop: polled between evaluations on every leader (signals).
-        monitor: builds rank 0's progress display from the evaluation budget.
-    """
-
-    run_dir: Path | None = None
-    number: int = 0
-    next_id: int = 0
-    pools: Mapping[int, np.ndarray] = field(default_factory=dict)
-    rng_states: Mapping[int, list[dict[str, Any]]] = field(default_factory=dict)
-    should_stop: Callable[[], bool] | None = None
-    monitor: Callable[[int | None], Monitor] | None = None
-
-
-def run(
-    objective: Objective,
-    space: Space,
-    settings: Settings,
-    layout: Layout,
-    comm: MPI.Comm,
-    session: Session | None = None,
-) -> Result:
-    """Run a validated search (collective over ``comm``): the engine entry point under
-    :func:`search` and the command line. ``settings.budget.evaluations`` counts this session's
-    evaluations only."""
-    session = session or Session()
-    started = time.perf_counter()
-    comms = split(comm, layout)
-    try:
-        ctx = _context(objective, space, settings, layout, comms, session.number)
-        evaluations = settings.budget.evaluations
-        limit = None if evaluations is None else session.next_id + evaluations
-        counter = TicketCounter(comms.world, session.next_id, limit)
-        log, leader = None, None
-        if comms.is_leader:
-            leader = Leader(ctx, counter, _leader_options(ctx, session))
-            log = leader.run()
-        else:
-            follow(ctx)
-        counter.close()
-        parts = allgather_bytes(comms.world, _pack(log, leader))
-        wall = time.perf_counter() - started
-    except Exception:
-        if comm.size > 1:
-            sys.stderr.write(
-                f"propagate: internal error on rank {comm.rank}:\n{traceback.format_exc()}"
+    if run_dir is None:
+        result = run(objective, space, settings, layout, comm)
+        if len(result) and not result.ok.any() and not result.info.interrupted:
+            raise ObjectiveError(
+                f"no evaluation succeeded ({len(result)} failed); first error:\n"
+                f"{result.first_error or '(no message)'}"
             )
-            sys.stderr.flush()
-            comm.Abort(1)
-        raise
-    finally:
-        comms.free()
-    return _result(space, settings, layout, ctx.dtype, parts, ctx.run_seed, wall)
+        return result
+    from .store.session import StoredSearch, run_stored  # h5py only when a store is used
 
-
-def _leader_options(ctx: RunContext, session: Session) -> LeaderOptions:
-    sink = None
-    if session.run_dir is not None:
-        from .store import WorkerSink  # h5py only when a store is used
-
-        sink = WorkerSink(session.run_dir, ctx.worker, ctx.dtype, ctx.space, ctx.t0)
-    monitor = None
-    if session.monitor is not None and ctx.comms.world.rank == 0:
-        monitor = session.monitor(ctx.settings.budget.evaluations)
-    return LeaderOptions(
-        sink=sink,
-        pool_rows=session.pools.get(ctx.island),
-        rng_states=session.rng_states.get(ctx.worker),
-        should_stop=session.should_stop,
-        monitor=monitor,
+    config = {"objective": _name(objective), "space": space.to_dict(), **settings.to_dict()}
+    stored = StoredSearch(
+        run_dir=Path(run_dir),
+        config=config,
+        text=yaml.safe_dump(config, sort_keys=False),
+        again="the same pg.search call",
+        fresh=fresh,
+        fresh_hint="pg.search(..., fresh=True)",
+        budget_hint="pg.search's budget",
     )
+    outcome = run_stored(objective, space, settings, layout, comm, stored)
+    if outcome.spent is not None and comm.rank == 0:
+        sys.stderr.write(f"propagate: {outcome.spent}\n")
+        sys.stderr.flush()
+    return outcome.run
 
 
-def _context(
-    objective: Objective,
-    space: Space,
-    settings: Settings,
-    layout: Layout,
-    comms: Comms,
-    session: int,
-) -> RunContext:
-    """Collective: agree on the run seed and the start time, and place this rank."""
-    world = comms.world
-    seed = settings.seed if settings.seed is not None else secrets.randbits(63)
-    run_seed, t0_ns = broadcast_ints(world, [seed, time.time_ns()])
-    t0 = t0_ns / 1e9
-    worker = world.rank // layout.ranks_per_worker
-    return RunContext(
-        objective=objective,
-        pass_trial=wants_trial(objective),
-        space=space,
-        settings=settings,
-        layout=layout,
-        comms=comms,
-        dtype=wire_dtype(space.dim),
-        worker=worker,
-        island=layout.island_of(worker),
-        run_seed=run_seed,
-        t0=t0,
-        deadline=time.perf_counter() + settings.budget.time if settings.budget.time else None,
-        session=session,
-    )
-
-
-def _pack(log: LocalLog | None, leader: Leader | None) -> bytes:
-    """A leader's records as ``json side data, newline, raw rows``; nothing for followers."""
-    if log is None or leader is None:
-        return b""
-    side = {
-        "metrics": log.metrics,
-        "errors": log.errors,
-        "reports": log.reports,
-        "abort": leader.abort_error,
-        "interrupted": leader.interrupted,
-        "traffic": leader.traffic,
-    }
-    return json.dumps(side).encode() + b"\n" + log.view().tobytes()
-
-
-def _result(
-    space: Space,
-    settings: Settings,
-    layout: Layout,
-    dtype: np.dtype,
-    parts: list[bytes],
-    run_seed: int,
-    wall: float,
-) -> Result:
-    metrics: dict[int, dict[str, Any]] = {}
-    errors: dict[int, str] = {}
-    reports: dict[int, list[tuple[int, float]]] = {}
-    rows, aborts, interrupted = [], [], False
-    traffic: dict[str, int] = {}
-    for part in parts:
-        if not part:
-            continue
-        head, _, raw = part.partition(b"\n")
-        side = json.loads(head)
-        metrics.update((int(k), v) for k, v in side["metrics"].items())
-        errors.update((int(k), v) for k, v in side["errors"].items())
-        reports.update((int(k), [tuple(p) for p in v]) for k, v in side["reports"].items())
-        if side["abort"]:
-            aborts.append(side["abort"])
-        interrupted = interrupted or side["interrupted"]
-        for key, n in side["traffic"].items():
-            traffic[key] = traffic.get(key, 0) + n
-        rows.append(np.frombuffer(raw, dtype=dtype))
-    if aborts:
-        raise ObjectiveError(aborts[0])
-    info = RunInfo(
-        seed=run_seed,
-        world_size=layout.world_size,
-        n_workers=layout.n_workers,
-        n_islands=layout.n_islands,
-        wall_time=wall,
-        interrupted=interrupted,
-        **traffic,
-    )
-    return Result(
-        space,
-        settings.metric,
-        settings.direction,
-        np.concatenate(rows),
-        metrics,
-        errors,
-        reports,
-        info,
-    )
+def _name(objective: Objective) -> str:
+    """``module:qualname`` of a function (what a resumed search must still optimise)."""
+    module = getattr(objective, "__module__", None) or "?"
+    return f"{module}:{getattr(objective, '__qualname__', type(objective).__qualname__)}"

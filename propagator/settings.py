@@ -6,17 +6,20 @@ ever sees a valid :class:`Settings`.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
-from .strategies import StrategySpec, make_strategy
+from .space import Space
+from .strategies import Portfolio, StrategySpec, deal, make_strategy
 
+DEFAULT_STRATEGY = "portfolio"
 MAX_EVALUATIONS = 1 << 40  # ids and budgets fit the ticket counter below its stop flag
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -151,17 +154,22 @@ def _matrix(t: Any) -> tuple[tuple[int, ...], ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that defines a search besides the objective and the space."""
+    """Everything that defines a search besides the objective and the space (see
+    :func:`propagator.search` for each setting)."""
 
     budget: Budget
     metric: str | None = None
     direction: str = "minimize"
     islands: int | tuple[int, ...] = 1
     ranks_per_worker: int = 1
-    strategy: tuple[StrategySpec, ...] = field(default_factory=lambda: (make_strategy("ga"),))
+    strategy: tuple[StrategySpec, ...] = field(
+        default_factory=lambda: (make_strategy(DEFAULT_STRATEGY),)
+    )
     migration: Migration = field(default_factory=Migration)
     seed: int | None = None
     max_initial_failures: int = 5
+    failure_grace: float = 10.0
+    deduplicate: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -172,6 +180,9 @@ class Settings:
             raise ConfigError(f"direction must be 'minimize' or 'maximize', got {self.direction!r}")
         _positive_int(self.ranks_per_worker, "ranks_per_worker")
         _positive_int(self.max_initial_failures, "max_initial_failures")
+        object.__setattr__(self, "failure_grace", _grace(self.failure_grace))
+        if not isinstance(self.deduplicate, bool):
+            raise ConfigError(f"deduplicate must be true or false, got {self.deduplicate!r}")
         if isinstance(self.islands, Sequence):
             if not self.islands:
                 raise ConfigError("islands must not be an empty list")
@@ -189,6 +200,29 @@ class Settings:
         if not isinstance(self.migration, Migration):
             raise ConfigError(f"migration must be a propagator.Migration, got {self.migration!r}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON-safe data (stored with a run, compared on resume)."""
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "budget": {"evaluations": self.budget.evaluations, "time": self.budget.time},
+            "islands": list(self.islands) if isinstance(self.islands, tuple) else self.islands,
+            "ranks_per_worker": self.ranks_per_worker,
+            "migration": {
+                **asdict(self.migration),
+                "topology": json.loads(json.dumps(self.migration.topology)),
+            },
+            "strategy": [spec.to_dict() for spec in self.strategy],
+            "seed": self.seed,
+            "max_initial_failures": self.max_initial_failures,
+            "deduplicate": self.deduplicate,
+        }
+
+    def check(self, space: Space) -> None:
+        """Raise :class:`ConfigError` if a strategy cannot search ``space``."""
+        for spec in dict.fromkeys(self.strategy):
+            spec.check(space)
+
     @property
     def sign(self) -> float:
         """Multiplier that turns the metric into a loss to minimise."""
@@ -199,13 +233,24 @@ class Settings:
         return len(self.islands) if isinstance(self.islands, tuple) else self.islands
 
 
+def _grace(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ConfigError:
+        raise ConfigError(
+            f"failure_grace must be a positive number of seconds or a duration such as '30s', "
+            f"got {value!r}"
+        ) from None
+
+
 def _positive_int(v: Any, name: str) -> None:
     if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
 def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
-    """One strategy spec per island from a single spec or a list of one per island."""
+    """One strategy spec per island from a single spec or a list of one per island; a
+    portfolio over several islands deals its members out among them."""
     if isinstance(spec, Sequence) and not isinstance(spec, (str, Mapping)):
         if len(spec) != n_islands:
             raise ConfigError(
@@ -213,7 +258,10 @@ def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
                 "give one, or one per island"
             )
         return tuple(_indexed(i, s) for i, s in enumerate(spec))
-    return (make_strategy(spec),) * n_islands
+    resolved = make_strategy(spec)
+    if isinstance(resolved, Portfolio) and n_islands > 1:
+        return deal(resolved, n_islands)
+    return (resolved,) * n_islands
 
 
 def _indexed(i: int, spec: Any) -> StrategySpec:

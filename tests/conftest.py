@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCENARIOS = Path(__file__).parent / "mpi" / "scenarios.py"
+_SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s]
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> Iterator[None]:
+    """No test leaks process state into the next: signal handlers, environment variables, the
+    working directory and the global random generators are put back after each test, so the
+    suite passes in any order and whatever the dispositions it inherited."""
+    handlers = {s: signal.getsignal(s) for s in _SIGNALS}
+    environ, cwd = dict(os.environ), os.getcwd()
+    py_random, np_random = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+        random.setstate(py_random)
+        np.random.set_state(np_random)
 
 
 def run_mpi(n: int, scenario: str, out: Path, *args: str, timeout: float = 120) -> list[dict]:
@@ -56,7 +80,9 @@ DATA = Path(__file__).parent / "data"
 
 
 def search_file(tmp: Path, evaluations: int, islands: int = 2, extra: str = "") -> Path:
-    """A search file over ``tests/data/crash_objective.py`` storing its run in ``tmp/run``."""
+    """A search file over ``tests/data/crash_objective.py`` storing its run in ``tmp/run``
+    (with the GA: these searches test the engine and the store, and a strategy that takes
+    seconds to start, as TPE importing Optuna, would leave some workers without work)."""
     path = tmp / "search.yaml"
     path.write_text(
         f"""
@@ -67,6 +93,7 @@ space:
 metric: loss
 budget: {{evaluations: {evaluations}}}
 islands: {islands}
+strategy: ga
 run_dir: {tmp / "run"}
 seed: 3
 {extra}"""

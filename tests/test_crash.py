@@ -68,7 +68,7 @@ def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET
             os.killpg(proc.pid, signal.SIGKILL)
             raise
         assert proc.returncode == 0, out.decode()[-3000:]
-        if b"already spent" in out or len(pg.load(tmp / "run")) >= budget:
+        if b"is spent:" in out or len(pg.load(tmp / "run")) >= budget:
             break
     result = pg.load(tmp / "run")
     finished = _finished_ids(log_dir)

@@ -46,7 +46,7 @@ def test_resume_with_other_rank_counts_continues_ids_pools_and_budget(tmp_path):
     kinds = [e["kind"] for e in stored.events]
     assert kinds == ["start", "stop", "resume", "stop"]
     code, out = _propagate(tmp_path, 2, str(path))
-    assert code == 0 and "already spent" in out
+    assert code == 0 and "evaluation budget of" in out and "is spent: 500 of" in out
 
 
 def test_changed_search_file_is_refused_with_a_diff_then_fresh_keeps_the_old_run(tmp_path):

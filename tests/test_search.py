@@ -209,8 +209,11 @@ def test_space_as_search_file_mapping():
         ({"budget": 5, "direction": "down"}, "direction must be 'minimize' or 'maximize'"),
         ({"budget": 5, "islands": 2}, "islands=2 needs at least 2 workers"),
         ({"budget": 5, "ranks_per_worker": 0}, "ranks_per_worker must be a positive integer"),
-        ({"budget": 5, "strategy": "cmaes"}, "strategy.name must be one of"),
-        ({"budget": 5, "strategy": {"name": "ga", "mutaton": 0.1}}, "unknown setting"),
+        ({"budget": 5, "strategy": "gaa"}, "strategy.name must be one of .*did you mean 'ga'"),
+        (
+            {"budget": 5, "strategy": {"name": "ga", "mutaton": 0.1}},
+            "unknown key 'mutaton' in strategy 'ga'; did you mean 'mutation'",
+        ),
         (
             {"budget": 5, "strategy": {"name": "ga", "crossover": 1.5}},
             "crossover must be a probability",
@@ -232,6 +235,18 @@ def test_not_callable_objective():
         pg.search("not a function", SPACE, budget=3)
 
 
-def test_dict_without_metric_fails_clearly():
-    with pytest.raises(pg.ObjectiveError, match="pass metric="):
-        pg.search(lambda p: {"a": 1.0, "b": 2.0}, SPACE, budget=50)
+def test_dict_without_metric_stops_at_the_first_evaluation():
+    calls = []
+
+    def objective(p):
+        calls.append(p)
+        return {"a": 1.0, "b": 2.0}
+
+    with pytest.raises(pg.ConfigError, match=r"returns a dict \(keys \['a', 'b'\]\) but no metric"):
+        pg.search(objective, SPACE, budget=50)
+    assert len(calls) == 1
+
+
+def test_a_mistyped_metric_suggests_the_returned_name():
+    with pytest.raises(pg.ObjectiveError, match="did you mean 'val_loss'"):
+        pg.search(lambda p: {"val_loss": 1.0}, SPACE, budget=3, metric="val_los")

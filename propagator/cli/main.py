@@ -6,6 +6,7 @@
     propagate export RUN_DIR -o FILE      every evaluation as CSV or JSON lines (.jsonl)
     propagate plot RUN_DIR [-o DIR]       PNG figures of the search
     propagate optuna RUN_DIR -o URL       copy the run into an Optuna study (optuna-dashboard)
+    propagate watch RUN_DIR               a live view of a running search, from another terminal
 
 Exit status: 0 success (also an interrupted run, which resumes when run again), 1 the search
 failed (its objective is broken), 2 a mistake in the command line or the search file.
@@ -14,28 +15,41 @@ failed (its objective is broken), 2 a mistake in the command line or the search 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
-import logging
-import secrets
-import shutil
+import os
 import sys
-import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, ObjectiveError, PropagateError
+from ..errors import ConfigError, PropagateError
+from ..results.progress import PROGRESS_MODES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_COMMANDS = ("run", "validate", "report", "export", "plot", "optuna")
+_COMMANDS = ("run", "validate", "report", "export", "plot", "optuna", "watch")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:  # the propagate command itself, not a call from Python
+        _whole_lines()
+    try:
+        status = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # now, not at exit, so that a reader gone away is handled below
+        return status
+    except BrokenPipeError:  # e.g. `propagate report RUN | head`: the reader has enough
+        _discard_output()
+        return EXIT_OK
+
+
+def _main(argv: list[str]) -> int:
+    mistyped = _mistyped_command(argv)
+    if mistyped is not None:
+        print(f"propagate: error: {mistyped}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     if argv and argv[0] not in _COMMANDS and not argv[0].startswith("-"):
         argv = ["run", *argv]
     parser = _parser()
@@ -45,12 +59,53 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        raise
     except (ConfigError, PropagateError) as exc:
         _error(str(exc), args)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
     except Exception:
         _abort_others()
         raise
+
+
+def _whole_lines() -> None:
+    """Write stdout and stderr a line at a time. Unbuffered (stderr, or any stream under
+    PYTHONUNBUFFERED), ``print`` makes two writes, the text and then the newline, and an MPI
+    launcher relaying a rank's stdout and stderr may put a line of the other between them."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True, write_through=False)
+
+
+def _mistyped_command(argv: list[str]) -> str | None:
+    """The message for a first word that is no command and no file but close to a command
+    (``propagate exprot runs/x``), else ``None`` (the word is taken for a search file)."""
+    if not argv or argv[0] in _COMMANDS or argv[0].startswith("-"):
+        return None
+    word = argv[0]
+    if Path(word).suffix or Path(word).exists():
+        return None
+    close = difflib.get_close_matches(word, _COMMANDS, n=1)
+    if not close:
+        return None
+    return (
+        f"unknown command {word!r}; did you mean {close[0]!r}? "
+        f"(commands: {', '.join(_COMMANDS)}; or give a search file to run)"
+    )
+
+
+def _discard_output() -> None:
+    """Send what is still buffered for stdout to /dev/null, so that exiting does not fail on
+    the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (e.g. captured in a test)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _abort_others() -> None:
@@ -75,14 +130,27 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run or resume a search (the default command)")
     run.add_argument("file", type=Path, help="the search file (YAML)")
     run.add_argument("--fresh", action="store_true", help="start over; the old run is moved aside")
+    run.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="rank 0's progress display: a live bar, a line every 10 s, or none; auto (the "
+        "default): a bar when a terminal shows the output, also through mpirun/mpiexec",
+    )
     run.set_defaults(handler=_run)
     validate = sub.add_parser("validate", help="check a search file and show what it would do")
     validate.add_argument("file", type=Path)
-    validate.add_argument("-n", "--ranks", type=int, default=1, help="ranks to lay out (default 1)")
+    validate.add_argument(
+        "-n",
+        "--ranks",
+        type=int,
+        help="ranks to lay out, as in mpirun -n (default: the fewest the file allows)",
+    )
     validate.set_defaults(handler=_validate)
-    from ..results import report  # the read-side commands live there
+    from ..results import report, watch  # the read-side commands live there
 
     report.add_commands(sub)
+    watch.add_command(sub)
     return parser
 
 
@@ -102,18 +170,49 @@ def _validate(args: argparse.Namespace) -> int:
     from .. import config
     from ..engine.layout import make_layout
 
-    if args.ranks < 1:
+    if args.ranks is not None and args.ranks < 1:
         raise ConfigError(f"--ranks must be at least 1, got {args.ranks}")
     search = config.load(args.file)
     search.objective()
     settings = search.settings
-    layout = make_layout(args.ranks, settings.ranks_per_worker, settings.islands)
+    ranks = _fewest_ranks(settings) if args.ranks is None else args.ranks
+    layout = make_layout(ranks, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)
+    effective = search.resolved()
+    automatic = _fill_populations(effective, search, layout)
     print(f"# {args.file}: valid\n")
-    print(yaml.safe_dump(search.resolved(), sort_keys=False), end="")
-    print(f"\n# layout for {args.ranks} rank{'s' * (args.ranks > 1)}:")
+    print(yaml.safe_dump(effective, sort_keys=False), end="")
+    print(f"# run_dir: {search.run_dir} (relative paths start at the search file's directory)")
+    if automatic:
+        print(
+            "# population: automatic, shown for the layout below (null in the file and in "
+            "the stored run: a resume on more ranks may grow it)"
+        )
+    fewest = " (the fewest this file allows; -n N shows N ranks)" if args.ranks is None else ""
+    print(f"\n# layout for {ranks} rank{'s' * (ranks > 1)}{fewest}:")
     print("\n".join(f"#   {line}" for line in layout.describe().splitlines()))
     return EXIT_OK
+
+
+def _fewest_ranks(settings: Any) -> int:
+    """Ranks for one worker per island (or exactly the workers an island list names)."""
+    islands = settings.islands
+    workers = sum(islands) if isinstance(islands, tuple) else islands
+    return workers * settings.ranks_per_worker
+
+
+def _fill_populations(effective: dict[str, Any], search: Any, layout: Any) -> bool:
+    """Replace each automatic (``null``) strategy population of ``effective`` by the one the
+    strategy uses on ``layout``; whether there was one."""
+    automatic = False
+    for island, (shown, spec) in enumerate(
+        zip(effective["strategy"], search.settings.strategy, strict=True)
+    ):
+        if "population" in shown and shown["population"] is None:
+            breeder = spec.create(search.space, layout.island_sizes[island])
+            shown["population"] = breeder.pool_size
+            automatic = True
+    return automatic
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -125,69 +224,24 @@ def _run(args: argparse.Namespace) -> int:
     objective = search.objective()
     from mpi4py import MPI
 
-    from ..api import Session, run
-    from ..engine.comm.collect import broadcast_bytes
     from ..engine.layout import make_layout
-    from ..engine.records import wire_dtype
-    from ..engine.signals import StopOnSignal
-    from ..store.resume import decode_plan, encode_plan
+    from ..store.session import StoredSearch, run_stored
 
     comm = MPI.COMM_WORLD
     settings = search.settings
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)
-    failure, data = None, None
-    if comm.rank == 0:
-        try:
-            data = encode_plan(_prepare(search, layout, args.fresh))
-        except ConfigError as exc:
-            failure = ("config", str(exc))
-        except Exception:  # every rank must hear of it, or they wait for rank 0 forever
-            failure = ("internal", f"preparing {search.run_dir} failed:\n{traceback.format_exc()}")
-    failure = comm.bcast(failure)
-    if failure is not None:
-        raise (ConfigError if failure[0] == "config" else PropagateError)(failure[1])
-    plan = decode_plan(broadcast_bytes(comm, data), wire_dtype(search.space.dim))
-    seed = json.loads(
-        broadcast_bytes(comm, json.dumps(_stored_seed(search)).encode() if comm.rank == 0 else None)
-    )
-    if plan.budget is None:
-        _say(
-            comm,
-            f"the budget of {search.run_dir} is already spent ({plan.done} evaluations); "
-            "raise budget in the search file to continue",
-        )
-        return EXIT_OK
-    _log_to(search.run_dir / "logs" / f"rank-{comm.rank:05d}.log")
-    stop = StopOnSignal()
-    monitor = _monitor_factory(search, plan) if comm.rank == 0 else None
-    session = Session(
+    stored = StoredSearch(
         run_dir=search.run_dir,
-        number=plan.session,
-        next_id=plan.next_id,
-        pools=plan.pools,
-        rng_states=plan.rng_states,
-        should_stop=stop,
-        monitor=monitor,
+        config=search.resolved(),
+        text=search.text,
+        again=f"propagate {search.path}",
+        fresh=args.fresh,
+        monitor=_monitor_factory(search) if comm.rank == 0 else None,
     )
-    try:
-        result = run(
-            objective,
-            search.space,
-            replace(settings, budget=plan.budget, seed=seed),
-            layout,
-            comm,
-            session,
-        )
-    except ObjectiveError as exc:
-        if comm.rank == 0:
-            _event(search.run_dir, plan.session, "failed", str(exc).splitlines()[0])
-        _error(str(exc), args)
-        return EXIT_FAILED
-    finally:
-        stop.restore()
+    outcome = run_stored(objective, search.space, settings, layout, comm, stored)
     if comm.rank == 0:
-        _finish(search, plan.session, result, stop.received)
+        _finish(search, outcome)
     return EXIT_OK
 
 
@@ -200,91 +254,12 @@ def _world_rank() -> int:
     return 0
 
 
-def _prepare(search: Any, layout: Any, fresh: bool) -> Any:
-    """Rank 0: create or reopen the run directory; the plan of this session."""
-    from ..engine.records import wire_dtype
-    from ..store import META, read_run
-    from ..store.hdf5 import add_event, read_meta, update_meta, versions, write_meta
-    from ..store.resume import Plan, config_change, plan
-
-    run_dir = search.run_dir
-    meta = run_dir / META
-    if fresh and run_dir.exists():
-        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        shutil.move(str(run_dir), aside)
-        print(f"propagate: moved the old run to {aside}", file=sys.stderr)
-    layout_json = json.dumps(
-        {
-            "world_size": layout.world_size,
-            "n_workers": layout.n_workers,
-            "n_islands": layout.n_islands,
-        }
-    )
-    if not meta.exists():
-        for torn in run_dir.glob(f".{META}.tmp-*"):  # a kill while the run was being created
-            torn.unlink()
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(
-                f"run_dir {str(run_dir)!r} exists but holds no propagate run; "
-                "choose another run_dir or empty it"
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        settings = search.settings
-        seed = settings.seed if settings.seed is not None else secrets.randbits(63)
-        start = {"time": time.time(), "session": 0, "kind": "start", "detail": layout_json}
-        write_meta(
-            meta,
-            {
-                "config_yaml": search.text,
-                "config": json.dumps(search.resolved()),
-                "space": json.dumps(search.space.to_dict()),
-                "seed": seed,
-                "metric": settings.metric or "",
-                "direction": settings.direction,
-                "n_genes": search.space.dim,
-                "versions": versions(),
-                "created": start["time"],
-            },
-            [start],
-        )
-        return Plan(0, 0, 0, settings.budget)
-    attrs, _ = read_meta(meta)
-    change = config_change(json.loads(attrs["config"]), search.resolved())
-    if change is not None:
-        raise ConfigError(
-            f"{search.path} differs from the run stored in {run_dir}; only a larger budget may "
-            f"change when resuming:\n{change}\nRun with --fresh to start over (the old run is "
-            "kept aside)."
-        )
-    stored = read_run(run_dir, wire_dtype(search.space.dim), repair=True)
-    for problem in stored.problems:
-        print(f"propagate: warning: {problem}", file=sys.stderr)
-    p = plan(stored, search.settings, layout, search.space)
-    update_meta(meta, {"config": json.dumps(search.resolved()), "config_yaml": search.text})
-    if p.budget is not None:
-        add_event(meta, p.session, "resume", layout_json)
-        print(
-            f"propagate: resuming {run_dir}: {p.done} evaluations done, ids from {p.next_id}",
-            file=sys.stderr,
-        )
-    return p
-
-
-def _stored_seed(search: Any) -> int:
-    from ..store import META
-    from ..store.hdf5 import read_meta
-
-    return int(read_meta(search.run_dir / META)[0]["seed"])
-
-
-def _monitor_factory(search: Any, plan: Any) -> Any:
+def _monitor_factory(search: Any) -> Any:
     from ..results.progress import ProgressMonitor
 
-    total = search.settings.budget.evaluations
-
-    def make(_session_budget: int | None) -> ProgressMonitor:
+    def make(plan: Any) -> ProgressMonitor:
         return ProgressMonitor(
-            total=total,
+            total=search.settings.budget.evaluations,
             done_before=plan.done,
             time_left=plan.budget.time,
             metric=search.settings.metric or "value",
@@ -294,49 +269,22 @@ def _monitor_factory(search: Any, plan: Any) -> Any:
     return make
 
 
-def _log_to(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("propagate")
-    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
-        logger.removeHandler(old)  # an earlier run in this process
-        old.close()
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-def _event(run_dir: Path, session: int, kind: str, detail: str = "") -> None:
-    from ..store import META
-    from ..store.hdf5 import add_event
-
-    add_event(run_dir / META, session, kind, detail)
-
-
-def _say(comm: Any, message: str) -> None:
-    if comm.rank == 0:
-        print(f"propagate: {message}", file=sys.stderr, flush=True)
-
-
-def _finish(search: Any, session: int, result: Any, signal_name: str | None) -> None:
-    """Rank 0: record how the session ended and print the outcome."""
-    from ..store import load
-
-    info = {k: v for k, v in result.info.__dict__.items()}
-    interrupted = result.info.interrupted
-    _event(search.run_dir, session, "interrupted" if interrupted else "stop", json.dumps(info))
-    everything = load(search.run_dir)
-    metric = everything.metric
+def _finish(search: Any, outcome: Any) -> None:
+    """Rank 0: print how the session ended."""
+    if outcome.spent is not None:
+        print(f"propagate: {outcome.spent}", file=sys.stderr, flush=True)
+        return
+    run, session = outcome.run, outcome.session
     print(
-        f"propagate: {len(result)} evaluations in {result.info.wall_time:.1f} s this session, "
-        f"{len(everything)} in the run ({everything.n_failed} failed); store: {search.run_dir}",
+        f"propagate: {len(session)} evaluations in {session.info.wall_time:.1f} s this session, "
+        f"{len(run)} in the run ({run.n_failed} failed); store: {search.run_dir}",
         file=sys.stderr,
+        flush=True,
     )
-    if everything.ok.any():
-        for r in everything.top(3):
-            print(f"  {metric} {r.value:.6g}  id {r.id}  {json.dumps(r.params)}")
-    if interrupted:
-        why = f" by {signal_name}" if signal_name else ""
+    for r in run.top(3):
+        print(f"  {run.metric} {r.value:.6g}  id {r.id}  {json.dumps(r.params)}", flush=True)
+    if session.info.interrupted:
+        why = f" by {outcome.signal}" if outcome.signal else ""
         print(
             f"propagate: interrupted{why}; finished evaluations are stored. "
             f"Run `propagate {search.path}` again to resume.",

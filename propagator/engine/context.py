@@ -3,8 +3,9 @@ plugs into a worker leader (the run store, progress display, stop requests)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,6 +34,7 @@ class RunContext:
     t0: float  # epoch seconds at the start of the search, shared by all ranks
     deadline: float | None  # time.perf_counter() after which no evaluation starts
     session: int = 0  # 0 for a new run, n for its n-th resumption
+    run_dir: Path | None = None  # the run store, if any
 
 
 class Sink(Protocol):
@@ -58,6 +60,8 @@ class Monitor(Protocol):
 
     def update(self, done: int, failed: int, best_loss: float) -> None: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass
 class LeaderOptions:
@@ -65,14 +69,35 @@ class LeaderOptions:
 
     Attributes:
         sink: the run store writer (``None``: keep records in memory only).
-        pool_rows: records to seed the island pool with (a resumed run).
         rng_states: bit-generator states of the breeding and migration streams to continue.
         should_stop: polled between evaluations; ``True`` stops the whole search (signals).
         monitor: progress display (rank 0).
     """
 
     sink: Sink | None = None
-    pool_rows: np.ndarray | None = None
     rng_states: list[dict[str, Any]] | None = None
     should_stop: Callable[[], bool] | None = None
     monitor: Monitor | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """How this run of the engine fits into a longer search (the command line fills it in).
+
+    Attributes:
+        run_dir: run store directory; ``None`` keeps records in memory only.
+        number: 0 for a new run, ``n`` for its ``n``-th resumption.
+        next_id: first evaluation id (one past the largest stored id).
+        islands: island -> stored records of earlier sessions to seed that island with.
+        rng_states: worker -> stored breeding/migration RNG states to continue.
+        should_stop: polled between evaluations on every leader (signals).
+        monitor: builds rank 0's progress display from the evaluation budget.
+    """
+
+    run_dir: Path | None = None
+    number: int = 0
+    next_id: int = 0
+    islands: Mapping[int, np.ndarray] = field(default_factory=dict)
+    rng_states: Mapping[int, list[dict[str, Any]]] = field(default_factory=dict)
+    should_stop: Callable[[], bool] | None = None
+    monitor: Callable[[int | None], Monitor] | None = None

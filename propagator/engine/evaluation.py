@@ -63,10 +63,25 @@ class Trial:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What one evaluation on one rank came to.
+
+    Attributes:
+        status: ok or failed.
+        value: the optimized metric (NaN when failed).
+        metrics: everything the objective returned (``None``: it returned a bare number).
+        error: the failure message (with traceback) when failed.
+        stop: the objective was interrupted (``KeyboardInterrupt``): the search must stop, and
+            this evaluation is not recorded (it neither succeeded nor failed on its own).
+        mistake: the search is set up wrong for what the objective returns (a dict but no
+            metric): it must stop at once with ``error``, before any budget is spent.
+    """
+
     status: Status
     value: float
-    metrics: dict[str, Any] | None  # None: the objective returned a bare number
+    metrics: dict[str, Any] | None
     error: str | None
+    stop: bool = False
+    mistake: bool = False
 
 
 def check_objective(objective: Objective, space: Space, metric: str | None) -> None:
@@ -92,10 +107,10 @@ def check_objective(objective: Objective, space: Space, metric: str | None) -> N
         )
     if metric not in known:
         close = difflib.get_close_matches(metric, list(known), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"metric {metric!r} is not a value the objective returns; {hint}"
-            f"it returns: {', '.join(known)}"
+            f"metric {metric!r} is not a value the objective returns{hint} "
+            f"(it returns {', '.join(known)})"
         )
 
 
@@ -115,10 +130,23 @@ def wants_trial(objective: Objective) -> bool:
 def evaluate(
     objective: Objective, params: dict[str, Any], trial: Trial, metric: str | None, pass_trial: bool
 ) -> Outcome:
-    """Run the objective once and classify what came back. Never raises for its errors."""
+    """Run the objective once and classify what came back. Never raises for its errors.
+
+    ``SystemExit`` (``sys.exit`` or argparse inside the objective) and other exceptions are
+    failed evaluations; ``KeyboardInterrupt`` (raised by the objective, or Ctrl-C where
+    propagate does not handle signals) asks the search to stop.
+    """
     try:
         returned = objective(params, trial) if pass_trial else objective(params)
-    except Exception:
+    except KeyboardInterrupt:
+        return Outcome(Status.FAILED, math.nan, None, _trimmed(traceback.format_exc()), stop=True)
+    except SystemExit as exc:
+        return _failed(
+            f"{traceback.format_exc()}the objective raised SystemExit({exc.code!r}) "
+            "(sys.exit, or argparse parsing the command line inside the objective?); "
+            "an objective must return or raise an exception"
+        )
+    except BaseException:
         return _failed(traceback.format_exc())
     return classify(returned, metric)
 
@@ -130,14 +158,18 @@ def classify(returned: Any, metric: str | None) -> Outcome:
     if isinstance(returned, Mapping):
         metrics = {str(k): _plain(v) for k, v in returned.items()}
         if metric is None:
-            return _failed(
-                f"the objective returned a dict (keys {list(metrics)}); pass metric=... to say "
-                "which one to optimize",
-                metrics,
+            message = (
+                f"the objective returns a dict (keys {list(metrics)}) but no metric is set: set "
+                "metric to the name of the value to optimize (metric: in the search file, "
+                "metric= in pg.search)"
             )
+            return Outcome(Status.FAILED, math.nan, metrics, message, mistake=True)
         if metric not in metrics:
+            close = difflib.get_close_matches(metric, list(metrics), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             return _failed(
-                f"the objective returned no {metric!r} (it returned {list(metrics)})", metrics
+                f"the objective returned no {metric!r} (it returned {list(metrics)}){hint}",
+                metrics,
             )
         raw, value = returned.get(metric, metrics[metric]), metrics[metric]
     else:
@@ -164,9 +196,13 @@ def _plain(v: Any) -> Any:
 
 
 def _failed(message: str, metrics: dict[str, Any] | None = None) -> Outcome:
+    return Outcome(Status.FAILED, math.nan, metrics, _trimmed(message))
+
+
+def _trimmed(message: str) -> str:
     if len(message) > _MAX_ERROR_CHARS:
         message = "...\n" + message[-_MAX_ERROR_CHARS:]
-    return Outcome(Status.FAILED, math.nan, metrics, message.rstrip())
+    return message.rstrip()
 
 
 def error_headline(error: str | None) -> str:

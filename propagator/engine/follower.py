@@ -1,18 +1,38 @@
-"""Evaluating a candidate on a rank, and the loop of a multi-rank worker's other ranks."""
+"""Evaluating a candidate on a rank, agreeing on its outcome within a multi-rank worker, and
+the loop of a multi-rank worker's other ranks (followers).
+
+A rank of a multi-rank worker that fails often does so while its worker's other ranks wait
+for it inside a collective of the objective (a ``Barrier``, an all-reduce of gradients). MPI
+cannot cancel a collective, so those ranks would wait forever. After each evaluation the
+worker's ranks therefore agree on its outcome with a non-blocking collective on the engine's
+own communicator; a rank whose part failed waits at most ``failure_grace`` seconds for the
+others. If they come, the failure is recorded like any other and the search goes on. If not,
+they are stuck: the failure is recorded (by the leader in its journal, by a follower in a
+journal of its own next to it) and the whole job is stopped with a message; the run store
+stays intact and a re-run resumes.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 from mpi4py import MPI
 
-from .comm.backoff import barrier, wait
+from .comm.backoff import Backoff, barrier, wait
 from .context import RunContext
-from .evaluation import Outcome, Trial, evaluate
+from .evaluation import Outcome, Trial, error_headline, evaluate
 from .records import Kind, Status
 
-_STOP = int(Kind.STOP)
+_log = logging.getLogger("propagate")
+_STOP, _EVALUATED = int(Kind.STOP), int(Kind.EVALUATED)
+_OK, _FAILED = int(Status.OK), int(Status.FAILED)
+_NOTICE = 1.0  # seconds a failed rank waits for its worker before it says so on stderr
 
 
 def run_trial(
@@ -26,26 +46,145 @@ def run_trial(
     return outcome, start, time.time() - ctx.t0, trial.reports
 
 
-def worker_outcome(ctx: RunContext, outcome: Outcome) -> Outcome:
-    """Collective over the worker: the leader's outcome, failed if any other rank failed."""
-    errors = ctx.comms.worker.gather(outcome.error, root=0)
-    if errors is None or outcome.status != Status.OK:
+class WorkerStuck(Exception):
+    """A rank failed and its worker's other ranks did not finish the evaluation in time."""
+
+
+def settle(ctx: RunContext, outcome: Outcome, record_id: int) -> Outcome:
+    """Collective over a multi-rank worker: the worker's outcome of one evaluation.
+
+    It is the leader's outcome, failed if any rank failed (with that rank's message), and a
+    stop request if any rank was interrupted. On the followers the return value is their own.
+
+    Raises:
+        WorkerStuck: this rank failed and the others did not arrive within ``failure_grace``.
+    """
+    comm = ctx.comms.worker
+    mine = np.array([int(outcome.status), int(outcome.stop)], dtype=np.int64)
+    flags = np.zeros((comm.size, 2), dtype=np.int64)
+    request = comm.Iallgather([mine, MPI.INT64_T], [flags, MPI.INT64_T])
+    if outcome.status == _OK:
+        wait(request, cap=0.001)
+    else:
+        _wait_for_the_others(ctx, request, outcome, record_id)
+    failed = np.flatnonzero(flags[:, 0] != _OK)
+    if not len(failed):
         return outcome
-    for rank, error in enumerate(errors):
-        if error is not None:
-            message = f"rank {rank} of worker {ctx.worker} failed:\n{error}"
-            return Outcome(Status.FAILED, float("nan"), outcome.metrics, message)
-    return outcome
+    # Every rank has arrived, so this blocking gather cannot hang.
+    errors = comm.gather(outcome.error if outcome.status != _OK else None, root=0)
+    stop = bool(flags[:, 1].any())
+    if comm.rank != 0 or outcome.status != _OK:
+        return replace(outcome, stop=stop)
+    first = int(failed[0])
+    message = f"rank {first} of worker {ctx.worker} failed:\n{errors[first]}"
+    return Outcome(Status.FAILED, float("nan"), outcome.metrics, message, stop=stop)
+
+
+def _wait_for_the_others(
+    ctx: RunContext, request: MPI.Request, outcome: Outcome, record_id: int
+) -> None:
+    started = time.monotonic()
+    told = False
+    backoff = Backoff(cap=0.01)
+    while not request.Test():
+        waited = time.monotonic() - started
+        if not told and waited >= _NOTICE:
+            told = True
+            _say(
+                f"{_who(ctx)} failed in evaluation {record_id} "
+                f"({error_headline(outcome.error)}); waiting up to "
+                f"{ctx.settings.failure_grace:g} s for the worker's other ranks"
+            )
+        if waited >= ctx.settings.failure_grace:
+            raise WorkerStuck(
+                f"{_who(ctx)} failed in evaluation {record_id} and the other ranks of worker "
+                f"{ctx.worker} did not finish it within {ctx.settings.failure_grace:g} s: they "
+                "are probably waiting in a collective for the failed rank, which MPI cannot "
+                f"cancel. Stopping the job.{_resume_hint(ctx)} The error:\n{outcome.error}"
+            )
+        backoff.sleep()
+
+
+def abandon(ctx: RunContext, message: str, record: Callable[[str], None]) -> None:
+    """Record the failure that left a worker stuck (``record(message)``), say why, and stop
+    the whole job."""
+    try:
+        record(message)
+    finally:
+        _log.error(message)
+        _say(message)
+        ctx.comms.world.Abort(1)
+
+
+def wire_row(
+    ctx: RunContext,
+    record_id: int,
+    generation: int,
+    status: int,
+    times: tuple[float, float],
+    value: float,
+    genes: np.ndarray,
+) -> tuple:
+    """This worker's record of an evaluation, as a tuple in wire-field order."""
+    w = ctx.worker
+    return (record_id, generation, ctx.island, w, w, status, _EVALUATED, *times, value, genes)
 
 
 def follow(ctx: RunContext) -> None:
     """Loop of a non-leader rank: evaluate each broadcast candidate until told to stop, then
     join the leaders' end-of-search consensus (see :meth:`Mailbox.drain`)."""
     candidate = np.zeros(1, dtype=ctx.dtype)
+    generation = 0
     while True:
         wait(ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
         if candidate["kind"][0] == _STOP:
             barrier(ctx.comms.world)
             return
-        outcome, *_ = run_trial(ctx, int(candidate["id"][0]), candidate["genes"][0])
-        worker_outcome(ctx, outcome)
+        record_id, genes = int(candidate["id"][0]), candidate["genes"][0].copy()
+        outcome, start, end, _ = run_trial(ctx, record_id, genes)
+        if outcome.status != _OK:
+            _log.warning("evaluation %d failed on this rank: %s", record_id, outcome.error)
+        try:
+            settle(ctx, outcome, record_id)
+        except WorkerStuck as stuck:
+            row = wire_row(ctx, record_id, generation, _FAILED, (start, end), np.nan, genes)
+            abandon(ctx, str(stuck), partial(_journal_alone, ctx, row))
+        generation += 1
+
+
+def _journal_alone(ctx: RunContext, row: tuple, error: str) -> None:
+    """A follower's record of the failure that stops the job: a journal of its own next to
+    its leader's, which readers of the run merge (the leader may be stuck mid-evaluation, so
+    its journal is not ours to write)."""
+    if ctx.run_dir is None:
+        return
+    from ..store.journal import JournalWriter  # the store only where there is one
+    from ..store.run_store import follower_journal
+
+    record = np.zeros(1, dtype=ctx.dtype)
+    record[0] = row
+    writer = JournalWriter(
+        follower_journal(ctx.run_dir, ctx.worker, ctx.comms.worker.rank), ctx.dtype
+    )
+    writer.start_session(ctx.t0)
+    writer.append(record[0], {"m": None, "e": error, "r": []})
+    writer.close()
+
+
+def _who(ctx: RunContext) -> str:
+    comm = ctx.comms.worker
+    return f"rank {ctx.comms.world.rank} (rank {comm.rank} of worker {ctx.worker})"
+
+
+def _resume_hint(ctx: RunContext) -> str:
+    if ctx.run_dir is None:
+        return ""
+    return (
+        f" The failure is recorded and finished evaluations are stored in {ctx.run_dir}; "
+        "run the search again to resume."
+    )
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"propagate: {message}\n")  # one write: see store.session._say
+    sys.stderr.flush()

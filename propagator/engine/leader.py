@@ -1,34 +1,37 @@
 """The loop of a worker leader.
 
 A worker leader loops: absorb what its island peers and other islands sent, take a ticket,
-breed, hand the candidate to its worker's other ranks, evaluate, share the record, maybe send
-migrants. Nothing in the loop waits for another worker. The other ranks of a multi-rank
-worker (followers, :mod:`.follower`) only receive candidates and evaluate them.
+propose a candidate the island has not seen (and claim it), hand it to its worker's other
+ranks, evaluate, record and share the result, maybe send migrants. Nothing in
+the loop waits for another worker. The other ranks of a multi-rank worker (followers,
+:mod:`.follower`) only receive candidates and evaluate them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
-from ..strategies import Breeder
-from ..strategies.pool import Pool
 from .comm.backoff import wait
 from .comm.mailbox import Mailbox
 from .comm.tickets import TicketCounter, Tickets
 from .context import LeaderOptions, RunContext
 from .evaluation import Outcome, error_headline
-from .follower import run_trial, worker_outcome
+from .failures import FailureWatch
+from .follower import WorkerStuck, abandon, run_trial, settle, wire_row
+from .island import Island
+from .migration import Emigration
 from .records import Kind, LocalLog, Status
 
 _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
-_EVALUATED, _IMMIGRANT, _DEPARTED, _STOP = (int(k) for k in Kind)
+_EVALUATED, _STOP = int(Kind.EVALUATED), int(Kind.STOP)
 _OK = int(Status.OK)
 
 
@@ -36,51 +39,45 @@ class Leader:
     """The loop of a worker's first rank. Call :meth:`run` once."""
 
     def __init__(
-        self, ctx: RunContext, counter: TicketCounter, options: LeaderOptions | None = None
+        self,
+        ctx: RunContext,
+        counter: TicketCounter,
+        island: Island,
+        options: LeaderOptions | None = None,
     ) -> None:
         self._ctx = ctx
         self._options = options or LeaderOptions()
-        layout, island = ctx.layout, ctx.island
-        island_size = layout.island_sizes[island]
-        self._breeder = ctx.settings.strategy[island].create(ctx.space, island_size)
-        self._breeder_learns = type(self._breeder).tell is not Breeder.tell
-        self._pool = Pool(self._breeder.pool_size, ctx.dtype)
-        peers = [ctx.comms.leader_rank(w) for w in layout.island_workers(island) if w != ctx.worker]
+        layout, settings = ctx.layout, ctx.settings
+        self._island = island
+        peers = [
+            ctx.comms.leader_rank(w) for w in layout.island_workers(ctx.island) if w != ctx.worker
+        ]
         self._mailbox = Mailbox(ctx.comms.world, ctx.dtype, peers)
         key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
         breed_seq, migrate_seq = np.random.SeedSequence(ctx.run_seed, spawn_key=key).spawn(2)
         self._rng = np.random.default_rng(breed_seq)
-        self._migrate_rng = np.random.default_rng(migrate_seq)
+        migrate_rng = np.random.default_rng(migrate_seq)
         if self._options.rng_states:
             self._rng.bit_generator.state = self._options.rng_states[0]
-            self._migrate_rng.bit_generator.state = self._options.rng_states[1]
+            migrate_rng.bit_generator.state = self._options.rng_states[1]
+        self._emigration = Emigration(ctx, self._mailbox, migrate_rng)
+        self._migrate_rng = migrate_rng
         self._counter = counter
         self._tickets = Tickets(counter, layout.n_workers)
+        self._failures = FailureWatch(ctx.worker, settings.max_initial_failures, counter)
         self._log = LocalLog(ctx.dtype)
-        self._sign = ctx.settings.sign
+        self._sign = settings.sign
         self._multi_rank = layout.ranks_per_worker > 1
         self._candidate = np.zeros(1, dtype=ctx.dtype)
-        migration = ctx.settings.migration
-        self._emigration_probability = (
-            migration.probability / island_size if layout.n_islands > 1 else 0.0
-        )
-        self._migrants_to = migration.matrix(layout.n_islands)[island]
-        self._pollination = migration.pollination
-        self._had_success = False  # this worker
-        self._island_success = False  # this worker or a peer it heard from
-        self._consecutive_failures = 0
-        self._first_error: str | None = None
-        self._migrants_sent = 0
-        self._immigrants_received = 0
         self._published = (0, 0)  # evaluations and failures already published
         self._n_failed = 0
         self._best_loss = np.inf
         self._next_publish = 0.0
         self._stored = 0  # records of the log already in the store's HDF5 file
         self.abort_error: str | None = None
+        self.abort_is_mistake = False
         self.interrupted = False
-        if self._options.pool_rows is not None:
-            self._seed_pool(self._options.pool_rows)
+        self.exhausted = False
 
     def run(self) -> LocalLog:
         """Evaluate until the budget is spent, the time is up or the search is stopped; then
@@ -97,10 +94,11 @@ class Leader:
         while self._step():
             pass
         _log.info(
-            "worker %d stops after %d evaluations (%d failed)",
+            "worker %d stops after %d evaluations (%d failed; %d duplicate proposals avoided)",
             ctx.worker,
             self._log.size,
             self._n_failed,
+            self._island.duplicates_avoided,
         )
         self._publish(force=True)
         if self._options.sink is not None:
@@ -112,13 +110,15 @@ class Leader:
         return self._log
 
     @property
-    def traffic(self) -> dict[str, int]:
-        """What this leader sent and received: record messages and their bytes, migrants."""
+    def stats(self) -> dict[str, int]:
+        """What this leader sent and received, and what it avoided."""
         return {
             "messages": self._mailbox.sent_messages,
             "message_bytes": self._mailbox.sent_bytes,
-            "migrants_sent": self._migrants_sent,
-            "immigrants_received": self._immigrants_received,
+            "migrants_sent": self._emigration.sent,
+            "immigrants_received": self._island.immigrants_received,
+            "duplicates_avoided": self._island.duplicates_avoided,
+            "exhausted": int(self.exhausted),
         }
 
     # --- one evaluation ----------------------------------------------------------------------
@@ -139,53 +139,95 @@ class Leader:
         record_id = self._tickets.next(now)
         if record_id is None:
             return False
-        genes = np.minimum(np.maximum(self._breeder.ask(self._pool, self._rng), 0.0), 1.0)
+        genes = self._island.propose(self._rng)
+        if genes is None:
+            self._exhausted()
+            return False
         if self._multi_rank:
-            self._candidate["id"] = record_id
-            self._candidate["kind"] = _EVALUATED
-            self._candidate["genes"] = genes
-            wait(ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
+            self._hand_out(record_id, genes)
         outcome, start, end, reports = run_trial(ctx, record_id, genes)
         if self._multi_rank:
-            outcome = worker_outcome(ctx, outcome)
-        w = ctx.worker
-        status = int(outcome.status)
-        row = self._log.append(
-            (
+            try:
+                outcome = settle(ctx, outcome, record_id)
+            except WorkerStuck as stuck:
+                failure = partial(self._record_stuck, record_id, genes, (start, end))
+                abandon(ctx, str(stuck), failure)
+        if outcome.mistake:  # not recorded: the search was set up wrong, not this config
+            self.abort_error, self.abort_is_mistake = outcome.error, True
+            self._counter.stop()
+            return False
+        if outcome.stop:
+            _log.warning(
+                "evaluation %d was interrupted (KeyboardInterrupt in the objective); it is not "
+                "recorded; stopping the search",
                 record_id,
-                self._log.size,
-                ctx.island,
-                w,
-                w,
-                status,
-                _EVALUATED,
-                start,
-                end,
-                outcome.value,
-                genes,
-            ),
+            )
+            self.interrupted = True
+            self._counter.stop()
+            return False
+        row = self._record(record_id, genes, outcome, (start, end), reports)
+        ok = outcome.status == Status.OK
+        loss = self._sign * outcome.value
+        if ok:
+            self._best_loss = min(self._best_loss, loss)
+        else:
+            self._n_failed += 1
+            _log.warning("evaluation %d failed: %s", record_id, error_headline(outcome.error))
+        self._island.learn(row, loss, ok)
+        self._mailbox.post(row)
+        self._failures.island_success |= self._island.heard_success
+        self.abort_error = self._failures.broken(outcome)
+        if self.abort_error is not None:
+            return False
+        self._emigration.maybe(self._island.pool)
+        self._mailbox.flush()
+        return True
+
+    def _hand_out(self, record_id: int, genes: np.ndarray) -> None:
+        """Give the candidate to this worker's other ranks, which evaluate it with this one."""
+        candidate = self._candidate
+        candidate["id"] = record_id
+        candidate["kind"] = _EVALUATED
+        candidate["genes"] = genes
+        wait(self._ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
+
+    def _exhausted(self) -> None:
+        size = self._island.seen.size() if self._island.seen is not None else None
+        what = f"all {size}" if size is not None else "all"
+        _log.warning(
+            "island %d has evaluated %s configurations of the space (or has them in flight): "
+            "worker %d stops",
+            self._ctx.island,
+            what,
+            self._ctx.worker,
+        )
+        self.exhausted = True
+
+    def _record(
+        self,
+        record_id: int,
+        genes: np.ndarray,
+        outcome: Outcome,
+        times: tuple[float, float],
+        reports: list[tuple[int, float]],
+    ) -> np.void:
+        """Log and journal a finished evaluation (before the next one starts)."""
+        status, value = int(outcome.status), outcome.value
+        row = self._log.append(
+            wire_row(self._ctx, record_id, self._log.size, status, times, value, genes),
             outcome.metrics,
             outcome.error,
             reports,
         )
         if self._options.sink is not None:
             self._options.sink.append(row, outcome.metrics, outcome.error, reports)
-        ok = status == _OK
-        loss = self._sign * outcome.value
-        if ok:
-            self._pool.offer(row, loss)
-            self._best_loss = min(self._best_loss, loss)
-        else:
-            self._n_failed += 1
-            _log.warning("evaluation %d failed: %s", record_id, error_headline(outcome.error))
-        if self._breeder_learns:
-            self._breeder.tell(genes[None, :], np.array([loss]), np.array([ok]))
-        self._mailbox.post(row)
-        if self._broken(outcome):
-            return False
-        self._maybe_emigrate()
-        self._mailbox.flush()
-        return True
+        return row
+
+    def _record_stuck(
+        self, record_id: int, genes: np.ndarray, times: tuple[float, float], error: str
+    ) -> None:
+        """Record the failure after which this worker's other ranks are stuck."""
+        self._record(record_id, genes, Outcome(Status.FAILED, np.nan, None, error), times, [])
 
     def _publish(self, force: bool = False) -> None:
         """Every half second: share progress counts, show them (rank 0), update the store."""
@@ -209,102 +251,8 @@ class Leader:
     def _rng_states(self) -> list[dict[str, Any]]:
         return [self._rng.bit_generator.state, self._migrate_rng.bit_generator.state]
 
-    def _seed_pool(self, rows: np.ndarray) -> None:
-        """Start from records of an earlier session of this run (they are known to be ok)."""
-        loss = self._sign * rows["values"][:, 0]
-        for i in np.argsort(loss, kind="stable")[: self._pool.capacity]:
-            self._pool.offer(rows[i], loss[i])
-        if self._breeder_learns and len(rows):
-            self._breeder.tell(rows["genes"], loss, rows["status"] == _OK)
-        self._island_success = self._island_success or bool(len(rows))
-
-    def _broken(self, outcome: Outcome) -> bool:
-        """After a failure: whether the objective looks broken (then stop everyone)."""
-        if outcome.status == Status.OK:
-            if not self._had_success:
-                self._had_success = self._island_success = True
-                self._counter.note_success()
-            self._consecutive_failures = 0
-            return False
-        self._consecutive_failures += 1
-        self._first_error = self._first_error or outcome.error
-        limit = self._ctx.settings.max_initial_failures
-        if self._island_success or self._consecutive_failures < limit:
-            return False
-        if self._counter.any_success():
-            self._island_success = True
-            return False
-        self.abort_error = (
-            f"the first {self._consecutive_failures} evaluations of worker {self._ctx.worker} "
-            f"failed and none has succeeded anywhere; stopping the search. First error:\n"
-            f"{self._first_error}"
-        )
-        self._counter.stop()
-        _log.error(self.abort_error)
-        return True
-
-    # --- island traffic ----------------------------------------------------------------------
     def _absorb(self) -> None:
-        """Apply every record that has arrived: peers' results, immigrants, departures."""
+        """Apply every record that has arrived (see :meth:`Island.absorb`)."""
         rows = self._mailbox.receive()
-        if not len(rows):
-            return
-        pool = self._pool
-        kind = rows["kind"]
-        departed = kind == _DEPARTED
-        if departed.any():
-            for record_id in rows["id"][departed]:
-                pool.remove(record_id)
-            rows = rows[~departed]
-            kind = rows["kind"]
-        ok = rows["status"] == _OK
-        loss = self._sign * rows["values"][:, 0]
-        if self._breeder_learns and len(rows):
-            self._breeder.tell(rows["genes"], loss, ok)
-        if not ok.any():
-            return
-        self._island_success = True
-        immigrant = kind == _IMMIGRANT
-        self._immigrants_received += int(np.count_nonzero(immigrant & ok))
-        # Only rows that would enter the pool are worth a Python-level loop.
-        worst = pool.loss.max() if len(pool) == pool.capacity else np.inf
-        for i in np.flatnonzero(ok & (immigrant | (loss < worst))):
-            if immigrant[i]:
-                pool.replace_worst(rows[i], loss[i])
-            else:
-                pool.offer(rows[i], loss[i])
-
-    def _maybe_emigrate(self) -> None:
-        if not self._emigration_probability or not len(self._pool):
-            return
-        if self._migrate_rng.random() >= self._emigration_probability:
-            return
-        ctx, pool = self._ctx, self._pool
-        targets = np.flatnonzero(self._migrants_to)
-        if self._pollination:
-            for island in targets:
-                self._send_migrants(pool.best(int(self._migrants_to[island])), int(island))
-            return
-        # Migration moves records: only the owner may send one, and each goes to one island;
-        # the targets take turns in random order, so none is starved when few are eligible.
-        mine = pool.rows["owner"] == ctx.worker
-        emigrants = pool.best(int(self._migrants_to[targets].sum()), mine)
-        start = 0
-        for island in self._migrate_rng.permutation(targets):
-            batch = emigrants[start : start + int(self._migrants_to[island])]
-            start += len(batch)
-            self._send_migrants(batch, int(island))
-            for r in batch:
-                pool.remove(r["id"])
-                r["kind"] = _DEPARTED
-                self._mailbox.post(r)
-
-    def _send_migrants(self, rows: np.ndarray, island: int) -> None:
-        if not len(rows):
-            return
-        workers = self._ctx.layout.island_workers(island)
-        migrants = rows.copy()
-        migrants["kind"] = _IMMIGRANT
-        migrants["owner"] = self._migrate_rng.choice(np.asarray(workers), size=len(migrants))
-        self._mailbox.send(migrants, [self._ctx.comms.leader_rank(w) for w in workers])
-        self._migrants_sent += len(migrants)
+        if len(rows):
+            self._island.absorb(rows)

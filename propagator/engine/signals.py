@@ -18,12 +18,21 @@ class StopOnSignal:
     The first signal only sets the flag, so every rank finishes its evaluation in flight and
     the store is complete. The same signal again within 2 s is the same stop delivered twice;
     later, it acts as it would without propagate (a second Ctrl-C interrupts at once).
+
+    A signal that is ignored when the search starts stays ignored, as Python itself leaves
+    SIGINT alone when it starts with SIGINT ignored: a job started under ``nohup`` or in the
+    background of a script (both ignore SIGINT) is not stopped by a Ctrl-C meant for something
+    else; SIGTERM and SIGUSR1 still stop it.
     """
 
     def __init__(self) -> None:
         self.received: str | None = None
         self._at = 0.0
-        self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        self._previous = {
+            s: signal.signal(s, self._handle)
+            for s in SIGNALS
+            if signal.getsignal(s) is not signal.SIG_IGN
+        }
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()
@@ -35,6 +44,11 @@ class StopOnSignal:
 
     def __call__(self) -> bool:
         return self.received is not None
+
+    @property
+    def handled(self) -> tuple[signal.Signals, ...]:
+        """The signals that stop the search (those not ignored when it started)."""
+        return tuple(signal.Signals(s) for s in self._previous)
 
     def restore(self) -> None:
         for s, handler in self._previous.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.records import Record, Status
+from ..engine.records import Record, Status, wire_dtype
 from ..errors import PropagateError
 from ..space import Space
 
@@ -33,6 +35,10 @@ class RunInfo:
         migrants_sent: records sent to other islands.
         immigrants_received: records received from other islands and put in a pool.
         interrupted: the search was stopped by a signal before its budget was spent.
+        duplicates_avoided: proposals of the strategies that were configurations already
+            evaluated (or in flight) on their island, and so were bred again.
+        exhausted: an island evaluated every configuration of a (small, discrete) space and
+            its workers stopped before the budget was spent.
     """
 
     seed: int
@@ -45,6 +51,8 @@ class RunInfo:
     message_bytes: int
     migrants_sent: int
     immigrants_received: int
+    duplicates_avoided: int = 0
+    exhausted: bool = False
 
 
 class Result:
@@ -84,6 +92,38 @@ class Result:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def to_bytes(self) -> bytes:
+        """The result as bytes (JSON header, newline, raw rows), for a broadcast; no pickle."""
+        header = {
+            "space": self.space.to_dict(),
+            "metric": self.metric,
+            "direction": self.direction,
+            "info": dataclasses.asdict(self.info),
+            "problems": self.problems,
+            "metrics": self._metrics,
+            "errors": self._errors,
+            "reports": self._reports,
+            "genes": self.space.dim,
+        }
+        return json.dumps(header).encode() + b"\n" + self.rows.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Result:
+        """The result :meth:`to_bytes` wrote."""
+        head, _, raw = data.partition(b"\n")
+        h = json.loads(head)
+        return cls(
+            Space.from_dict(h["space"]),
+            h["metric"],
+            h["direction"],
+            np.frombuffer(raw, dtype=wire_dtype(h["genes"])).copy(),
+            {int(k): v for k, v in h["metrics"].items()},
+            {int(k): v for k, v in h["errors"].items()},
+            {int(k): [tuple(p) for p in v] for k, v in h["reports"].items()},
+            RunInfo(**h["info"]),
+            h["problems"],
+        )
+
     def __repr__(self) -> str:
         best = self._best_index()
         shown = "none succeeded" if best is None else f"best {self.metric}={self.values[best]:.6g}"
@@ -117,11 +157,15 @@ class Result:
         """
         i = self._best_index()
         if i is None:
-            first = next(iter(sorted(self._errors.items())), (None, "no evaluations"))[1]
             raise PropagateError(
-                f"no evaluation succeeded ({len(self)} done); first error:\n{first}"
+                f"no evaluation succeeded ({len(self)} done); first error:\n{self.first_error}"
             )
         return self._record(i)
+
+    @property
+    def first_error(self) -> str | None:
+        """The message of the failed evaluation with the smallest id (``None``: none failed)."""
+        return min(self._errors.items(), default=(None, None))[1]
 
     @property
     def best_params(self) -> dict[str, Any]:

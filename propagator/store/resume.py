@@ -3,8 +3,9 @@
 * The search file may change only by a larger budget; any other change is refused with a diff.
 * Budgets count what was done: evaluations already stored, and wall time of earlier sessions.
 * Ids continue after the largest stored id, so they stay unique.
-* Island pools are rebuilt from the stored successful records: a record evaluated on old
-  island ``j`` seeds new island ``j mod islands``, best first, up to the island's pool size.
+* Islands are rebuilt from the stored records: a record evaluated on old island ``j`` seeds
+  new island ``j mod islands``: its pool (the best successful ones, up to the pool size), its
+  strategy (told every record) and its set of evaluated configurations (never proposed again).
   With the same number of islands that is the island it came from; with a different number of
   ranks the islands keep their count and only their sizes change.
 * A worker that existed before continues its journaled RNG streams; a new worker index gets
@@ -24,19 +25,38 @@ import yaml
 from ..engine.layout import Layout
 from ..engine.records import Status
 from ..settings import Budget, Settings
-from ..space import Space
 from .run_store import StoredRun
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a session starts from (built on rank 0, broadcast to every rank)."""
+    """What a session starts from (built on rank 0, broadcast to every rank).
+
+    Attributes:
+        session: 0 for a new run, ``n`` for its ``n``-th resumption.
+        next_id: first evaluation id of this session.
+        done: evaluations stored so far.
+        seed: the run seed (stored with the run).
+        budget: what is left of the budget; ``None`` when nothing is left.
+        spent: which budget is spent (``"evaluations"`` or ``"time"``) when ``budget`` is None.
+        time_spent: wall seconds of earlier sessions.
+        failed: stored evaluations that failed.
+        first_error: the first stored failure's message.
+        islands: island -> every stored record that seeds it (its pool, its strategy's
+            history and its set of evaluated configurations).
+        rng_states: worker -> stored breeding/migration RNG states to continue.
+    """
 
     session: int
     next_id: int
     done: int
-    budget: Budget | None  # what is left; None when nothing is left
-    pools: dict[int, np.ndarray] = field(default_factory=dict)
+    seed: int
+    budget: Budget | None
+    spent: str | None = None
+    time_spent: float = 0.0
+    failed: int = 0
+    first_error: str | None = None
+    islands: dict[int, np.ndarray] = field(default_factory=dict)
     rng_states: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -80,41 +100,49 @@ def time_spent(stored: StoredRun) -> float:
     return total
 
 
-def plan(stored: StoredRun, settings: Settings, layout: Layout, space: Space) -> Plan:
+def plan(stored: StoredRun, settings: Settings, layout: Layout) -> Plan:
     """Where a resumed session starts (see the module docstring)."""
     done = stored.n_done
     budget = settings.budget
+    spent_time = time_spent(stored)
     evaluations = None if budget.evaluations is None else budget.evaluations - done
-    time_left = None if budget.time is None else budget.time - time_spent(stored)
-    session = 1 + sum(e["kind"] == "resume" for e in stored.events)
-    exhausted = (evaluations is not None and evaluations <= 0) or (
-        time_left is not None and time_left <= 0
+    time_left = None if budget.time is None else budget.time - spent_time
+    spent = None
+    if evaluations is not None and evaluations <= 0:
+        spent = "evaluations"
+    elif time_left is not None and time_left <= 0:
+        spent = "time"
+    rows = stored.rows
+    failed = rows["status"] == Status.FAILED
+    first_error = None
+    if failed.any():
+        first_error = stored.errors.get(int(rows["id"][np.flatnonzero(failed)[0]]))
+    return Plan(
+        session=1 + sum(e["kind"] == "resume" for e in stored.events),
+        next_id=stored.next_id,
+        done=done,
+        seed=int(stored.meta["seed"]),
+        budget=None if spent else Budget(evaluations=evaluations, time=time_left),
+        spent=spent,
+        time_spent=spent_time,
+        failed=int(np.count_nonzero(failed)),
+        first_error=first_error,
+        islands={i: rows[rows["island"] % layout.n_islands == i] for i in range(layout.n_islands)},
+        rng_states={w: s for w, s in stored.rng_states.items() if w < layout.n_workers and s},
     )
-    left = None if exhausted else Budget(evaluations=evaluations, time=time_left)
-    ok = stored.rows[stored.rows["status"] == Status.OK]
-    loss = settings.sign * ok["values"][:, 0]
-    pools = {}
-    for island in range(layout.n_islands):
-        size = settings.strategy[island].create(space, layout.island_sizes[island]).pool_size
-        mine = np.flatnonzero(ok["island"] % layout.n_islands == island)
-        best = mine[np.argsort(loss[mine], kind="stable")[:size]]
-        pools[island] = ok[best]
-    rng_states = {w: s for w, s in stored.rng_states.items() if w < layout.n_workers and s}
-    return Plan(session, stored.next_id, done, left, pools, rng_states)
 
 
 def encode_plan(p: Plan) -> bytes:
-    """Plan -> bytes for the broadcast: JSON header, newline, the pools' rows."""
-    islands = sorted(p.pools)
+    """Plan -> bytes for the broadcast: JSON header, newline, the islands' rows."""
+    islands = sorted(p.islands)
     header = {
-        "session": p.session,
-        "next_id": p.next_id,
-        "done": p.done,
+        **{k: getattr(p, k) for k in ("session", "next_id", "done", "seed", "spent")},
+        **{k: getattr(p, k) for k in ("time_spent", "failed", "first_error")},
         "budget": None if p.budget is None else [p.budget.evaluations, p.budget.time],
-        "pool_sizes": [len(p.pools[i]) for i in islands],
+        "island_sizes": [len(p.islands[i]) for i in islands],
         "rng_states": {str(w): s for w, s in p.rng_states.items()},
     }
-    rows = b"".join(p.pools[i].tobytes() for i in islands)
+    rows = b"".join(p.islands[i].tobytes() for i in islands)
     return json.dumps(header).encode() + b"\n" + rows
 
 
@@ -122,14 +150,12 @@ def decode_plan(data: bytes, dtype: np.dtype) -> Plan:
     head, _, raw = data.partition(b"\n")
     header = json.loads(head)
     rows = np.frombuffer(raw, dtype=dtype)
-    edges = np.cumsum([0, *header["pool_sizes"]])
-    pools = {i: rows[edges[i] : edges[i + 1]].copy() for i in range(len(header["pool_sizes"]))}
-    budget = header["budget"]
+    sizes = header.pop("island_sizes")
+    edges = np.cumsum([0, *sizes])
+    budget = header.pop("budget")
     return Plan(
-        session=header["session"],
-        next_id=header["next_id"],
-        done=header["done"],
+        **{k: v for k, v in header.items() if k != "rng_states"},
         budget=None if budget is None else Budget(evaluations=budget[0], time=budget[1]),
-        pools=pools,
+        islands={i: rows[edges[i] : edges[i + 1]].copy() for i in range(len(sizes))},
         rng_states={int(w): s for w, s in header["rng_states"].items()},
     )

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..space import Space
 from .hdf5 import append_worker_rows, read_meta, read_worker_file
-from .journal import JournalWriter, read_journal
+from .journal import JournalContents, JournalWriter, read_journal
 
 META = "run.h5"
 WORKERS = "workers"
@@ -37,6 +37,12 @@ def worker_paths(run_dir: Path, worker: int) -> tuple[Path, Path]:
     """(journal, HDF5 file) of a worker."""
     stem = Path(run_dir) / WORKERS / f"worker-{worker:05d}"
     return stem.with_suffix(".journal"), stem.with_suffix(".h5")
+
+
+def follower_journal(run_dir: Path, worker: int, rank: int) -> Path:
+    """The journal in which rank ``rank`` (> 0) of ``worker`` records the failure that made it
+    stop the job (see :mod:`propagator.engine.follower`); readers merge it into the worker's."""
+    return Path(run_dir) / WORKERS / f"worker-{worker:05d}.rank-{rank}.journal"
 
 
 class WorkerSink:
@@ -184,14 +190,11 @@ def _read_worker(
             rows = np.zeros(0, dtype)
             if repair:
                 h5_path.rename(h5_path.with_name(f"{h5_path.name}.damaged-{int(time.time())}"))
-    if not journal_path.exists():
+    journals = [journal_path] if journal_path.exists() else []
+    journals += sorted(journal_path.parent.glob(f"{journal_path.stem}.rank-*.journal"))
+    if not journals:
         return rows
-    journal = read_journal(journal_path, dtype)
-    if journal.dropped_bytes:
-        out.problems.append(
-            f"{journal_path.name}: a damaged or cut-off tail of {journal.dropped_bytes} bytes "
-            "was ignored (an evaluation in flight when the job was killed)"
-        )
+    journal = _read_journals(journals, dtype, out)
     missing = journal.rows[~np.isin(journal.rows["id"], rows["id"])]
     for record_id, side in journal.side.items():
         if side.get("m"):
@@ -204,6 +207,23 @@ def _read_worker(
         states = out.rng_states.get(worker)
         append_worker_rows(h5_path, worker, missing, space, journal.side, states)
     return np.concatenate([rows, missing]) if len(missing) else rows
+
+
+def _read_journals(paths: list[Path], dtype: np.dtype, out: StoredRun) -> JournalContents:
+    """The journals of one worker (its leader's and any follower's), merged."""
+    parts = []
+    for path in paths:
+        journal = read_journal(path, dtype)
+        if journal.dropped_bytes:
+            out.problems.append(
+                f"{path.name}: a damaged or cut-off tail of {journal.dropped_bytes} bytes "
+                "was ignored (an evaluation in flight when the job was killed)"
+            )
+        parts.append(journal)
+    merged = JournalContents(np.concatenate([j.rows for j in parts]))
+    for journal in parts:
+        merged.side.update(journal.side)
+    return merged
 
 
 def _read_settled(path: Path) -> tuple[np.ndarray, dict[str, list[str]], list]:

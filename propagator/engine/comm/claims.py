@@ -1,0 +1,102 @@
+"""Configurations claimed on each island: a hash set in an MPI window, so that two workers of
+an island never evaluate the same configuration, not even when they propose it at the same
+moment.
+
+Each island with more than one worker keeps an open-addressing table of 64-bit configuration
+keys in a window on its first leader. A worker claims a configuration with one
+``MPI_Compare_and_swap`` per probe (passive target, one ``Lock_all`` epoch for the run, as
+the ticket counter): a slot holding 0 takes the key and the claim succeeds; a slot holding the
+key means someone claimed it first. Linear probing keeps the table at most half full; should a
+key find no slot within ``_PROBES`` probes (a table filled beyond its size), the claim succeeds
+unchecked rather than stall the search.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from ..layout import Layout
+from .backoff import IDLE_CAP, barrier
+
+_PROBES = 64
+_MIN_SLOTS = 1 << 10
+_MAX_SLOTS = 1 << 23  # 64 MiB per island host at most
+_TIME_ONLY_SLOTS = 1 << 20  # a budget in time only: room for about 500,000 configurations
+
+
+def table_slots(evaluations: int | None) -> int:
+    """Slots for an island that will hold up to ``evaluations`` configurations (a power of 2,
+    at least twice as many)."""
+    if evaluations is None:
+        return _TIME_ONLY_SLOTS
+    want = max(_MIN_SLOTS, 2 * evaluations)
+    return min(_MAX_SLOTS, 1 << (want - 1).bit_length())
+
+
+class ClaimTable:
+    """The claim tables of every island. Collective construction and :meth:`close`.
+
+    Args:
+        comm: the search's communicator.
+        layout: workers and islands.
+        island: this rank's island.
+        slots: slots per table (the same on every rank, see :func:`table_slots`).
+        preload: keys already evaluated on this island (a resumed run); the table's host
+            enters them before anyone claims.
+    """
+
+    def __init__(
+        self, comm: MPI.Comm, layout: Layout, island: int, slots: int, preload: np.ndarray
+    ) -> None:
+        first = layout.island_start(island) * layout.ranks_per_worker
+        self._host = first
+        self.shared = layout.island_sizes[island] > 1
+        hosting = self.shared and comm.rank == first
+        self._slots = slots
+        self._win = MPI.Win.Allocate(8 * slots if hosting else 0, 8, comm=comm)
+        if hosting:
+            table = np.frombuffer(self._win.tomemory(), dtype=np.int64)
+            table[:] = 0
+            for key in np.unique(preload):
+                self._insert_local(table, int(key))
+        barrier(comm, IDLE_CAP)
+        self._win.Lock_all()
+        self._key = np.zeros(1, dtype=np.int64)
+        self._empty = np.zeros(1, dtype=np.int64)
+        self._found = np.zeros(1, dtype=np.int64)
+        self.overflowed = False
+
+    def claim(self, key: int) -> bool:
+        """Claim a configuration for this worker: ``True`` if nobody on the island had."""
+        if not self.shared:
+            return True
+        key = key or 1  # 0 marks an empty slot
+        self._key[0] = key
+        win, host, mask = self._win, self._host, self._slots - 1
+        cas, flush, found = win.Compare_and_swap, win.Flush, self._found
+        slot = key & mask
+        for _ in range(_PROBES):
+            cas(self._key, self._empty, found, host, slot)
+            flush(host)
+            if found[0] == 0:
+                return True
+            if found[0] == key:
+                return False
+            slot = (slot + 1) & mask
+        self.overflowed = True
+        return True
+
+    def _insert_local(self, table: np.ndarray, key: int) -> None:
+        key = key or 1
+        slot = key & (self._slots - 1)
+        for _ in range(_PROBES):
+            if table[slot] in (0, key):
+                table[slot] = key
+                return
+            slot = (slot + 1) & (self._slots - 1)
+
+    def close(self) -> None:
+        """Collective: release the windows (with the ticket counter's, at the end)."""
+        self._win.Unlock_all()
+        self._win.Free()

@@ -1,0 +1,143 @@
+"""A worker's view of its island: the breeding pool, the strategy, and what has been evaluated.
+
+Every record a worker learns of passes through here: its own results, its island peers',
+immigrants from other islands and, on resume, the stored records of the island. The strategy
+is told every one; the pool keeps the best successful ones. :meth:`Island.propose` never hands
+out a configuration the island has already evaluated or has in flight: each proposal is
+checked against the configurations this worker knows of (its own, immigrants, the stored
+ones) and claimed in the island's claim table, which settles races between its workers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..space import Space
+from ..strategies import Breeder
+from ..strategies.pool import Pool
+from .comm.claims import ClaimTable
+from .records import Kind, Status
+from .seen import Seen
+
+_log = logging.getLogger("propagate")
+_IMMIGRANT, _DEPARTED = int(Kind.IMMIGRANT), int(Kind.DEPARTED)
+_OK = int(Status.OK)
+_BRED = 32  # proposals of the strategy to try before falling back to uniform samples
+_SAMPLED = 64  # uniform samples to try before listing a small space's unseen configurations
+
+
+class Island:
+    """What one worker knows of its island.
+
+    Args:
+        space: the search space.
+        breeder: this worker's strategy.
+        dtype: the wire dtype.
+        sign: +1 when minimising, -1 when maximising (turns metric values into losses).
+        seen: the configurations this worker knows of (``None``: repeats are allowed).
+        claims: the island's claim table (with ``seen``; it is built after the island, so it
+            may be set later).
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        breeder: Breeder,
+        dtype: np.dtype,
+        sign: float,
+        seen: Seen | None,
+        claims: ClaimTable | None = None,
+    ) -> None:
+        self.pool = Pool(breeder.pool_size, dtype)
+        self.seen = seen
+        self.claims = claims
+        self.duplicates_avoided = 0
+        self.immigrants_received = 0
+        self.heard_success = False  # a peer or an immigrant succeeded
+        self._dim = space.dim
+        self._breeder = breeder
+        self._learns = type(breeder).tell is not Breeder.tell
+        self._sign = sign
+
+    def propose(self, rng: np.random.Generator) -> np.ndarray | None:
+        """The next candidate's genes (in ``[0, 1]``), claimed for this worker; ``None`` when
+        the island has evaluated every configuration of the space."""
+        for _ in range(_BRED):
+            genes = np.clip(self._breeder.ask(self.pool, rng), 0.0, 1.0)
+            if self.seen is None or self._take(genes):
+                return genes
+            self.duplicates_avoided += 1
+        for _ in range(_SAMPLED):
+            genes = rng.random(self._dim)
+            if self._take(genes):
+                return genes
+        while (genes := self.seen.unseen(rng)) is not None:
+            if self._take(genes):
+                return genes
+        return None
+
+    def _take(self, genes: np.ndarray) -> bool:
+        """Claim a configuration unless it is known to be taken."""
+        key = self.seen.key(genes)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return self.claims is None or self.claims.claim(key)
+
+    def learn(self, row: np.void, loss: float, ok: bool) -> None:
+        """This worker's own finished evaluation (its configuration is already seen)."""
+        if ok:
+            self.pool.offer(row, loss)
+        if self._learns:
+            self._breeder.tell(row["genes"][None, :], np.array([loss]), np.array([ok]))
+
+    def seed(self, rows: np.ndarray) -> np.ndarray:
+        """Start from the stored records of earlier sessions of this run on this island;
+        returns their configuration keys (none when repeats are allowed)."""
+        keys = np.zeros(0, dtype=np.int64)
+        if not len(rows):
+            return keys
+        ok = rows["status"] == _OK
+        loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
+        for i in np.flatnonzero(ok)[np.argsort(loss[ok], kind="stable")][: self.pool.capacity]:
+            self.pool.offer(rows[i], loss[i])
+        if self.seen is not None:
+            keys = self.seen.add_all(rows["genes"])
+        if self._learns:
+            self._breeder.tell(rows["genes"], loss, ok)
+        self.heard_success = self.heard_success or bool(ok.any())
+        return keys
+
+    def absorb(self, rows: np.ndarray) -> None:
+        """Apply records that arrived: island peers' results, immigrants, and departures
+        (records that migrated away from a peer's pool)."""
+        kind = rows["kind"]
+        departed = kind == _DEPARTED
+        if departed.any():
+            for record_id in rows["id"][departed]:
+                self.pool.remove(record_id)
+            rows, kind = rows[~departed], kind[~departed]
+        if not len(rows):
+            return
+        immigrant = kind == _IMMIGRANT
+        if self.seen is not None and immigrant.any():
+            # Immigrants are not in this island's claim table; island peers' results are.
+            self.seen.add_all(rows["genes"][immigrant])
+        ok = rows["status"] == _OK
+        loss = self._sign * rows["values"][:, 0]
+        if self._learns:
+            self._breeder.tell(rows["genes"], loss, ok)
+        if not ok.any():
+            return
+        self.heard_success = True
+        self.immigrants_received += int(np.count_nonzero(immigrant & ok))
+        pool = self.pool
+        # Only rows that would enter the pool are worth a Python-level loop.
+        worst = pool.loss.max() if len(pool) == pool.capacity else np.inf
+        for i in np.flatnonzero(ok & (immigrant | (loss < worst))):
+            if immigrant[i]:
+                pool.replace_worst(rows[i], loss[i])
+            else:
+                pool.offer(rows[i], loss[i])

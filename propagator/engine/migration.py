@@ -1,0 +1,72 @@
+"""Sending a worker's best records to other islands (after its evaluations, at random)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..strategies.pool import Pool
+from .comm.mailbox import Mailbox
+from .context import RunContext
+from .records import Kind
+
+_IMMIGRANT, _DEPARTED = int(Kind.IMMIGRANT), int(Kind.DEPARTED)
+
+
+class Emigration:
+    """When and whom a worker sends to other islands.
+
+    After each evaluation a worker emigrates with probability ``migration.probability /
+    workers on its island``, so an island sends about ``probability`` times per round of its
+    workers' evaluations. The best records leave; each target island gets
+    ``topology[from][to]`` of them. With pollination they are copies; with migration they
+    move: only the worker that owns a record may send it, and it leaves its island's pools.
+
+    Args:
+        ctx: the rank's context.
+        mailbox: the leader's record channel.
+        rng: the worker's migration stream.
+    """
+
+    def __init__(self, ctx: RunContext, mailbox: Mailbox, rng: np.random.Generator) -> None:
+        layout, migration = ctx.layout, ctx.settings.migration
+        island_size = layout.island_sizes[ctx.island]
+        self._ctx = ctx
+        self._mailbox = mailbox
+        self._rng = rng
+        self._probability = migration.probability / island_size if layout.n_islands > 1 else 0.0
+        self._to = migration.matrix(layout.n_islands)[ctx.island]
+        self._pollination = migration.pollination
+        self.sent = 0
+
+    def maybe(self, pool: Pool) -> None:
+        """After an evaluation: perhaps send migrants from ``pool``."""
+        if not self._probability or not len(pool) or self._rng.random() >= self._probability:
+            return
+        targets = np.flatnonzero(self._to)
+        if self._pollination:
+            for island in targets:
+                self._send(pool.best(int(self._to[island])), int(island))
+            return
+        # The targets take turns in random order, so none is starved when few are eligible.
+        mine = pool.rows["owner"] == self._ctx.worker
+        emigrants = pool.best(int(self._to[targets].sum()), mine)
+        start = 0
+        for island in self._rng.permutation(targets):
+            batch = emigrants[start : start + int(self._to[island])]
+            start += len(batch)
+            self._send(batch, int(island))
+            for r in batch:
+                pool.remove(r["id"])
+                r["kind"] = _DEPARTED
+                self._mailbox.post(r)
+
+    def _send(self, rows: np.ndarray, island: int) -> None:
+        if not len(rows):
+            return
+        ctx = self._ctx
+        workers = ctx.layout.island_workers(island)
+        migrants = rows.copy()
+        migrants["kind"] = _IMMIGRANT
+        migrants["owner"] = self._rng.choice(np.asarray(workers), size=len(migrants))
+        self._mailbox.send(migrants, [ctx.comms.leader_rank(w) for w in workers])
+        self.sent += len(migrants)

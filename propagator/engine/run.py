@@ -1,0 +1,235 @@
+"""The engine's entry point: one session of a search over a communicator (collective)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from ..errors import ConfigError, ObjectiveError
+from ..results.result import Result, RunInfo
+from ..settings import Settings
+from ..space import Space
+from .comm.claims import ClaimTable, table_slots
+from .comm.collect import allgather_bytes, broadcast_ints
+from .comm.groups import Comms, split
+from .comm.tickets import TicketCounter
+from .context import LeaderOptions, Monitor, RunContext, Session
+from .evaluation import Objective, wants_trial
+from .follower import follow
+from .island import Island
+from .layout import Layout
+from .leader import Leader
+from .records import LocalLog, wire_dtype
+from .seen import Seen
+
+_log = logging.getLogger("propagate")
+
+
+def run(
+    objective: Objective,
+    space: Space,
+    settings: Settings,
+    layout: Layout,
+    comm: MPI.Comm,
+    session: Session | None = None,
+) -> Result:
+    """Run a validated search (collective over ``comm``): the engine entry point under
+    :func:`search` and the command line. ``settings.budget.evaluations`` counts this session's
+    evaluations only."""
+    session = session or Session()
+    started = time.perf_counter()
+    monitor: Monitor | None = None
+    comms = split(comm, layout)
+    try:
+        ctx = _context(objective, space, settings, layout, comms, session)
+        # Strategies are built and seeded before the collectives below, which every rank
+        # leaves together: one whose library takes seconds to import must not leave the other
+        # workers to spend the budget alone.
+        island, known = _island(ctx, session) if comms.is_leader else (None, None)
+        evaluations = settings.budget.evaluations
+        limit = None if evaluations is None else session.next_id + evaluations
+        counter = TicketCounter(comms.world, session.next_id, limit)
+        claims = _claims(ctx, known) if settings.deduplicate else None
+        log, leader = None, None
+        if session.monitor is not None and comms.world.rank == 0:
+            monitor = session.monitor(settings.budget.evaluations)
+        if island is not None:
+            island.claims = claims
+            leader = Leader(ctx, counter, island, _leader_options(ctx, session, monitor))
+            log = leader.run()
+        else:
+            follow(ctx)
+        counter.close()
+        if claims is not None:
+            if claims.overflowed:
+                _log.warning(
+                    "the island's claim table overflowed: some repeated configurations may "
+                    "have been evaluated"
+                )
+            claims.close()
+        parts = allgather_bytes(comms.world, _pack(log, leader))
+        wall = time.perf_counter() - started
+    except Exception:
+        if comm.size > 1:
+            sys.stderr.write(
+                f"propagate: internal error on rank {comm.rank}:\n{traceback.format_exc()}"
+            )
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise
+    finally:
+        comms.free()
+    try:
+        result = _result(space, settings, layout, ctx.dtype, parts, ctx.run_seed, wall)
+        if monitor is not None:  # the final counts, now that every worker's are in
+            losses = settings.sign * result.values[result.ok]
+            monitor.update(len(result), result.n_failed, losses.min() if len(losses) else np.inf)
+    finally:
+        if monitor is not None:
+            monitor.close()
+    return result
+
+
+def _island(ctx: RunContext, session: Session) -> tuple[Island, np.ndarray]:
+    """A leader's view of its island: its strategy, its set of seen configurations (unless
+    repeats are allowed), both seeded with the island's stored records; and those records'
+    configuration keys."""
+    settings = ctx.settings
+    breeder = settings.strategy[ctx.island].create(ctx.space, ctx.layout.island_sizes[ctx.island])
+    seen = Seen(ctx.space) if settings.deduplicate else None
+    island = Island(ctx.space, breeder, ctx.dtype, settings.sign, seen)
+    history = session.islands.get(ctx.island)
+    known = island.seed(history) if history is not None else np.zeros(0, dtype=np.int64)
+    return island, known
+
+
+def _claims(ctx: RunContext, known: np.ndarray | None) -> ClaimTable:
+    """Collective: the islands' claim tables, the host of each filled with its stored
+    configurations."""
+    known = np.zeros(0, dtype=np.int64) if known is None else known
+    evaluations = ctx.settings.budget.evaluations
+    slots = table_slots(None if evaluations is None else evaluations + len(known))
+    return ClaimTable(ctx.comms.world, ctx.layout, ctx.island, slots, known)
+
+
+def _leader_options(ctx: RunContext, session: Session, monitor: Monitor | None) -> LeaderOptions:
+    sink = None
+    if session.run_dir is not None:
+        from ..store import WorkerSink  # h5py only when a store is used
+
+        sink = WorkerSink(session.run_dir, ctx.worker, ctx.dtype, ctx.space, ctx.t0)
+    return LeaderOptions(
+        sink=sink,
+        rng_states=session.rng_states.get(ctx.worker),
+        should_stop=session.should_stop,
+        monitor=monitor,
+    )
+
+
+def _context(
+    objective: Objective,
+    space: Space,
+    settings: Settings,
+    layout: Layout,
+    comms: Comms,
+    session: Session,
+) -> RunContext:
+    """Collective: agree on the run seed and the start time, and place this rank."""
+    world = comms.world
+    seed = settings.seed if settings.seed is not None else secrets.randbits(63)
+    run_seed, t0_ns = broadcast_ints(world, [seed, time.time_ns()])
+    t0 = t0_ns / 1e9
+    worker = world.rank // layout.ranks_per_worker
+    return RunContext(
+        objective=objective,
+        pass_trial=wants_trial(objective),
+        space=space,
+        settings=settings,
+        layout=layout,
+        comms=comms,
+        dtype=wire_dtype(space.dim),
+        worker=worker,
+        island=layout.island_of(worker),
+        run_seed=run_seed,
+        t0=t0,
+        deadline=time.perf_counter() + settings.budget.time if settings.budget.time else None,
+        session=session.number,
+        run_dir=session.run_dir,
+    )
+
+
+def _pack(log: LocalLog | None, leader: Leader | None) -> bytes:
+    """A leader's records as ``json side data, newline, raw rows``; nothing for followers."""
+    if log is None or leader is None:
+        return b""
+    side = {
+        "metrics": log.metrics,
+        "errors": log.errors,
+        "reports": log.reports,
+        "abort": leader.abort_error,
+        "mistake": leader.abort_is_mistake,
+        "interrupted": leader.interrupted,
+        "stats": leader.stats,
+    }
+    return json.dumps(side).encode() + b"\n" + log.view().tobytes()
+
+
+def _result(
+    space: Space,
+    settings: Settings,
+    layout: Layout,
+    dtype: np.dtype,
+    parts: list[bytes],
+    run_seed: int,
+    wall: float,
+) -> Result:
+    metrics: dict[int, dict[str, Any]] = {}
+    errors: dict[int, str] = {}
+    reports: dict[int, list[tuple[int, float]]] = {}
+    rows, aborts, interrupted = [], [], False
+    stats: dict[str, int] = {}
+    for part in parts:
+        if not part:
+            continue
+        head, _, raw = part.partition(b"\n")
+        side = json.loads(head)
+        metrics.update((int(k), v) for k, v in side["metrics"].items())
+        errors.update((int(k), v) for k, v in side["errors"].items())
+        reports.update((int(k), [tuple(p) for p in v]) for k, v in side["reports"].items())
+        if side["abort"]:
+            aborts.append((side["mistake"], side["abort"]))
+        interrupted = interrupted or side["interrupted"]
+        for key, n in side["stats"].items():
+            stats[key] = stats.get(key, 0) + n
+        rows.append(np.frombuffer(raw, dtype=dtype))
+    if aborts:
+        mistake, message = max(aborts, key=lambda a: a[0])  # a set-up mistake explains more
+        raise (ConfigError if mistake else ObjectiveError)(message)
+    info = RunInfo(
+        seed=run_seed,
+        world_size=layout.world_size,
+        n_workers=layout.n_workers,
+        n_islands=layout.n_islands,
+        wall_time=wall,
+        interrupted=interrupted,
+        exhausted=bool(stats.pop("exhausted", 0)),
+        **stats,
+    )
+    return Result(
+        space,
+        settings.metric,
+        settings.direction,
+        np.concatenate(rows),
+        metrics,
+        errors,
+        reports,
+        info,
+    )
