@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .settings import Budget, Migration
     from .space import Categorical, Constant, Float, Int, Space
     from .store import load
-    from .strategies import GA, Random
+    from .strategies import CMAES, GA, TPE, Portfolio, Random
 
 __version__ = "0.1.0"
 
@@ -48,10 +48,15 @@ _HOME = {
     "Space": "space",
     "load": "store",
     "GA": "strategies",
+    "CMAES": "strategies",
+    "TPE": "strategies",
+    "Portfolio": "strategies",
     "Random": "strategies",
 }
 __all__ = [
+    "CMAES",
     "GA",
+    "TPE",
     "Budget",
     "Categorical",
     "ConfigError",
@@ -60,6 +65,7 @@ __all__ = [
     "Int",
     "Migration",
     "ObjectiveError",
+    "Portfolio",
     "PropagateError",
     "Random",
     "Record",

@@ -8,12 +8,32 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import Breeder, StrategySpec
+from .cmaes import CMAES
 from .ga import GA
+from .portfolio import Portfolio, deal
 from .random import Random
+from .tpe import TPE
 
-STRATEGIES: dict[str, type[StrategySpec]] = {"ga": GA, "random": Random}
+STRATEGIES: dict[str, type[StrategySpec]] = {
+    "ga": GA,
+    "random": Random,
+    "cmaes": CMAES,
+    "tpe": TPE,
+    "portfolio": Portfolio,
+}
 
-__all__ = ["GA", "STRATEGIES", "Breeder", "Random", "StrategySpec", "make_strategy"]
+__all__ = [
+    "CMAES",
+    "GA",
+    "STRATEGIES",
+    "TPE",
+    "Breeder",
+    "Portfolio",
+    "Random",
+    "StrategySpec",
+    "deal",
+    "make_strategy",
+]
 
 
 def make_strategy(spec: str | Mapping[str, Any] | StrategySpec) -> StrategySpec:

@@ -56,19 +56,26 @@ class StrategySpec(ABC):
     def create(self, space: Space, island_workers: int) -> Breeder:
         """The breeder for one worker of an island with ``island_workers`` workers."""
 
+    def check(self, space: Space) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`ConfigError` if this strategy cannot search ``space`` (called before
+        any work, where the error reaches the user as one message). Default: any space."""
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}
 
 
-def gene_levels(space: Space) -> list[np.ndarray | None]:
+def gene_levels(space: Space, max_levels: int = 100_000) -> list[np.ndarray | None]:
     """Per gene, the gene values at the centres of its discrete levels, ascending (``None``
-    for a float parameter). An ``Int`` has one level per integer (log-sized on a log scale), a
+    for a float parameter, and for an integer of more than ``max_levels`` values, which is as
+    good as continuous). An ``Int`` has one level per integer (log-sized on a log scale), a
     ``Categorical`` one per choice; any gene in a level's bin decodes to that level's value."""
     params = space.params
     levels: list[np.ndarray | None] = []
     for name in space.genes:
         p = params[name]
-        if isinstance(p, Int):
+        if isinstance(p, Int) and p.high - p.low >= max_levels:
+            levels.append(None)
+        elif isinstance(p, Int):
             levels.append(np.array([p.encode(v) for v in range(p.low, p.high + 1)]))
         elif isinstance(p, Categorical):
             m = len(p.choices)

@@ -1,0 +1,141 @@
+"""The portfolio: several strategies sharing an island, effort shifting to those that succeed.
+
+Every member is told every result, so each keeps a full picture of the island; at each ask
+one member breeds. Which one is drawn with probability proportional to its recent success
+rate (an exponentially weighted mean of "its child entered the pool", starting at 1/2), but
+never below ``floor`` of a uniform choice: a strategy that stops improving fades but is still
+tried now and then, and takes over again when the landscape turns in its favour (as TPE on a
+rugged start, CMA-ES near a smooth optimum).
+
+With several islands the members are dealt out among them instead (island ``i`` gets members
+``i, i + islands, ...``; see :func:`deal`): each island runs its own mix, and migration carries
+the best configurations between strategies. With one island (e.g. two workers) its steps share
+all members.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..space import Space
+from .base import Breeder, StrategySpec
+from .pool import Pool
+
+DEFAULT_MEMBERS = ("ga", "cmaes", "tpe")
+
+
+class _PortfolioBreeder(Breeder):
+    def __init__(self, members: list[Breeder], memory: float, floor: float) -> None:
+        self._members = members
+        # The GA breeds from the pool and wants it small (elitist); the model-based members
+        # keep their own history and ignore it.
+        self.pool_size = min(m.pool_size for m in members)
+        self._learns = [type(m).tell is not Breeder.tell for m in members]
+        self._rate = np.full(len(members), 0.5)
+        self._memory = memory
+        self._floor = floor
+        self._asked: tuple[int, np.ndarray, float] | None = None  # member, child, loss to beat
+
+    def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
+        k = len(self._members)
+        share = self._rate / self._rate.sum()
+        p = (1.0 - self._floor) * share + self._floor / k
+        member = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum()), k - 1))
+        child = np.asarray(self._members[member].ask(pool, rng), dtype=np.float64)
+        worst = float(pool.loss.max()) if len(pool) else math.inf
+        self._asked = (member, np.clip(child, 0.0, 1.0), worst)
+        return child
+
+    def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
+        for member, learns in zip(self._members, self._learns, strict=True):
+            if learns:
+                member.tell(genes, loss, ok)
+        if self._asked is None or not len(genes):
+            return
+        member, child, worst = self._asked
+        for i in np.flatnonzero((genes == child).all(axis=1)):
+            success = bool(ok[i]) and loss[i] < worst
+            self._rate[member] += (1.0 - self._memory) * (success - self._rate[member])
+            self._asked = None
+            return
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Each member's current probability of breeding (for reports and tests)."""
+        share = self._rate / self._rate.sum()
+        return (1.0 - self._floor) * share + self._floor / len(self._members)
+
+
+@dataclass(frozen=True)
+class Portfolio(StrategySpec):
+    """Several strategies on one island, each ask bred by one of them (see the module).
+
+    Args:
+        members: the strategies, as names, mappings or specs (default ``("ga", "cmaes",
+            "tpe")``).
+        memory: weight of the past in each member's success rate per result (default 0.9:
+            about the last ten of its children count).
+        floor: share of the choices made uniformly, whatever the success rates (default 0.2).
+    """
+
+    members: tuple = DEFAULT_MEMBERS
+    memory: float = 0.9
+    floor: float = 0.2
+
+    name = "portfolio"
+
+    def __post_init__(self) -> None:
+        from . import make_strategy  # the registry imports this module
+
+        if isinstance(self.members, (str, bytes)) or not isinstance(self.members, Sequence):
+            raise ConfigError(
+                f"strategy.members must be a list of strategies, but got {self.members!r}"
+            )
+        if not self.members:
+            raise ConfigError("strategy.members must name at least one strategy")
+        specs = tuple(make_strategy(m) for m in self.members)
+        if any(isinstance(s, Portfolio) for s in specs):
+            raise ConfigError("strategy.members cannot hold another portfolio")
+        object.__setattr__(self, "members", specs)
+        for field, value in (("memory", self.memory), ("floor", self.floor)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"strategy.{field} must be a number, but got {value!r}")
+        if not 0.0 <= self.memory < 1.0:
+            raise ConfigError(f"strategy.memory must be in [0, 1), but got {self.memory!r}")
+        if not 0.0 <= self.floor <= 1.0:
+            raise ConfigError(f"strategy.floor must be in [0, 1], but got {self.floor!r}")
+
+    def check(self, space: Space) -> None:
+        for member in self.members:
+            member.check(space)
+
+    def create(self, space: Space, island_workers: int) -> Breeder:
+        breeders = [m.create(space, island_workers) for m in self.members]
+        return _PortfolioBreeder(breeders, self.memory, self.floor)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "members": [m.to_dict() for m in self.members],
+            "memory": self.memory,
+            "floor": self.floor,
+        }
+
+
+def deal(spec: Portfolio, n_islands: int) -> tuple[StrategySpec, ...]:
+    """One strategy per island: the members dealt out round-robin, each island's share as a
+    portfolio of its own (or the member itself when it gets one); with more islands than
+    members, the members repeat."""
+    members, out = spec.members, []
+    for island in range(n_islands):
+        if island < len(members):
+            share = members[island::n_islands]
+        else:
+            share = (members[island % len(members)],)
+        out.append(share[0] if len(share) == 1 else Portfolio(share, spec.memory, spec.floor))
+    return tuple(out)

@@ -1,0 +1,98 @@
+"""The portfolio strategy: members dealt over islands, effort shifting to the members whose
+children succeed, settings checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import propagator as pg
+from propagator.engine.records import wire_dtype
+from propagator.settings import Settings, strategies_for
+from propagator.strategies import GA, Breeder, Portfolio, Random, StrategySpec, deal
+from propagator.strategies.pool import Pool
+
+SPACE = pg.Space({"x": pg.Float(0, 1), "y": pg.Float(0, 1)})
+
+
+def test_one_island_shares_every_member_and_islands_get_their_deal():
+    spec = Portfolio(members=("ga", "random", {"name": "ga", "population": 8}))
+    assert strategies_for(spec, 1) == (spec,)
+    two = deal(spec, 2)
+    assert two[0] == Portfolio((GA(), GA(population=8)), spec.memory, spec.floor)
+    assert two[1] == Random()
+    five = deal(spec, 5)
+    assert five[:3] == (GA(), Random(), GA(population=8)) and five[3:] == (GA(), Random())
+
+
+def test_the_default_strategy_is_the_portfolio_and_is_dealt_over_islands():
+    assert Settings(budget=pg.Budget(10)).strategy[0].name == "portfolio"
+    spread = Settings(budget=pg.Budget(10), islands=3, strategy=strategies_for("portfolio", 3))
+    assert [s.name for s in spread.strategy] == ["ga", "cmaes", "tpe"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"members": []}, "at least one strategy"),
+        ({"members": "ga"}, "must be a list"),
+        ({"members": ["gaa"]}, "did you mean 'ga'"),
+        ({"members": [{"name": "portfolio"}]}, "cannot hold another portfolio"),
+        ({"memory": 1.0}, r"memory must be in \[0, 1\)"),
+        ({"floor": -0.1}, r"floor must be in \[0, 1\]"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_field(settings, message):
+    with pytest.raises(pg.ConfigError, match=message):
+        pg.strategies.make_strategy({"name": "portfolio", **settings})
+
+
+class _Fixed(Breeder):
+    """Always proposes the same genes (told results are ignored)."""
+
+    pool_size = 4
+
+    def __init__(self, value: float) -> None:
+        self._value = value
+
+    def ask(self, pool, rng):
+        return np.full(2, self._value)
+
+
+class _FixedSpec(StrategySpec):
+    name = "fixed"
+
+    def __init__(self, value: float) -> None:
+        object.__setattr__(self, "value", value)
+
+    def create(self, space, island_workers):
+        return _Fixed(self.value)
+
+
+def test_effort_shifts_to_the_member_whose_children_enter_the_pool():
+    b = Portfolio(members=(_FixedSpec(0.1), _FixedSpec(0.9))).create(SPACE, 1)
+    dtype = wire_dtype(2)
+    pool = Pool(b.pool_size, dtype)
+    for i, loss in enumerate((0.5, 0.6, 0.7, 0.8)):
+        row = np.zeros(1, dtype)[0]
+        row["id"] = i
+        pool.offer(row, loss)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        child = b.ask(pool, rng)
+        loss = 0.0 if child[0] < 0.5 else 1.0  # the first member's children always succeed
+        b.tell(child[None, :], np.array([loss]), np.array([True]))
+    shares = b.shares
+    assert shares[0] > 0.8 and shares[1] >= 0.2 / 2 - 1e-12
+    assert shares.sum() == pytest.approx(1.0)
+
+
+def test_a_portfolio_search_repeats_for_a_seed_and_finds_the_bowl():
+    def bowl(p):
+        return (p["x"] - 0.3) ** 2 + (p["y"] - 0.7) ** 2
+
+    spec = {"name": "portfolio", "members": ["ga", "cmaes"]}
+    a = pg.search(bowl, SPACE, budget=150, strategy=spec, seed=4)
+    b = pg.search(bowl, SPACE, budget=150, strategy=spec, seed=4)
+    assert a.rows["genes"].tolist() == b.rows["genes"].tolist()
+    assert a.best.value < 1e-4
