@@ -1,16 +1,21 @@
-"""The command line on good input: validate, version, the shipped search files."""
+"""The command line on good input: validate, version, the shipped search files; mistyped
+commands; output into a pipe whose reader goes away."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from propagator import _entry
+from propagator import _entry, config
 from propagator.cli import main
 
 JOBS = Path(__file__).parent.parent / "jobs"
+TIMEOUT = 120
+_MAIN = "import sys; from propagator.cli import main; sys.exit(main())"
 
 
 def test_validate_prints_the_effective_configuration_and_layout(capsys):
@@ -19,9 +24,70 @@ def test_validate_prints_the_effective_configuration_and_layout(capsys):
     effective = yaml.safe_load(out)
     assert effective["budget"] == {"evaluations": 1200, "time": 180.0}
     assert effective["space"]["epochs"] == {"type": "constant", "value": 150}  # fixed values
-    assert effective["strategy"][0]["population"] is None  # default: max(16, 2 x workers)
     assert "8 ranks -> 8 workers of 1 rank -> 2 islands" in out
     assert "island 1: workers 4..7 (ranks 4..7)" in out
+    assert effective["run_dir"] == "runs/quickstart"
+    assert f"# run_dir: {JOBS / 'runs' / 'quickstart'} " in out  # next to the search file
+
+
+@pytest.mark.parametrize(("ranks", "workers"), [(8, 4), (40, 20), (None, 1)])
+def test_validate_shows_the_population_the_strategy_uses(ranks, workers, capsys):
+    """The GA's automatic population for the workers per island of the layout (2 islands);
+    the stored configuration keeps null."""
+    args = [] if ranks is None else ["-n", str(ranks)]
+    assert main(["validate", str(JOBS / "quickstart.yaml"), *args]) == 0
+    out = capsys.readouterr().out
+    search = config.load(JOBS / "quickstart.yaml")
+    expected = search.settings.strategy[0].create(search.space, workers).pool_size
+    assert isinstance(expected, int) and expected >= 2
+    assert [s["population"] for s in yaml.safe_load(out)["strategy"]] == [expected] * 2
+    assert "# population: automatic, shown for the layout below" in out
+    assert [s["population"] for s in search.resolved()["strategy"]] == [None, None]
+
+
+def test_the_automatic_population_grows_with_the_workers(capsys):
+    shown = []
+    for ranks in ("2", "64"):
+        assert main(["validate", str(JOBS / "quickstart.yaml"), "-n", ranks]) == 0
+        shown.append(yaml.safe_load(capsys.readouterr().out)["strategy"][0]["population"])
+    assert shown[0] < shown[1]
+
+
+def test_validate_lays_out_the_fewest_ranks_unless_told(tmp_path, capsys):
+    (tmp_path / "f.py").write_text("def f(params, trial):\n    return 0.0\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "objective: f.py:f\nspace: {x: {type: float, low: 0, high: 1}}\n"
+        "budget: {evaluations: 4}\nislands: 3\nranks_per_worker: 2\n"
+    )
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "# layout for 6 ranks (the fewest this file allows; -n N shows N ranks):" in out
+    assert "6 ranks -> 3 workers of 2 ranks -> 3 islands" in out
+    assert main(["validate", str(path), "-n", "2"]) == 2
+    assert "islands=3 needs at least 3 workers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "close"),
+    [(["exprot", "runs/x"], "export"), (["reprot"], "report"), (["wacth", "r"], "watch")],
+)
+def test_a_mistyped_command_gets_a_suggestion(argv, close, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"propagate: error: unknown command {argv[0]!r}; did you mean {close!r}? (commands: "
+        "run, validate, report, export, plot, optuna, watch; or give a search file to run)\n"
+    )
+
+
+def test_a_file_named_like_a_command_is_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reprot").write_text("objective: [")
+    assert main(["reprot"]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
 
 
 def test_version(capsys):
@@ -54,3 +120,75 @@ def test_a_run_killed_while_being_created_starts_cleanly(tmp_path, monkeypatch, 
     import propagator as pg
 
     assert len(pg.load(tmp_path / "run")) == 20
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("small_run")
+    (root / "f.py").write_text("def f(params, trial):\n    return params['x'] ** 2\n")
+    path = root / "s.yaml"
+    path.write_text(
+        "objective: f.py:f\nspace: {x: {type: float, low: -1, high: 1}}\n"
+        "budget: {evaluations: 30}\nseed: 5\n"
+    )
+    assert main(["run", str(path), "--progress", "none"]) == 0
+    return root / "runs" / "s"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "{run}", "--top", "20"],
+        ["watch", "{run}", "--once"],
+        ["validate", "{search}"],
+    ],
+    ids=["report", "watch", "validate"],
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly(args, small_run):
+    """As in `propagate report RUN | head -1`: the pipe is closed before anything is written."""
+    args = [a.format(run=small_run, search=small_run.parent.parent / "s.yaml") for a in args]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MAIN, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # the reader is gone
+    try:
+        err = proc.stderr.read()
+        rc = proc.wait(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert rc == 0 and err == "", err
+
+
+def test_report_into_head_exits_0(small_run):
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'python -c "$0" report "$1" | head -1; exit "${PIPESTATUS[0]}"',
+            _MAIN,
+            str(small_run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("run ")
+
+
+def test_the_command_writes_whole_lines():
+    """Unbuffered (stderr, PYTHONUNBUFFERED), print writes a line's text and its newline
+    separately, and mpiexec may relay another rank's or stream's line between them: the
+    command makes both streams write a line at a time."""
+    check = (
+        "import sys; from propagator.cli import main; sys.argv[1:] = ['--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print([(s.line_buffering, s.write_through) for s in (sys.stdout, sys.stderr)])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-u", "-c", check], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.stdout.splitlines()[-1] == "[(True, False), (True, False)]", proc.stderr

@@ -6,14 +6,16 @@ with ``_`` are helpers the cases point at). Its leading comment lines say what t
     # expect: TEXT          the message must contain TEXT (several such lines: all of them)
     # validate-args: ARGS   extra arguments for ``propagate validate`` (e.g. ``-n 7``)
     # validate: ok          the file itself is fine; only running it fails
-    # make-dir: NAME        first create a non-empty directory NAME in the working directory
+    # make-dir: NAME        first create a non-empty directory NAME next to the search file
     # after-mpi-init        the mistake can only show once MPI knows the world size
 
 Each case runs ``propagate FILE`` (the run command, on one rank) as a subprocess, and
 ``propagate validate FILE`` in this process (``cli.main``: a stray exception fails the test as
-a traceback would), each in a temporary working directory, so nothing is written into the
-repository. Unless a case says ``after-mpi-init``, the run command runs with mpi4py made
-unimportable: a mistake in the file must be reported before any MPI work starts.
+a traceback would). Each works on a copy of the case and of the helpers, in a temporary
+directory of its own, and runs from another temporary directory: nothing is written into the
+repository, and relative paths in the file must be found from the file's directory. Unless a
+case says ``after-mpi-init``, the run command runs with mpi4py made unimportable: a mistake in
+the file must be reported before any MPI work starts.
 
 The subprocesses (mostly Python start-up and imports, about a second each) are started ahead
 by a module fixture, as many at a time as there are CPUs, and each test waits for its own.
@@ -53,10 +55,18 @@ class Case:
     make_dir: str | None = None
     after_mpi_init: bool = False
 
-    def prepare(self, cwd: Path) -> None:
+    def stage(self, root: Path) -> tuple[Path, Path]:
+        """Copy the case and the helpers into ``root/case``; (the copy, a working directory)."""
+        here, cwd = root / "case", root / "cwd"
+        here.mkdir()
+        cwd.mkdir()
+        for helper in HELPERS:
+            shutil.copy(helper, here)
+        shutil.copy(self.path, here)
         if self.make_dir:
-            (cwd / self.make_dir).mkdir()
-            (cwd / self.make_dir / "notes.txt").write_text("not a propagate run\n")
+            (here / self.make_dir).mkdir()
+            (here / self.make_dir / "notes.txt").write_text("not a propagate run\n")
+        return here / self.path.name, cwd
 
 
 def _case(path: Path) -> Case:
@@ -84,6 +94,7 @@ def _case(path: Path) -> Case:
 
 
 CASES = sorted(p for p in BAD.glob("*.yaml") if not p.name.startswith("_"))
+HELPERS = sorted(p for p in BAD.iterdir() if p.name.startswith("_") and p.is_file())
 
 GOOD = """\
 objective: objective.py:objective
@@ -127,12 +138,13 @@ def started(
         params = getattr(getattr(item, "callspec", None), "params", {})
         if getattr(item, "module", None) is not sys.modules[__name__] or not params:
             continue
-        cwd = tmp_path_factory.mktemp("cwd")
+        root = tmp_path_factory.mktemp("case")
         if "path" in params:
             case = _case(params["path"])
-            case.prepare(cwd)
-            future = pool.submit(_propagate, [str(case.path)], cwd, mpi=case.after_mpi_init)
+            file, cwd = case.stage(root)
+            future = pool.submit(_propagate, [str(file)], cwd, mpi=case.after_mpi_init)
         else:
+            cwd = root
             _prepare_command_line(cwd)
             future = pool.submit(_propagate, params["args"], cwd)
         jobs[item.nodeid] = (cwd, future)
@@ -167,10 +179,10 @@ def test_bad_search_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     case = _case(path)
-    case.prepare(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # imports put the cwd on it
-    status = main(["validate", str(path), *case.validate_args])
+    file, cwd = case.stage(tmp_path)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # imports put the file's directory on it
+    status = main(["validate", str(file), *case.validate_args])
     out, err = capsys.readouterr()
     if case.validate_ok:
         assert status == 0, f"validate failed:\n{err}"
@@ -179,8 +191,8 @@ def test_bad_search_file(
 
     run_cwd, run = started[request.node.nodeid]
     _assert_one_error("propagate (run)", run.result(), case.expect)
-    for cwd in (tmp_path, run_cwd):
-        assert not (cwd / "runs").exists(), "a bad file must not create a run directory"
+    for where in (cwd, file.parent, run_cwd, run_cwd.parent / "case"):
+        assert not (where / "runs").exists(), "a bad file must not create a run directory"
 
 
 # (id, arguments, texts expected in stdout + stderr, whether the message is propagate's own)
@@ -198,6 +210,28 @@ COMMAND_LINES = [
     ("directory", ["adir"], ["cannot read the search file 'adir'", "Is a directory"], True),
     ("validate_directory", ["validate", "adir"], ["Is a directory"], True),
     ("unknown_command", ["frobnicate"], ["'frobnicate'"], True),
+    (
+        "mistyped_command",
+        ["exprot", "runs/x"],
+        ["unknown command 'exprot'; did you mean 'export'?"],
+        True,
+    ),
+    ("mistyped_command_alone", ["reprot"], ["did you mean 'report'?"], True),
+    ("watch_without_run_dir", ["watch"], ["required: run_dir"], False),
+    ("watch_missing_run_dir", ["watch", "missing_run"], ["no run directory 'missing_run'"], True),
+    ("watch_not_a_run", ["watch", "adir"], ["'adir' is not a propagate run directory"], True),
+    (
+        "watch_interval_zero",
+        ["watch", "adir", "--interval", "0"],
+        ["--interval must be a positive number of seconds, got 0.0"],
+        True,
+    ),
+    (
+        "progress_unknown_mode",
+        ["good.yaml", "--progress", "fancy"],
+        ["argument --progress: invalid choice: 'fancy'"],
+        False,
+    ),
     ("unknown_option", ["--frobnicate"], ["unrecognized arguments: --frobnicate"], False),
     (
         "unknown_validate_option",

@@ -1,12 +1,13 @@
 """The ``propagate`` command.
 
-    propagate SEARCH.yaml [--fresh]      run (again: resume) a search; also under mpirun/srun
+    propagate SEARCH.yaml [--fresh] [--progress auto|bar|lines|none]
+                                          run (again: resume) a search; also under mpirun/srun
     propagate validate SEARCH.yaml [-n N] check a file; show the configuration and the layout
     propagate report RUN_DIR              best configurations, islands, failures, throughput
     propagate export RUN_DIR -o FILE      every evaluation as CSV or JSON lines (.jsonl)
     propagate plot RUN_DIR [-o DIR]       PNG figures of the search
     propagate optuna RUN_DIR -o URL       copy the run into an Optuna study (optuna-dashboard)
-    propagate watch RUN_DIR               a live view of a running search, from another terminal
+    propagate watch RUN_DIR [--interval S] a live view of a running search, from any terminal
 
 Exit status: 0 success (also an interrupted run, which resumes when run again), 1 the search
 failed (its objective is broken), 2 a mistake in the command line or the search file.
@@ -231,13 +232,14 @@ def _run(args: argparse.Namespace) -> int:
     settings = search.settings
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)
+    _hint_old_location(search, comm.rank)
     stored = StoredSearch(
         run_dir=search.run_dir,
         config=search.resolved(),
         text=search.text,
         again=f"propagate {search.path}",
         fresh=args.fresh,
-        monitor=_monitor_factory(search) if comm.rank == 0 else None,
+        monitor=_monitor_factory(search, args.progress) if comm.rank == 0 else None,
     )
     outcome = run_stored(objective, search.space, settings, layout, comm, stored)
     if comm.rank == 0:
@@ -254,7 +256,23 @@ def _world_rank() -> int:
     return 0
 
 
-def _monitor_factory(search: Any) -> Any:
+def _hint_old_location(search: Any, rank: int) -> None:
+    """Runs made before relative paths followed the search file lie under the working
+    directory: say where, rather than silently start a new run next to the file."""
+    old = Path("runs") / search.path.stem
+    if rank or search.run_dir.exists() or not (old / "run.h5").exists():
+        return
+    if old.resolve() != search.run_dir.resolve():
+        print(
+            f"propagate: note: {old} holds a run of this name; relative paths in a search file "
+            f"now follow the file, so this search stores its run in {search.run_dir} (set "
+            f"run_dir in the file to continue the old one)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _monitor_factory(search: Any, mode: str) -> Any:
     from ..results.progress import ProgressMonitor
 
     def make(plan: Any) -> ProgressMonitor:
@@ -264,6 +282,7 @@ def _monitor_factory(search: Any) -> Any:
             time_left=plan.budget.time,
             metric=search.settings.metric or "value",
             sign=search.settings.sign,
+            mode=mode,
         )
 
     return make
@@ -283,6 +302,20 @@ def _finish(search: Any, outcome: Any) -> None:
     )
     for r in run.top(3):
         print(f"  {run.metric} {r.value:.6g}  id {r.id}  {json.dumps(r.params)}", flush=True)
+    if session.info.duplicates_avoided:
+        print(
+            f"propagate: {session.info.duplicates_avoided} proposals repeated a configuration "
+            "already evaluated and were bred again",
+            file=sys.stderr,
+            flush=True,
+        )
+    if session.info.exhausted:
+        print(
+            "propagate: every configuration of the search space has been evaluated; the "
+            "search ended before its budget",
+            file=sys.stderr,
+            flush=True,
+        )
     if session.info.interrupted:
         why = f" by {outcome.signal}" if outcome.signal else ""
         print(

@@ -19,17 +19,15 @@ TRAINER_GROUP = "propagate.trainers"
 
 
 def find_file(name: str, base: Path, what: str) -> Path:
-    """A file named in the search file: relative to the current directory or to the file."""
-    for candidate in (Path(name), base / name):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"{what}: no file {name!r} ({_looked_in(base)})")
-
-
-def _looked_in(base: Path) -> str:
-    if base == Path("."):
-        return "looked in the current directory"
-    return f"looked in the current directory and next to the search file, in {str(base)!r}"
+    """A file named in the search file: an absolute path, or one relative to ``base``, the
+    search file's directory (whatever the working directory)."""
+    candidate = base / name
+    if candidate.is_file():
+        return candidate
+    where = f"looked for {str(candidate)!r}"
+    if not Path(name).is_absolute():
+        where += "; a relative path is taken from the directory of the search file"
+    raise ConfigError(f"{what}: no file {name!r} next to the search file ({where})")
 
 
 def load_objective(spec: str, base: Path = Path(".")) -> Objective:
@@ -43,7 +41,7 @@ def load_objective(spec: str, base: Path = Path(".")) -> Objective:
         if obj is None:
             raise ConfigError(f"objective: {target} has no {attr!r}{_did_you_mean(attr, module)}")
     else:
-        obj = import_attr(spec, default_attr=None, what="objective")
+        obj = import_attr(spec, default_attr=None, what="objective", base=base)
     if not callable(obj):
         raise ConfigError(
             f"objective: {spec!r} is {kind_of(obj)}, not a function (or other callable)"
@@ -64,19 +62,22 @@ def _trainer(name: str) -> Objective:
     )
 
 
-def import_attr(spec: str, default_attr: str | None, what: str) -> Any:
+def import_attr(spec: str, default_attr: str | None, what: str, base: Path = Path(".")) -> Any:
+    """``package.module:attr`` (``attr`` defaults to ``default_attr``), imported from the
+    installed packages or from ``base``, the search file's directory."""
     module_name, _, attr = spec.partition(":")
     attr = attr or default_attr
     if not attr:
         raise ConfigError(f"{what}: {spec!r} must look like 'package.module:function'")
-    if str(Path.cwd()) not in sys.path:  # console scripts do not put the cwd on the path
-        sys.path.insert(0, str(Path.cwd()))
+    where = str(base.resolve())
+    if where not in sys.path:
+        sys.path.insert(0, where)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(
             f"{what}: cannot import module {module_name!r} ({exc}); check the spelling, and "
-            "that it is installed or lies in the current directory"
+            "that it is installed or lies next to the search file"
             + ("; for a file, write 'file.py:function'" if what == "objective" else "")
         ) from None
     except Exception as exc:

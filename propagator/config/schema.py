@@ -78,6 +78,8 @@ SCHEMA: dict[str, Any] = {
         "run_dir": {"type": "string", "minLength": 1},
         "seed": {"type": "integer", "minimum": 0},
         "max_initial_failures": _POS_INT,
+        "failure_grace": {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]},
+        "deduplicate": {"type": "boolean"},
     },
     "required": ["objective", "space", "budget"],
     "additionalProperties": False,
@@ -89,7 +91,11 @@ _HINTS = {
     "metric": "the name of a value the objective returns, e.g. val_loss",
     "space": "an inline mapping, a YAML file, or a module such as search_spaces.oialr",
     "islands": "a number of islands, or a list of workers per island",
-    "strategy": "ga, random, {name: ga, population: 16, crossover: 0.7, ...}, or one per island",
+    "strategy": (
+        "portfolio (the default), ga, cmaes, tpe, random, {name: ga, population: 8, ...}, "
+        "or one per island"
+    ),
+    "failure_grace": "seconds, or a duration such as 30s or 2m",
     "migration.topology": "fully_connected, ring, or a square matrix of migrant counts",
 }
 
@@ -99,9 +105,19 @@ def kind_of(value: Any) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
+# JSON Schema counts 1000.0 as an integer; the engine wants a Python int (budget.evaluations:
+# 1e3 is a float, and is refused with a hint rather than passed on).
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool)
+    ),
+)
+
+
 def validate(data: dict[str, Any], path: Path) -> None:
     errors = sorted(
-        (_specific(e) for e in jsonschema.Draft202012Validator(SCHEMA).iter_errors(data)),
+        (_specific(e) for e in _Validator(SCHEMA).iter_errors(data)),
         key=_error_rank,
     )
     if errors:
@@ -164,6 +180,8 @@ def _explain(error: jsonschema.ValidationError) -> str:
         number = _as_number(value)
         if number is not None:
             return f"{message}, which YAML reads as text; write a plain number such as {number}"
+    if error.validator == "type" and isinstance(value, float) and value.is_integer():
+        return f"{message}; write a whole number such as {int(value)}"
     hint = _HINTS.get(field)
     return message + (f" ({hint})" if hint else "")
 

@@ -1,16 +1,21 @@
 """Search files: YAML -> schema validation -> one frozen :class:`SearchFile`.
 
-The YAML is read with ``safe_load`` and checked against a JSON Schema (``jsonschema``) before
-anything is imported or started; every mistake becomes a :class:`ConfigError` that names the
-field and, where it can, the fix. The library below never sees the YAML.
+The YAML is read with the safe loader (numbers such as ``1e-3`` are floats, as in YAML 1.2:
+:mod:`.yaml_numbers`) and checked against a JSON Schema (``jsonschema``) before anything is
+imported or started; every mistake becomes a :class:`ConfigError` that names the field and,
+where it can, the fix. The library below never sees the YAML.
+
+Every relative path in a search file (the objective file, the space file, ``run_dir``) is
+relative to the search file's own directory, and modules it names are imported from there
+too, so a search runs, and resumes, the same from any working directory. The default
+``run_dir`` is ``runs/<file stem>`` next to the file.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +23,17 @@ import yaml
 
 from ..engine.evaluation import Objective, check_objective
 from ..errors import ConfigError, SpaceError
-from ..settings import Settings, budget_from, migration_from, strategies_for
+from ..settings import (
+    DEFAULT_STRATEGY,
+    Settings,
+    budget_from,
+    migration_from,
+    strategies_for,
+)
 from ..space import Constant, Space
 from .objectives import find_file, import_attr, load_objective
 from .schema import kind_of, validate
+from .yaml_numbers import load_yaml
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,12 @@ class SearchFile:
         objective_spec: the ``objective`` string.
         space: the search space, ``fixed`` values included as constants.
         settings: everything else the engine needs.
-        run_dir: where the run store lives.
+        run_dir: where the run store lives (the search file's directory joined with
+            ``run_dir_spec``).
+        run_dir_spec: ``run_dir`` as written, relative to the search file's directory
+            (default ``runs/<file stem>``); stored with the run, so the stored configuration
+            does not depend on the working directory.
+        fixed: the names that come from ``fixed`` (for messages that name the field).
     """
 
     path: Path
@@ -43,23 +60,16 @@ class SearchFile:
     space: Space
     settings: Settings
     run_dir: Path
+    run_dir_spec: str
+    fixed: frozenset[str] = frozenset()
 
     def resolved(self) -> dict[str, Any]:
         """The effective configuration, as stored in the run and compared on resume."""
-        s = self.settings
         return {
             "objective": self.objective_spec,
             "space": self.space.to_dict(),
-            "metric": s.metric,
-            "direction": s.direction,
-            "budget": {"evaluations": s.budget.evaluations, "time": s.budget.time},
-            "islands": list(s.islands) if isinstance(s.islands, tuple) else s.islands,
-            "ranks_per_worker": s.ranks_per_worker,
-            "migration": {**asdict(s.migration), "topology": _plain(s.migration.topology)},
-            "strategy": [spec.to_dict() for spec in s.strategy],
-            "run_dir": str(self.run_dir),
-            "seed": s.seed,
-            "max_initial_failures": s.max_initial_failures,
+            **self.settings.to_dict(),
+            "run_dir": self.run_dir_spec,
         }
 
     def objective(self) -> Objective:
@@ -69,8 +79,17 @@ class SearchFile:
             objective = load_objective(self.objective_spec, self.path.parent)
             check_objective(objective, self.space, self.settings.metric)
         except ConfigError as exc:
-            raise ConfigError(f"{self.path}: {exc}") from None
+            raise ConfigError(f"{self.path}: {self._field(str(exc))}") from None
         return objective
+
+    def _field(self, message: str) -> str:
+        """``parameter 'x': ...`` from an objective's check as the field the user wrote:
+        ``fixed.x: ...`` or ``space.x: ...``."""
+        named = re.match(r"parameter '(\w+)': (.*)", message, re.DOTALL)
+        if named is None:
+            return message
+        where = "fixed" if named[1] in self.fixed else "space"
+        return f"{where}.{named[1]}: {named[2]}"
 
 
 def load(path: str | Path) -> SearchFile:
@@ -85,7 +104,8 @@ def load(path: str | Path) -> SearchFile:
     except OSError as exc:
         hint = ""
         if not path.exists() and path.suffix == "" and len(path.parts) == 1:
-            hint = "; to run a command, use one of: run, validate, report, export, plot, optuna"
+            commands = "run, validate, report, export, plot, optuna, watch"
+            hint = f"; to run a command, use one of: {commands}"
         raise ConfigError(
             f"cannot read the search file {str(path)!r}: {exc.strerror}{hint}"
         ) from None
@@ -95,7 +115,7 @@ def load(path: str | Path) -> SearchFile:
             "is not UTF-8); a search file is YAML text"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
     if data is None:
@@ -148,16 +168,28 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             direction=data.get("direction", "minimize"),
             islands=tuple(islands) if isinstance(islands, list) else islands,
             ranks_per_worker=data.get("ranks_per_worker", 1),
-            strategy=strategies_for(data.get("strategy", "ga"), n_islands),
+            strategy=strategies_for(data.get("strategy", DEFAULT_STRATEGY), n_islands),
             migration=migration_from(data.get("migration")),
             seed=data.get("seed"),
             max_initial_failures=data.get("max_initial_failures", 5),
+            failure_grace=data.get("failure_grace", 10.0),
+            deduplicate=data.get("deduplicate", True),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
+        settings.check(space)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    run_dir = Path(data.get("run_dir", Path("runs") / path.stem))
-    return SearchFile(path, text, data["objective"], space, settings, run_dir)
+    run_dir = Path(data.get("run_dir", f"runs/{path.stem}"))  # "runs/x/" is "runs/x"
+    return SearchFile(
+        path,
+        text,
+        data["objective"],
+        space,
+        settings,
+        path.parent / run_dir,
+        str(run_dir),
+        frozenset(data.get("fixed", {})),
+    )
 
 
 def _check_topology(migration: Mapping[str, Any]) -> None:
@@ -180,7 +212,7 @@ def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
         if spec.endswith((".yaml", ".yml")):
             file = find_file(spec, base, "space")
             try:
-                loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+                loaded = load_yaml(file.read_text(encoding="utf-8"))
             except yaml.YAMLError as exc:
                 raise ConfigError(f"space: {file} is not valid YAML{_yaml_problem(exc)}") from None
             except UnicodeDecodeError:
@@ -188,7 +220,7 @@ def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
             return Space.from_dict(
                 loaded.get("space", loaded) if isinstance(loaded, dict) else loaded
             )
-        obj = import_attr(spec, default_attr="SPACE", what="space")
+        obj = import_attr(spec, default_attr="SPACE", what="space", base=base)
         obj = getattr(obj, "space", obj)  # e.g. propagator.benchmarks:rastrigin
         return obj if isinstance(obj, Space) else Space.from_dict(obj)
     except SpaceError as exc:
@@ -197,7 +229,3 @@ def _space(spec: str | Mapping[str, Any], base: Path) -> Space:
         raise ConfigError(f"space.{named[1]}: {named[2]}" if named else f"space: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"space: cannot read {spec!r}: {exc.strerror}") from None
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value))

@@ -219,8 +219,8 @@ def summary(run: Run) -> list[str]:
         f"evaluations  {len(result)}{of}" + (f" ({outcome})" if outcome else ""),
         f"metric       {result.metric} ({result.direction})",
         f"sessions     {len(run.sessions)}",
-        f"wall time    {_duration(wall)}",
-        f"throughput   {_rate(len(result), wall)}",
+        f"wall time    {format_duration(wall)}",
+        f"throughput   {format_rate(len(result), wall)}",
     ]
     if len(run.sessions) > 1:
         rows = [
@@ -228,7 +228,7 @@ def summary(run: Run) -> list[str]:
                 str(s.number),
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.began)),
                 str(s.evaluations),
-                _duration(s.wall_time),
+                format_duration(s.wall_time),
                 {"stop": "finished", None: "-"}.get(s.ended, s.ended),
             ]
             for s in run.sessions
@@ -250,8 +250,8 @@ def best_table(result: Result, n: int) -> list[str]:
     shown = [name for name, p in params.items() if not isinstance(p, Constant)]
     header = ["#", result.metric, "id", "island", *shown]
     rows = [
-        [str(rank), _number(r.value), str(r.id), str(r.island)]
-        + [_param(r.params.get(name, _INACTIVE)) for name in shown]
+        [str(rank), format_value(r.value), str(r.id), str(r.island)]
+        + [format_param(r.params.get(name, _INACTIVE)) for name in shown]
         for rank, r in enumerate(top, 1)
     ]
     n_ok = int(np.count_nonzero(result.ok))
@@ -279,7 +279,7 @@ def island_table(result: Result) -> list[str]:
         failed = int(np.count_nonzero(result.rows["status"][mine] == Status.FAILED))
         if len(ok):
             best = ok[np.argmin(sign * result.values[ok])]  # first of equals: when reached
-            cells = [_number(result.values[best]), str(result.rows["id"][best])]
+            cells = [format_value(result.values[best]), str(result.rows["id"][best])]
             cells.append(str(int(np.searchsorted(mine, best)) + 1))
         else:
             cells = ["-", "-", "-"]
@@ -327,15 +327,17 @@ def failure_table(result: Result, full: bool) -> list[str]:
 _INACTIVE = object()
 
 
-def _param(value: Any) -> str:
+def format_param(value: Any) -> str:
+    """A parameter value for a table: floats to 6 significant digits, ``-`` if inactive."""
     if value is _INACTIVE:
         return "-"
     if isinstance(value, float):
-        return _number(value)
+        return format_value(value)
     return str(value)
 
 
-def _number(x: float) -> str:
+def format_value(x: float) -> str:
+    """A metric value: 6 significant digits."""
     return f"{x:.6g}"
 
 
@@ -343,7 +345,8 @@ def _shorten(line: str) -> str:
     return line if len(line) <= _MAX_HEADLINE else line[: _MAX_HEADLINE - 3] + "..."
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds in words: ``3.25 s``, ``42.0 s``, ``12 min 05 s``, ``3 h 20 min``."""
     if seconds < 10:
         return f"{seconds:.2f} s"
     if seconds < 120:
@@ -353,7 +356,8 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
-def _rate(n: int, seconds: float) -> str:
+def format_rate(n: int, seconds: float) -> str:
+    """``n`` evaluations in ``seconds`` as a rate (per hour too when below one per second)."""
     if n == 0 or seconds <= 0:
         return "-"
     rate = n / seconds

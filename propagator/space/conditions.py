@@ -67,10 +67,12 @@ class Condition:
     Attributes:
         expression: the source text, e.g. ``"depth >= 3"``.
         names: the parameter names it reads.
+        tree: the parsed expression, with ``true``/``false``/``null`` as constants.
     """
 
     expression: str
     names: frozenset[str] = field(init=False)
+    tree: ast.Expression = field(init=False, repr=False, compare=False)
     _code: CodeType = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,8 +95,29 @@ class Condition:
         # Literal spellings become constants, so that a parameter named e.g. `null` cannot
         # shadow them when the condition is evaluated with the parameters as locals.
         tree = ast.fix_missing_locations(_Literals().visit(tree))
+        object.__setattr__(self, "tree", tree)
         object.__setattr__(self, "_code", compile(tree, "<condition>", "eval"))
 
     def holds(self, values: dict[str, Any]) -> bool:
         """Whether the condition is true for ``values`` (every name in :attr:`names` present)."""
         return bool(eval(self._code, _GLOBALS, values))
+
+
+def is_active(name: str, when: Condition | None, values: dict[str, Any]) -> bool:
+    """Whether parameter ``name`` with condition ``when`` is active, given the values of the
+    parameters active so far (a condition naming an inactive parameter is false).
+
+    Raises:
+        SpaceError: the condition fails to evaluate (e.g. compares a string with a number).
+    """
+    if when is None:
+        return True
+    if not when.names <= values.keys():
+        return False
+    try:
+        return when.holds(values)
+    except Exception as exc:
+        shown = {k: values[k] for k in sorted(when.names)}
+        raise SpaceError(
+            f"parameter {name!r}: condition {when.expression!r} fails on {shown}: {exc}"
+        ) from None

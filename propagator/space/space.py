@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpaceError
+from .conditions import is_active
 from .params import (
     PARAM_CLASSES,
     Categorical,
@@ -29,6 +30,7 @@ from .params import (
     choice_key,
     param_from_dict,
 )
+from .reachability import check_reachable
 
 
 class Space:
@@ -40,9 +42,10 @@ class Space:
 
     Raises:
         SpaceError: a parameter is ill-defined (``low >= high``, ``log`` with ``low <= 0``, no
-            choices, ...), a condition names an unknown parameter, or the conditions form a
-            cycle; the message names the parameter. Parameters are checked here, where their
-            names are known, not when ``Float(...)`` etc. are created.
+            choices, ...), a condition names an unknown parameter, the conditions form a
+            cycle, or a condition can never hold (:mod:`.reachability`); the message names
+            the parameter. Parameters are checked here, where their names are known, not
+            when ``Float(...)`` etc. are created.
 
     Example:
         >>> space = Space({"depth": Int(1, 4), "width3": Int(8, 64, log=True, when="depth >= 3")})
@@ -74,6 +77,7 @@ class Space:
         self._plan = [(n, self._params[n], self._gene_index.get(n, -1)) for n in self._order]
         self._reordered = self._order != list(self._params)
         self._check_conditions_evaluate()
+        check_reachable(self._params, self._order)
 
     # --- structure ---------------------------------------------------------------------------
     @property
@@ -116,7 +120,7 @@ class Space:
         u = genes.tolist() if isinstance(genes, np.ndarray) else list(genes)
         values: dict[str, Any] = {}
         for name, p, i in self._plan:
-            if p.when is not None and not _is_active(name, p, values):
+            if p.when is not None and not is_active(name, p.when, values):
                 continue
             if i < 0:
                 values[name] = p.value
@@ -143,7 +147,7 @@ class Space:
         active: dict[str, Any] = {}
         for name in self._order:
             p = self._params[name]
-            if not _is_active(name, p, active):
+            if not is_active(name, p.when, active):
                 if name in params:
                     raise SpaceError(
                         f"parameter {name!r} is given but inactive ({p.when.expression!r} is false)"
@@ -254,17 +258,3 @@ class Space:
             rng = np.random.default_rng(0)
             for genes in (np.zeros(self.dim), np.ones(self.dim), *rng.random((16, self.dim))):
                 self.decode(genes)
-
-
-def _is_active(name: str, p: Param, values: dict[str, Any]) -> bool:
-    if p.when is None:
-        return True
-    if not p.when.names <= values.keys():
-        return False
-    try:
-        return p.when.holds(values)
-    except Exception as exc:
-        shown = {k: values[k] for k in sorted(p.when.names)}
-        raise SpaceError(
-            f"parameter {name!r}: condition {p.when.expression!r} fails on {shown}: {exc}"
-        ) from None
