@@ -222,7 +222,8 @@ def _expected_bytes(params: dict, k: int, group_size: int) -> tuple[int, int, in
 def test_multi_rank_workers_learn_and_count_bytes(tmp_path, k, group_size):
     from conftest import run_mpi
 
-    params = {**SMALL, "lr": 0.2, "ab_cutoff": 0.0, "ab_steps": 0.15, "ab_group_size": group_size}
+    lr = {"type": "float", "low": 0.199, "high": 0.201}  # searched: a gene for each worker
+    params = {**SMALL, "lr": lr, "ab_cutoff": 0.0, "ab_steps": 0.15, "ab_group_size": group_size}
     ranks = run_mpi(4, "trainer", tmp_path, "ab", "mpi", str(k), json.dumps(params))
     records = ranks[0]["records"]
     assert len(records) == 4 // k and all(r["status"] == "ok" for r in records), records

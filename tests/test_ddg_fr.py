@@ -200,7 +200,7 @@ def test_memory_diagnostics_follow_table_6():
         ({"batch_size": 10_000}, "batch_size"),
         ({"modules": 4}, "modules"),
         ({"split": [2, 1]}, "split"),
-        ({"model": "vit", "image": True, "activation": "gelu"}, "mlp and resnet"),
+        ({"model": "vit", "image": True, "activation": "gelu"}, r"one of \['mlp', 'resnet'\]"),
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"schedule": "cyclic"}, "schedule"),
     ],

@@ -20,22 +20,14 @@ The loop of Algorithm 2 on a worker's ranks:
    The optimizer state is reset at every change of shape, and the learning rate rebounds:
    it drops to ``1/L`` of its scheduled value and climbs back linearly over ``L`` steps.
 
-Params (besides the model's, the data's, and ``optimizer``, ``lr``, ``momentum``,
-``weight_decay``, ``schedule``, ``warmup_steps`` of :mod:`trainers.framework`; ``batch_size``
-global, default 64; ``epochs`` default 5; ``shuffle`` default true):
-
-* ``ab_warmup`` (default 0.2, fraction of all steps): full-rank warm-up (§5.3.3 guideline).
-* ``ab_steps`` (default 0.0333, fraction of all steps, at least one step): length of each
-  independent phase, ``numABSteps`` (§5.3.3).
-* ``ab_rebound`` (default 0.25, fraction of the independent phase): full-rank rebound steps,
-  ``fullRankReboundSteps`` (§5.3.3).
-* ``ab_lr_rebound`` (default 0.5, fraction of the independent phase; 0 turns it off): LR
-  rebound steps (§5.3.3).
-* ``ab_cutoff`` (default 0.15, in [0, 1)): ``sigmaCutoff`` of Eq. 5.4 (Table A.6).
-* ``ab_group_size`` (default 1, ranks): ranks per independent group; must divide the worker's
-  ranks.
-* ``ab_full_rank_first``, ``ab_full_rank_last`` (default true): keep the first and last
-  eligible layers full-rank (Table A.6: "input and output layers stay full-rank").
+Params (:data:`AB`, besides the baseline's data, model, optimizer, schedule, loop and runtime;
+defaults and ranges in the README): ``ab_warmup`` (full-rank warm-up, §5.3.3 guideline),
+``ab_steps`` (each independent phase, ``numABSteps``; at least one step), ``ab_rebound``
+(``fullRankReboundSteps``), ``ab_lr_rebound`` (0 turns it off) are fractions, the first two of
+all steps, the others of the independent phase; ``ab_cutoff`` is ``sigmaCutoff`` of Eq. 5.4
+(Table A.6); ``ab_group_size`` ranks per independent group must divide the worker's ranks;
+``ab_full_rank_first`` and ``ab_full_rank_last`` keep the first and last eligible layers
+full-rank (Table A.6: "input and output layers stay full-rank").
 
 Metrics besides :func:`trainers.framework.finish`'s: ``bytes_full_rank`` (the initial
 broadcast and the gradient all-reduces of the full-rank phases), ``bytes_merge`` (the A/B
@@ -76,13 +68,12 @@ Choices where the reference leaves room, and why:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from mpi4py import MPI
 from torch import nn
 from torch.nn import functional as F
 
@@ -91,6 +82,8 @@ from propagator import ConfigError, Trial
 from .collectives import Collectives, MPICollectives
 from .data import load_data
 from .framework import (
+    DATA_PARALLEL,
+    METRICS,
     Context,
     allreduce_gradients,
     batches,
@@ -106,7 +99,29 @@ from .framework import (
     sync_parameters,
 )
 from .models import build_model
+from .params import Table, Trainer, Values, flag, integer, real
 
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+AB = Table(
+    "ab",
+    (
+        real("ab_warmup", 0.2, "full-rank warm-up, a fraction of all steps", "[0, 1]"),
+        real("ab_steps", 0.0333, "each independent phase, a fraction of all steps", "(0, 1]"),
+        real("ab_rebound", 0.25, "full-rank rebound, a fraction of the independent phase", ">= 0"),
+        real(
+            "ab_lr_rebound",
+            0.5,
+            "LR rebound, a fraction of the independent phase (0: off)",
+            ">= 0",
+        ),
+        real("ab_cutoff", 0.15, "σ cutoff of Eq. 5.4, a fraction of the largest", "[0, 1)"),
+        integer("ab_group_size", 1, "ranks per independent group (divides the worker's)", ">= 1"),
+        flag("ab_full_rank_first", True, "keep the first eligible layer full-rank"),
+        flag("ab_full_rank_last", True, "keep the last eligible layer full-rank"),
+    ),
+)
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 Slot = tuple[nn.Module, str]  # (parent module, child name) of an eligible layer
 
@@ -140,23 +155,17 @@ class Plan:
         return min(1.0, (since + 1) / self.lr_rebound)
 
 
-def make_plan(params: dict[str, Any], total: int) -> Plan:
-    warmup = _fraction(params, "ab_warmup", 0.2, 1.0)
-    ab = _fraction(params, "ab_steps", 0.0333, 1.0)
-    rebound = _fraction(params, "ab_rebound", 0.25, None)
-    lr_rebound = _fraction(params, "ab_lr_rebound", 0.5, None)
-    if ab == 0:
-        raise ConfigError("ab_steps (independent phase, fraction of all steps) must be > 0")
-    n = max(1, round(ab * total))
-    return Plan(total, round(warmup * total), n, round(rebound * n), round(lr_rebound * n))
-
-
-def _fraction(params: dict[str, Any], name: str, default: float, high: float | None) -> float:
-    value = float(params.get(name, default))
-    if not 0.0 <= value <= (high if high is not None else float("inf")):
-        bound = f"[0, {high}]" if high is not None else ">= 0"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
-    return value
+def make_plan(params: Mapping[str, Any], total: int) -> Plan:
+    """The phases of a run of ``total`` steps from :data:`AB`'s fractions."""
+    p = AB.read(params)
+    n = max(1, round(p["ab_steps"] * total))
+    return Plan(
+        total,
+        round(p["ab_warmup"] * total),
+        n,
+        round(p["ab_rebound"] * n),
+        round(p["ab_lr_rebound"] * n),
+    )
 
 
 @dataclass(frozen=True)
@@ -167,21 +176,17 @@ class Settings:
     full_rank_last: bool
 
 
-def make_settings(params: dict[str, Any], ranks: int) -> Settings:
-    cutoff = float(params.get("ab_cutoff", 0.15))
-    if not 0.0 <= cutoff < 1.0:
-        raise ConfigError(f"ab_cutoff (sigma cutoff, Eq. 5.4) must be in [0, 1), got {cutoff}")
-    group_size = int(params.get("ab_group_size", 1))
-    if group_size < 1 or ranks % group_size:
+def make_settings(params: Mapping[str, Any], ranks: int) -> Settings:
+    """:data:`AB`'s settings for a worker of ``ranks`` ranks."""
+    p = AB.read(params)
+    if ranks % p["ab_group_size"]:
         raise ConfigError(
             f"ab_group_size must be a positive divisor of the worker's {ranks} ranks, "
-            f"got {group_size}"
+            f"got {p['ab_group_size']}"
         )
-    first, last = params.get("ab_full_rank_first", True), params.get("ab_full_rank_last", True)
-    for name, value in (("ab_full_rank_first", first), ("ab_full_rank_last", last)):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return Settings(cutoff, group_size, first, last)
+    return Settings(
+        p["ab_cutoff"], p["ab_group_size"], p["ab_full_rank_first"], p["ab_full_rank_last"]
+    )
 
 
 # --- the AB representation (Eq. 5.3-5.4, 5.8) ------------------------------------------------
@@ -253,6 +258,8 @@ def eligible_layers(model: nn.Module, full_rank_first: bool, full_rank_last: boo
 def to_low_rank(slots: list[Slot], cutoff: float, train_a: bool, comm: MPI.Comm) -> int:
     """Replace every slot's layer by its AB form, with only A (``train_a``) or only B trainable.
     Returns the bytes sent to agree on the ranks."""
+    from mpi4py import MPI
+
     weights = [getattr(parent, name).weight.detach() for parent, name in slots]
     svds = [torch.linalg.svd(w.reshape(len(w), -1), full_matrices=False) for w in weights]
     ks = np.array([inner_rank(s, cutoff) for _, s, _ in svds], dtype=np.int64)
@@ -337,15 +344,15 @@ class Tally:
     low_rank_size: int = 0  # parameters of the last AB representation
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+def _train(params: Values, trial: Trial) -> dict[str, float]:
     ctx = setup(params, trial)
     settings = make_settings(params, ctx.size)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
     sync_parameters(model, ctx.comm)
     slots = eligible_layers(model, settings.full_rank_first, settings.full_rank_last)
-    epochs = int(params.get("epochs", 5))
-    steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
+    epochs = params["epochs"]
+    steps, per_rank = steps_per_epoch(ctx, data, params["batch_size"])
     plan = make_plan(params, epochs * steps)
     groups = Groups.split(ctx, settings.group_size)
     optimizer = make_optimizer(params, model.parameters())
@@ -355,7 +362,7 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
     start, t, train_loss = time.perf_counter(), 0, float("nan")
     for epoch in range(epochs):
         total = 0.0
-        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
+        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             stage, since = plan.phase(t)
             if stage == "ab" and since == 0:
                 sent = to_low_rank(slots, settings.cutoff, groups.train_a, trial.comm)
@@ -424,3 +431,20 @@ def _finish(
         ab_merges=float(tally.merges),
         full_rank_steps=float(tally.full_rank_steps),
     )
+
+
+train = Trainer(
+    "ab",
+    (*DATA_PARALLEL, AB),
+    (
+        *METRICS,
+        "bytes_full_rank",
+        "bytes_merge",
+        "bytes_group",
+        "comm_reduction",
+        "compression",
+        "ab_merges",
+        "full_rank_steps",
+    ),
+    _train,
+)

@@ -3,17 +3,15 @@
 The reference every other method is compared against: each rank of the worker trains on its
 shard, gradients are averaged over the ranks in one bucket per step, so ``k`` ranks with a
 global batch ``B`` follow the same trajectory as one rank with batch ``B`` (up to the order of
-floating-point sums). Params: the model's (see :mod:`trainers.models`), ``optimizer``, ``lr``,
-``momentum``, ``weight_decay``, ``schedule``, ``warmup_steps``, ``batch_size`` (global,
-default 64), ``epochs`` (default 5), ``shuffle`` (default true), the data's (see
-:mod:`trainers.data`).
+floating-point sums). Params: :data:`trainers.framework.DATA_PARALLEL`'s (data, model,
+optimizer, schedule, loop, runtime), listed with their defaults in the README.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -23,6 +21,8 @@ from propagator import Trial
 from .collectives import Collectives
 from .data import load_data
 from .framework import (
+    DATA_PARALLEL,
+    METRICS,
     allreduce_gradients,
     batches,
     evaluate,
@@ -35,6 +35,7 @@ from .framework import (
     sync_parameters,
 )
 from .models import build_model
+from .params import Trainer, Values
 
 
 class Method(Protocol):
@@ -48,21 +49,15 @@ class Method(Protocol):
 Attach = Callable[[nn.Module, torch.optim.Optimizer, Collectives, int], Method]
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
-    return data_parallel(params, trial)
-
-
-def data_parallel(
-    params: dict[str, Any], trial: Trial, attach: Attach | None = None
-) -> dict[str, float]:
+def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) -> dict[str, float]:
     """The data-parallel loop; ``attach(model, optimizer, comm, total_steps)`` builds the
     method (e.g. OIALR) whose hook runs before every step."""
     ctx = setup(params, trial)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
     sync_parameters(model, ctx.comm)
-    epochs = int(params.get("epochs", 5))
-    steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
+    epochs = params["epochs"]
+    steps, per_rank = steps_per_epoch(ctx, data, params["batch_size"])
     optimizer = make_optimizer(params, model.parameters())
     schedule = make_schedule(params, optimizer, epochs * steps)
     method = attach(model, optimizer, ctx.comm, epochs * steps) if attach else None
@@ -70,7 +65,7 @@ def data_parallel(
     start, t, train_loss = time.perf_counter(), 0, float("nan")
     for epoch in range(epochs):
         total = 0.0
-        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
+        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             if method:
                 method.before_step(t)
             optimizer.zero_grad()
@@ -85,3 +80,6 @@ def data_parallel(
         trial.report(epoch, evaluate(model, data, ctx.device)[0])
     extra = method.metrics() if method else {}
     return finish(ctx, model, data, train_loss, time.perf_counter() - start, **extra)
+
+
+train = Trainer("baseline", DATA_PARALLEL, METRICS, data_parallel)

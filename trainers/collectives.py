@@ -3,7 +3,8 @@
 Two backends with one interface:
 
 * :class:`MPICollectives` — mpi4py on CPU tensors, through numpy views of the tensors' own
-  memory (no copies). Always available.
+  memory (no copies); a GPU tensor is staged through a host copy (copied back when a receive
+  completes), so it works with any MPI, CUDA-aware or not. Always available.
 * :class:`TorchCollectives` — ``torch.distributed`` (gloo on CPU, NCCL on GPU). Its process
   group is created once per worker group (a rendezvous address is broadcast over the MPI
   communicator) and reused by every later trial of the search.
@@ -26,11 +27,15 @@ import atexit
 import os
 import socket
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
-from mpi4py import MPI
+
+if TYPE_CHECKING:  # mpi4py initialises MPI on import: trainers import it when they run
+    from mpi4py import MPI
+
+BACKENDS = ("mpi", "torch")
 
 
 class Collectives(Protocol):
@@ -102,9 +107,33 @@ class _Work:
 
 
 def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
-    if tensor.device.type != "cpu" or not tensor.is_contiguous():
-        raise ValueError("MPI collectives need contiguous CPU tensors")
+    if not tensor.is_contiguous():
+        raise ValueError("MPI collectives need contiguous tensors")
     return tensor.detach().numpy()  # shares the tensor's memory
+
+
+class _Staged:
+    """An MPI request on a host copy of a GPU tensor: ``host`` lives as long as the request,
+    and a receive's data is copied into ``target`` when it completes."""
+
+    def __init__(self, request: Request, host: torch.Tensor, target: torch.Tensor | None) -> None:
+        self._request, self._host, self._target = request, host, target
+
+    def Test(self) -> bool:
+        if not self._request.Test():
+            return False
+        self._complete()
+        return True
+
+    def Wait(self) -> object:
+        self._request.Wait()
+        self._complete()
+        return None
+
+    def _complete(self) -> None:
+        if self._target is not None:
+            self._target.copy_(self._host)
+            self._target = None
 
 
 class MPICollectives:
@@ -120,11 +149,16 @@ class MPICollectives:
         self.bytes_sent = 0
 
     def allreduce_(self, tensor: torch.Tensor, average: bool = True) -> torch.Tensor:
+        from mpi4py import MPI
+
         if self.size == 1:
             return tensor
-        array = _as_numpy(tensor)
+        host = _host(tensor)
+        array = _as_numpy(host)
         self.comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
         self.bytes_sent += array.nbytes
+        if host is not tensor:
+            tensor.copy_(host)
         if average:
             tensor.div_(self.size)
         return tensor
@@ -132,51 +166,80 @@ class MPICollectives:
     def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
         if self.size == 1:
             return tensor
-        array = _as_numpy(tensor)
+        host = _host(tensor)
+        array = _as_numpy(host)
         self.comm.Bcast(array, root=root)
         if self.rank == root:
             self.bytes_sent += array.nbytes
+        elif host is not tensor:
+            tensor.copy_(host)
         return tensor
 
     def isend(self, tensor: torch.Tensor, dest: int, tag: int) -> Request:
-        array = _as_numpy(tensor)
+        host = _host(tensor)
+        array = _as_numpy(host)
         self.bytes_sent += array.nbytes
-        return self.comm.Isend(array, dest=dest, tag=tag)
+        return _staged(self.comm.Isend(array, dest=dest, tag=tag), tensor, host, receive=False)
 
     def irecv_(self, tensor: torch.Tensor, source: int, tag: int) -> Request:
-        return self.comm.Irecv(_as_numpy(tensor), source=source, tag=tag)
+        host = _host(tensor, copy=False)
+        request = self.comm.Irecv(_as_numpy(host), source=source, tag=tag)
+        return _staged(request, tensor, host, receive=True)
 
     def ibroadcast_(self, tensor: torch.Tensor, root: int = 0) -> Request:
-        array = _as_numpy(tensor)
-        if self.rank == root and self.size > 1:
+        root_here = self.rank == root
+        host = _host(tensor, copy=root_here)
+        array = _as_numpy(host)
+        if root_here and self.size > 1:
             self.bytes_sent += array.nbytes
-        return self.comm.Ibcast(array, root=root)
+        request = self.comm.Ibcast(array, root=root)
+        return _staged(request, tensor, host, receive=not root_here)
 
 
-_MEMBERS: list[tuple[int, ...]] = []  # the world ranks of the live process group, if any
+def _host(tensor: torch.Tensor, copy: bool = True) -> torch.Tensor:
+    """``tensor`` itself if it lives on the CPU, else a contiguous host buffer of its shape
+    (holding its values if ``copy``)."""
+    if tensor.device.type == "cpu":
+        return tensor
+    if copy:
+        return tensor.detach().to("cpu", memory_format=torch.contiguous_format)
+    return torch.empty(tensor.shape, dtype=tensor.dtype)
+
+
+def _staged(request: Request, tensor: torch.Tensor, host: torch.Tensor, receive: bool) -> Request:
+    if host is tensor:
+        return request
+    return _Staged(request, host, tensor if receive else None)
+
+
+# (backend, world ranks) of the live process group, if any
+_MEMBERS: list[tuple[str, tuple[int, ...]]] = []
 
 
 class TorchCollectives:
     """``torch.distributed`` collectives for the ranks of ``comm`` (see the module docstring).
 
-    The first instance for a set of ranks creates the process group (gloo, or NCCL when the
-    tensors live on GPUs); later instances, in later trials, reuse it. A process belongs to one
-    worker at a time, so one group per process suffices; a later search that puts this rank in
-    a different worker replaces it.
+    The first instance for a set of ranks and a backend creates the process group (gloo, or
+    NCCL when the tensors live on GPUs); later instances, in later trials, reuse it. A process
+    belongs to one worker at a time, so one group per process suffices; a later trial that puts
+    this rank in a different worker, or on the other device, replaces it (every rank of the
+    worker makes the same change at the same trial, so they replace it together).
     """
 
     def __init__(self, comm: MPI.Comm, device: torch.device) -> None:
         import torch.distributed as dist
+        from mpi4py import MPI
 
         self.rank, self.size = comm.rank, comm.size
         self.bytes_sent = 0
         self._dist = dist
         members = tuple(comm.group.Translate_ranks(list(range(comm.size)), MPI.COMM_WORLD.group))
-        if self.size > 1 and [members] != _MEMBERS:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if self.size > 1 and [(backend, members)] != _MEMBERS:
             if dist.is_initialized():
                 dist.destroy_process_group()
-            _rendezvous(comm, "nccl" if device.type == "cuda" else "gloo")
-            _MEMBERS[:] = [members]
+            _rendezvous(comm, backend)
+            _MEMBERS[:] = [(backend, members)]
 
     def allreduce_(self, tensor: torch.Tensor, average: bool = True) -> torch.Tensor:
         if self.size == 1:
@@ -243,12 +306,10 @@ def _close(comm: MPI.Comm) -> None:
 def make_collectives(comm: MPI.Comm, device: torch.device, backend: str = "mpi") -> Collectives:
     """The collectives a trainer asked for: ``"mpi"`` (default) or ``"torch"``."""
     if backend == "mpi":
-        if device.type != "cpu":
-            raise ValueError("the mpi collectives backend works on CPU tensors; use backend torch")
         return MPICollectives(comm)
     if backend == "torch":
         return TorchCollectives(comm, device)
-    raise ValueError(f"collectives backend must be 'mpi' or 'torch', got {backend!r}")
+    raise ValueError(f"collectives backend must be one of {list(BACKENDS)}, got {backend!r}")
 
 
 def local_rank() -> int:

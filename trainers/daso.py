@@ -15,27 +15,25 @@ Training runs in three phases: warm-up and cool-down epochs sync globally and bl
 every step (B = 1, S = 0); the epochs between are the cycling phase, with B and S adapted
 when the training loss plateaus (``adapt_sync``).
 
-Params (defaults in brackets):
+Params (:data:`DASO`, with defaults and ranges in the README):
 
 * ``node_size`` [the real node: ranks sharing memory]: ranks per node; must divide the
   worker's ranks, so every global group has one rank per node. Set it to simulate nodes when
   all ranks run on one machine (nodes are then blocks of consecutive ranks).
-* ``global_sync_period`` B [4] and ``stale_steps`` S [1]: steps between global syncs and steps
+* ``global_sync_period`` B and ``stale_steps`` S: steps between global syncs and steps
   between sending and receiving one (0 <= S <= B); B = 4, S = 1 is the thesis's production
   setting (§1.2).
-* ``warmup_epochs`` [1], ``cooldown_epochs`` [1]: blocking epochs at the start and the end
-  (Heat uses 4 and 4 for 90 ImageNet epochs; one each suits runs of a few epochs). If they
-  cover every epoch, all syncs are blocking.
-* ``adapt_sync`` [true]: adapt B and S in the cycling phase; false keeps them constant, as in
-  the thesis's B/S study (Table 3.1).
-* ``stability_level`` [0.05] and ``patience`` [2]: the loss has plateaued when ``patience``
-  cycling epochs in a row fail to improve on the best worker-mean training loss by more than
-  this fraction.
-* ``max_sync_period`` [8]: B after a plateau at B = 1.
-* ``sixteen_bit`` [true]: send the parameters as bfloat16 (2 bytes each) instead of float32.
-* the optimizer's (``optimizer``, ``lr``, ``momentum``, ``weight_decay``, ``schedule``, ...),
-  ``batch_size`` (global, [64]), ``epochs`` [5], ``shuffle`` [true], the model's and the data's,
-  as for ``baseline``.
+* ``warmup_epochs``, ``cooldown_epochs``: blocking epochs at the start and the end (Heat uses
+  4 and 4 for 90 ImageNet epochs; one each suits runs of a few epochs). If they cover every
+  epoch, all syncs are blocking.
+* ``adapt_sync``: adapt B and S in the cycling phase; false keeps them constant, as in the
+  thesis's B/S study (Table 3.1).
+* ``stability_level`` and ``patience``: the loss has plateaued when ``patience`` cycling
+  epochs in a row fail to improve on the best worker-mean training loss by more than this
+  fraction.
+* ``max_sync_period``: B after a plateau at B = 1.
+* ``sixteen_bit``: send the parameters as bfloat16 (2 bytes each) instead of float32.
+* the baseline's (data, model, optimizer, schedule, loop, runtime).
 
 Metrics: the baseline's, plus ``bytes_local`` (gradient all-reduces and the broadcasts after
 global syncs), ``bytes_global`` (parameters sent in global syncs) and ``global_syncs`` (syncs
@@ -76,12 +74,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from mpi4py import MPI
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -90,6 +88,8 @@ from propagator import ConfigError, Trial
 from .collectives import MPICollectives
 from .data import load_data
 from .framework import (
+    DATA_PARALLEL,
+    METRICS,
     batches,
     evaluate,
     finish,
@@ -103,7 +103,36 @@ from .framework import (
     sync_parameters,
 )
 from .models import build_model
-from .params import flag, integer, number
+from .params import Table, Trainer, Values, flag, integer, real
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+DASO = Table(
+    "daso",
+    (
+        integer(
+            "node_size",
+            None,
+            "ranks per node (simulated nodes: blocks of consecutive ranks)",
+            ">= 1",
+            derived="the real nodes (ranks sharing memory)",
+        ),
+        integer("global_sync_period", 4, "B: steps between global syncs", ">= 1"),
+        integer(
+            "stale_steps", 1, "S: steps from sending a global sync to merging it (<= B)", ">= 0"
+        ),
+        integer("warmup_epochs", 1, "blocking epochs at the start (B = 1, S = 0)", ">= 0"),
+        integer("cooldown_epochs", 1, "blocking epochs at the end", ">= 0"),
+        flag("adapt_sync", True, "adapt B and S when the training loss plateaus"),
+        real(
+            "stability_level", 0.05, "relative improvement below which the loss plateaus", "(0, 1)"
+        ),
+        integer("patience", 2, "cycling epochs without improvement that make a plateau", ">= 1"),
+        integer("max_sync_period", 8, "B after a plateau at B = 1", ">= 1"),
+        flag("sixteen_bit", True, "send parameters as bfloat16 instead of float32"),
+    ),
+)
 
 
 def stale_merge(
@@ -135,37 +164,33 @@ class Settings:
     sixteen_bit: bool
 
 
-def settings(params: dict[str, Any], ranks: int) -> Settings:
-    """DASO's params, checked (see the module docstring); ``ranks`` is the worker's size."""
-    node_size = params.get("node_size")
-    if node_size is not None:
-        node_size = integer(params, "node_size", 1, 1)
-        if ranks % node_size:
-            raise ConfigError(f"node_size must divide the worker's {ranks} ranks, got {node_size}")
-    period = integer(params, "global_sync_period", 4, 1)
-    stale = integer(params, "stale_steps", 1, 0)
+def settings(params: Mapping[str, Any], ranks: int) -> Settings:
+    """:data:`DASO`'s params, checked; ``ranks`` is the worker's size."""
+    p = DASO.read(params)
+    node_size, period, stale = p["node_size"], p["global_sync_period"], p["stale_steps"]
+    if node_size is not None and ranks % node_size:
+        raise ConfigError(f"node_size must divide the worker's {ranks} ranks, got {node_size}")
     if stale > period:
         raise ConfigError(f"stale_steps must be at most global_sync_period ({period}), got {stale}")
-    level = number(params, "stability_level", 0.05)
-    if not 0 < level < 1:
-        raise ConfigError(f"stability_level must be in (0, 1), got {level}")
     return Settings(
         node_size=node_size,
         period=period,
         stale=stale,
-        warmup_epochs=integer(params, "warmup_epochs", 1, 0),
-        cooldown_epochs=integer(params, "cooldown_epochs", 1, 0),
-        adapt=flag(params, "adapt_sync", True),
-        stability_level=level,
-        patience=integer(params, "patience", 2, 1),
-        max_period=integer(params, "max_sync_period", 8, 1),
-        sixteen_bit=flag(params, "sixteen_bit", True),
+        warmup_epochs=p["warmup_epochs"],
+        cooldown_epochs=p["cooldown_epochs"],
+        adapt=p["adapt_sync"],
+        stability_level=p["stability_level"],
+        patience=p["patience"],
+        max_period=p["max_sync_period"],
+        sixteen_bit=p["sixteen_bit"],
     )
 
 
 def split_nodes(comm: MPI.Comm, node_size: int | None) -> tuple[MPI.Comm, MPI.Comm]:
     """(node-local, global) communicators: ranks of one node, and the ranks with this rank's
     index on every node. ``node_size`` None: the real nodes, which must be of equal size."""
+    from mpi4py import MPI
+
     if node_size is None:
         local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
         if comm.allreduce(local.size, op=MPI.MIN) != comm.allreduce(local.size, op=MPI.MAX):
@@ -217,6 +242,8 @@ class GlobalSync:
         self.pending = flight
 
     def _start(self, flight: _InFlight, weights: torch.Tensor) -> None:
+        from mpi4py import MPI
+
         if self.sixteen_bit:
             words = weights.to(torch.bfloat16).view(torch.int16).numpy()
             gathered = np.empty((self.group.size, words.size), dtype=np.int16)
@@ -305,18 +332,18 @@ def _receive(model: nn.Module, sync: GlobalSync, done: int) -> None:
         vector_to_parameters(merged, model.parameters())
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+def _train(params: Values, trial: Trial) -> dict[str, float]:
     ctx = setup(params, trial)
     s = settings(params, ctx.size)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
     sync_parameters(model, ctx.comm)
-    epochs = integer(params, "epochs", 5, 1)
+    epochs = params["epochs"]
     local_comm, global_comm = split_nodes(trial.comm, s.node_size)
     local = MPICollectives(local_comm)
     sync = GlobalSync(local, global_comm, s.sixteen_bit)
     schedule = SyncSchedule(s)
-    steps, per_rank = steps_per_epoch(ctx, data, int(params.get("batch_size", 64)))
+    steps, per_rank = steps_per_epoch(ctx, data, params["batch_size"])
     optimizer = make_optimizer(params, model.parameters())
     lr_schedule = make_schedule(params, optimizer, epochs * steps)
     loss_of = loss_function(data.task)
@@ -324,7 +351,7 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
     for epoch in range(epochs):
         blocking = epoch < s.warmup_epochs or epoch >= epochs - s.cooldown_epochs
         total = 0.0
-        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params.get("shuffle", True)):
+        for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             optimizer.zero_grad()
             loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
             loss.backward()
@@ -360,3 +387,11 @@ def _local_average(model: nn.Module, local: MPICollectives) -> None:
     if local.size > 1:
         grads = flat_gradients(model)
         set_flat_gradients(model, local.allreduce_(grads.cpu()).to(grads.device))
+
+
+train = Trainer(
+    "daso",
+    (*DATA_PARALLEL, DASO),
+    (*METRICS, "bytes_local", "bytes_global", "global_syncs"),
+    _train,
+)

@@ -5,6 +5,7 @@ its shard of the training set; validation uses the whole validation set on every
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,32 @@ import numpy as np
 import torch
 
 from propagator import ConfigError
+
+from .params import Table, Values, choice, flag, integer, real, text
+
+DATASETS = ("digits", "classification", "teacher", "regression")
+FILES = (".npz", ".h5", ".hdf5")
+
+DATA = Table(
+    "data",
+    (
+        choice(
+            "dataset",
+            "digits",
+            "scikit-learn's digits, a synthetic set, or a .npz/.h5 file of arrays",
+            DATASETS,
+            suffixes=FILES,
+        ),
+        integer("n_samples", 2000, "samples of a synthetic set", ">= 10"),
+        integer("n_features", 20, "features of a synthetic set", ">= 1"),
+        integer("n_classes", 4, "classes of a synthetic classification set", ">= 2"),
+        integer("data_seed", 0, "seed of the synthetic data and of the split", ">= 0"),
+        real("val_fraction", 0.2, "share of the samples held out for validation", "(0, 1)"),
+        flag("image", False, "digits as 1x8x8 images (for resnet and vit)"),
+        text("x_key", "x", "the features' array in a .npz/.h5 file"),
+        text("y_key", "y", "the labels' (or targets') array in a .npz/.h5 file"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -36,35 +63,27 @@ class Data:
     input_shape: tuple[int, ...]
 
 
-def load_data(params: dict[str, Any], rank: int = 0, size: int = 1) -> Data:
-    """The data named by ``params["dataset"]`` (default ``"digits"``).
+def load_data(params: Mapping[str, Any], rank: int = 0, size: int = 1) -> Data:
+    """The data set :data:`DATA`'s params name, split for validation, with this rank's shard
+    (rank ``rank`` of ``size``) of the training set.
 
-    ``dataset`` is ``digits``, ``classification`` / ``teacher`` / ``regression`` (synthetic;
-    ``n_samples`` default 2000, ``n_features`` 20, ``n_classes`` 4, ``data_seed`` 0), or a
-    ``.npz``/``.h5``
-    file with arrays ``x_key``/``y_key`` (default ``x``/``y``). ``val_fraction`` (default 0.2)
-    is held out. ``image: true`` keeps digits as 1x8x8 images (for CNNs and ViTs).
+    Raises:
+        ConfigError: a bad param, or a file that is missing or lacks the arrays.
     """
-    name = params.get("dataset", "digits")
-    seed = int(params.get("data_seed", 0))
-    val_fraction = float(params.get("val_fraction", 0.2))
-    if str(name).endswith((".h5", ".hdf5")):
-        return _hdf5(Path(name), params, val_fraction, seed, rank, size)
+    p = DATA.read(params)
+    name, seed, val_fraction = p["dataset"], p["data_seed"], p["val_fraction"]
+    if name.endswith((".h5", ".hdf5")):
+        return _hdf5(Path(name), p, val_fraction, seed, rank, size)
     if name == "digits":
-        x, y, task = _digits(bool(params.get("image", False)))
+        x, y, task = _digits(p["image"])
     elif name == "classification":
-        x, y, task = _classification(params, seed)
+        x, y, task = _classification(p, seed)
     elif name == "teacher":
-        x, y, task = _teacher(params, seed)
+        x, y, task = _teacher(p, seed)
     elif name == "regression":
-        x, y, task = _regression(params, seed)
-    elif str(name).endswith(".npz"):
-        x, y, task = _npz(Path(name), params)
+        x, y, task = _regression(p, seed)
     else:
-        raise ConfigError(
-            "dataset must be digits, classification, teacher, regression or a .npz/.h5 file, "
-            f"got {name!r}"
-        )
+        x, y, task = _npz(Path(name), p)
     return _split(x, y, task, val_fraction, seed, rank, size)
 
 
@@ -80,30 +99,22 @@ def _digits(image: bool) -> tuple[np.ndarray, np.ndarray, str]:
     )
 
 
-def _classification(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _classification(params: Values, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Gaussian clusters around random centres, a few per class, in a random rotation."""
     rng = np.random.default_rng(seed)
-    n, d, k = (
-        int(params.get("n_samples", 2000)),
-        int(params.get("n_features", 20)),
-        int(params.get("n_classes", 4)),
-    )
+    n, d, k = params["n_samples"], params["n_features"], params["n_classes"]
     centres = rng.normal(0, 2.0, (k * 3, d))
     cluster = rng.integers(0, k * 3, n)
     x = centres[cluster] + rng.normal(0, 1.0, (n, d))
     return x.astype(np.float32), (cluster % k).astype(np.int64), "classification"
 
 
-def _teacher(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _teacher(params: Values, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Labels drawn from the softmax of a random two-layer tanh network of the features (a
     stand-in for frame classification such as TIMIT's): classes overlap, so the best training
     loss stays above zero until a model memorises the noise."""
     rng = np.random.default_rng(seed)
-    n, d, k = (
-        int(params.get("n_samples", 2000)),
-        int(params.get("n_features", 20)),
-        int(params.get("n_classes", 4)),
-    )
+    n, d, k = params["n_samples"], params["n_features"], params["n_classes"]
     x = rng.normal(0, 1.0, (n, d))
     hidden = np.tanh(x @ rng.normal(0, 1.5 / np.sqrt(d), (d, 64)))
     logits = hidden @ rng.normal(0, 6.0 / np.sqrt(64), (64, k))
@@ -111,18 +122,18 @@ def _teacher(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray,
     return x.astype(np.float32), y.astype(np.int64), "classification"
 
 
-def _regression(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _regression(params: Values, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """A smooth nonlinear target of a few features, plus noise."""
     rng = np.random.default_rng(seed)
-    n, d = int(params.get("n_samples", 2000)), int(params.get("n_features", 20))
+    n, d = params["n_samples"], params["n_features"]
     x = rng.normal(0, 1.0, (n, d))
     w = rng.normal(0, 1.0, d) / np.sqrt(d)
     y = np.sin(x @ w) + 0.5 * (x[:, 0] * x[:, 1 % d]) + rng.normal(0, 0.1, n)
     return x.astype(np.float32), y[:, None].astype(np.float32), "regression"
 
 
-def _keys(path: Path, params: dict[str, Any], found: Any, what: str) -> tuple[str, str]:
-    xk, yk = params.get("x_key", "x"), params.get("y_key", "y")
+def _keys(path: Path, params: Values, found: Any, what: str) -> tuple[str, str]:
+    xk, yk = params["x_key"], params["y_key"]
     missing = [k for k in (xk, yk) if k not in found]
     if missing:
         raise ConfigError(f"dataset: {path} has no {what} {missing[0]!r} (it has {list(found)})")
@@ -135,16 +146,14 @@ def _exists(path: Path) -> Path:
     return path
 
 
-def _npz(path: Path, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+def _npz(path: Path, params: Values) -> tuple[np.ndarray, np.ndarray, str]:
     with np.load(_exists(path)) as f:
         xk, yk = _keys(path, params, f, "array")
         y, task = _labels(f[yk])
         return f[xk].astype(np.float32), y, task
 
 
-def _hdf5(
-    path: Path, params: dict[str, Any], val_fraction: float, seed: int, rank: int, size: int
-) -> Data:
+def _hdf5(path: Path, params: Values, val_fraction: float, seed: int, rank: int, size: int) -> Data:
     """Reads only this rank's shard and the validation rows of the features from the file."""
     import h5py
 

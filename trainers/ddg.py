@@ -11,14 +11,8 @@ output for sample t-D_k, which module k+1 computed one iteration earlier, and ba
 it through the graph it built at that sample's forward pass. While t < D_k nothing has
 arrived and the module does not update (Eq. 5.8 takes the gradient as 0).
 
-Params (units in brackets): the model's (``model`` mlp/resnet and its fields,
-:mod:`trainers.models`), ``modules`` (K, 2) or ``split`` (cut points [layers], none);
-``optimizer`` (``sgd``; ``adam`` is Adam-DDG), ``lr`` (0.05), ``momentum`` (0), ``nesterov``
-(false), ``weight_decay`` (0), ``schedule`` (constant), ``warmup_steps`` (0 [iterations]),
-``min_lr`` (0), ``gamma`` (0.1 step / 0.999 exponential); ``batch_size`` (64 [samples per
-iteration]), ``epochs`` (5), ``shuffle`` (true); the data's (``dataset`` digits, ...,
-:func:`trainers.data.load_data`); ``backend`` (mpi on CPU, torch on GPUs). Metrics: see
-:mod:`trainers.decoupled`.
+Params: :data:`trainers.decoupled.PARTS`, with defaults and ranges in the
+README. Metrics: see :mod:`trainers.decoupled`.
 
 Choices where the thesis is ambiguous:
 
@@ -44,6 +38,7 @@ Choices where the thesis is ambiguous:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -52,6 +47,7 @@ from propagator import Trial
 
 from . import decoupled
 from .decoupled import Graph, Stage, record
+from .params import Trainer, Values
 
 
 class DelayedGradients:
@@ -74,10 +70,13 @@ class DelayedGradients:
         return sum(g.activation_bytes for g in graphs), sum(g.weight_bytes for g in graphs)
 
 
-def fit(params: dict[str, Any], trial: Trial, iterations: int | None = None) -> decoupled.Fitted:
+def fit(params: Mapping[str, Any], trial: Trial, iterations: int | None = None) -> decoupled.Fitted:
     """DDG training for the params' epochs, or only the first ``iterations`` iterations."""
     return decoupled.fit(params, trial, DelayedGradients, iterations)
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+def _train(params: Values, trial: Trial) -> dict[str, float]:
     return fit(params, trial).metrics()
+
+
+train = Trainer("ddg", decoupled.PARTS, decoupled.METRICS, _train)

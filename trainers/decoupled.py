@@ -34,16 +34,10 @@ graph it backpropagates through: DDG keeps the graph built with a snapshot of th
   every sample); ``steps = len(x_train) // batch_size`` per epoch, so K = 1 is the
   ``baseline`` trainer on one rank.
 
-Params shared by both trainers (units in brackets):
-
-* the model's (:mod:`trainers.models`; ``mlp`` or ``resnet``, which :mod:`trainers.partition`
-  cuts into modules), ``modules`` (K, default 2) or ``split`` (cut points in layers);
-* ``optimizer`` (``sgd``; ``adam`` gives Adam-DDG), ``lr`` (0.05), ``momentum`` (0),
-  ``nesterov`` (false), ``weight_decay`` (0), ``schedule`` (constant), ``warmup_steps`` (0
-  [iterations]), ``min_lr``, ``gamma`` (:func:`trainers.framework.make_schedule`);
-* ``batch_size`` (64 [samples per iteration]; every stage sees the whole batch), ``epochs``
-  (5), ``shuffle`` (true), the data's (:func:`trainers.data.load_data`), ``backend`` (``mpi``
-  on CPU, ``torch`` on GPUs).
+Params shared by both trainers: :data:`PARTS` (the model, ``mlp`` or ``resnet``, which
+:mod:`trainers.partition` cuts into ``modules`` or at ``split``; ``optimizer`` ``adam`` gives
+Adam-DDG; ``batch_size`` is samples per iteration, every stage sees the whole batch; defaults
+and ranges in the README).
 
 Metrics besides :func:`trainers.layer_parallel.finish`'s (the same on every rank of the
 worker, idle ranks included):
@@ -67,23 +61,55 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
-from mpi4py import MPI
 from torch import nn
 
 from propagator import ConfigError, Trial
 
 from .collectives import wait
-from .data import Data, load_data
-from .framework import Context, batches, loss_function, make_optimizer, make_schedule, setup
-from .layer_parallel import Split, evaluate, finish, split_model
-from .params import integer
+from .data import DATA, Data, load_data
+from .framework import (
+    LOOP,
+    OPTIMIZER,
+    RUNTIME,
+    SCHEDULE,
+    Context,
+    batches,
+    loss_function,
+    make_optimizer,
+    make_schedule,
+    setup,
+)
+from .layer_parallel import LAYER_METRICS, Split, evaluate, finish, split_model
+from .params import join
+from .partition import LAYERED_MODEL, PARTITION
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+PARTS = (
+    DATA,
+    LAYERED_MODEL,
+    OPTIMIZER,
+    SCHEDULE,
+    LOOP.replace("batch_size", doc="samples per iteration (every stage sees the whole batch)"),
+    RUNTIME,
+    PARTITION,
+)
+TABLE = join("decoupled", *PARTS)
+METRICS = (
+    *LAYER_METRICS,
+    "epoch_time",
+    "stored_activations",
+    "stored_weights",
+    "pipeline_bytes",
+)
 
 ACT, GRAD = "act", "grad"  # the chain's channels: activations forwards, error gradients back
 
@@ -266,6 +292,8 @@ class Fitted:
 
     def metrics(self) -> dict[str, float]:
         """The trainer's metrics, the same on every rank of the worker."""
+        from mpi4py import MPI
+
         comm, chain = self.ctx.trial.comm, self.split.chain
         train_loss = comm.bcast(self.train_loss, root=chain.owner[chain.last])
         largest = np.array([self.seconds, *self.peaks, *self.epoch_times], dtype=np.float64)
@@ -309,16 +337,17 @@ class _Run:
 
 
 def fit(
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     trial: Trial,
     method: Callable[[list[Stage]], Method],
     iterations: int | None = None,
 ) -> Fitted:
     """Train with ``method`` for the params' epochs (or only the first ``iterations``
     iterations), reporting the validation loss after each whole epoch."""
+    params = TABLE.read(params)
     ctx = setup(params, trial)
     data = load_data(params)
-    epochs, batch = integer(params, "epochs", 5, 1), integer(params, "batch_size", 64, 1)
+    epochs, batch = params["epochs"], params["batch_size"]
     steps = len(data.x_train) // batch
     if steps == 0:
         raise ConfigError(f"batch_size={batch} exceeds the {len(data.x_train)} training samples")
@@ -327,7 +356,7 @@ def fit(
     stages = _stages(params, split, epochs * steps)
     streams = Streams([s.index for s in stages], ctx.seed, ctx.device)
     run = _Run(ctx, data, split, stages, method(stages), streams, total, loss_function(data.task))
-    shuffle = params.get("shuffle", True)
+    shuffle = params["shuffle"]
     _wait_all(trial.comm)
     start, t, epoch_times, sent, train_loss = time.perf_counter(), 0, [], 0, float("nan")
     for epoch in range(epochs):
@@ -357,7 +386,7 @@ def _wait_all(comm: MPI.Comm) -> None:
     wait(comm.Ibarrier())
 
 
-def _stages(params: dict[str, Any], split: Split, total_steps: int) -> list[Stage]:
+def _stages(params: Mapping[str, Any], split: Split, total_steps: int) -> list[Stage]:
     stages = []
     for s, group in split.held():
         named = list(group.named_parameters())

@@ -29,19 +29,23 @@ Choices where the thesis leaves room, and why:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from mpi4py import MPI
 from torch.nn.utils import parameters_to_vector
 
 from propagator import ConfigError, Trial
 
-from .data import Data, load_data
+from .data import DATA, Data, load_data
 from .framework import (
+    LOOP,
+    METRICS,
+    OPTIMIZER,
+    RUNTIME,
+    SCHEDULE,
     Context,
     evaluate,
     finish,
@@ -50,9 +54,55 @@ from .framework import (
     setup,
     sync_parameters,
 )
-from .models import build_model
+from .models import MODEL, build_model
+from .params import Table, Trainer, Values, choice, integer, real
 
 METHODS = ("easgd", "eamsgd", "downpour")
+EASGD = Table(
+    "easgd",
+    (
+        choice("method", "easgd", "EASGD (Alg. 1), EAMSGD (Alg. 2) or DOWNPOUR (Alg. 3)", METHODS),
+        choice(
+            "variant",
+            "sync",
+            "sync: all-reduce; async: the centre in an MPI window",
+            ("sync", "async"),
+        ),
+        real(
+            "alpha",
+            None,
+            "elastic weight α (wins over beta)",
+            "[0, 1]",
+            derived="beta / ranks",
+        ),
+        real("beta", 0.9, "β = ranks × α, the centre's total elastic weight", ">= 0"),
+        integer(
+            "tau",
+            None,
+            "local steps between exchanges with the centre",
+            ">= 1",
+            derived="1 for downpour, else 10",
+        ),
+        real(
+            "delta",
+            None,
+            "eamsgd: Nesterov momentum of the ranks (never of the centre)",
+            "[0, 1)",
+            derived="0.99 for eamsgd, else 0",
+        ),
+    ),
+)
+PARTS = (
+    DATA,
+    MODEL,
+    OPTIMIZER.pick("lr", "weight_decay"),
+    SCHEDULE,
+    LOOP.pick("epochs", "batch_size").replace(
+        "batch_size", doc="samples per step of each rank (each samples the whole set)"
+    ),
+    RUNTIME,
+    EASGD,
+)
 
 
 class SyncCentre:
@@ -81,15 +131,18 @@ class SyncCentre:
 
 
 class AsyncCentre:
-    """x̃ in an MPI window on the worker's rank 0; ranks read it and add to it one-sidedly."""
+    """x̃ in an MPI window on the worker's rank 0 (host memory); ranks read it and add to it
+    one-sidedly. Values cross to and from the model's device."""
 
     def __init__(self, ctx: Context, x: torch.Tensor) -> None:
+        from mpi4py import MPI
+
         self.ctx = ctx
         comm = ctx.trial.comm
         n = x.numel()
         self._win = MPI.Win.Allocate(4 * n if comm.rank == 0 else 0, 4, comm=comm)
         if comm.rank == 0:
-            np.frombuffer(self._win.tomemory(), dtype=np.float32)[:] = x.detach().numpy()
+            np.frombuffer(self._win.tomemory(), dtype=np.float32)[:] = x.detach().cpu().numpy()
         comm.Barrier()
         self._win.Lock_all()
         self._buf = np.zeros(n, dtype=np.float32)
@@ -97,10 +150,12 @@ class AsyncCentre:
     def read(self) -> torch.Tensor:
         self._win.Get(self._buf, 0)
         self._win.Flush(0)
-        return torch.from_numpy(self._buf.copy())
+        return torch.from_numpy(self._buf.copy()).to(self.ctx.device)
 
     def _add(self, delta: torch.Tensor) -> None:
-        self._win.Accumulate(delta.detach().numpy(), 0, op=MPI.SUM)
+        from mpi4py import MPI
+
+        self._win.Accumulate(delta.detach().cpu().numpy(), 0, op=MPI.SUM)
         self._win.Flush(0)
         self.ctx.comm.bytes_sent += delta.numel() * 4
 
@@ -135,24 +190,16 @@ class Settings:
         return self.method != "downpour"
 
 
-def settings(params: dict[str, Any], p: int) -> Settings:
-    """The knobs from params for ``p`` ranks; raises ConfigError naming a bad one."""
-    method = params.get("method", "easgd")
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {list(METHODS)}, got {method!r}")
-    variant = params.get("variant", "sync")
-    if variant not in ("sync", "async"):
-        raise ConfigError(f"variant must be sync or async, got {variant!r}")
-    alpha = float(params["alpha"]) if "alpha" in params else float(params.get("beta", 0.9)) / p
-    tau = int(params.get("tau", 1 if method == "downpour" else 10))
-    delta = float(params.get("delta", 0.99 if method == "eamsgd" else 0.0))
-    if tau < 1:
-        raise ConfigError(f"tau (communication period, steps) must be >= 1, got {tau}")
-    if not 0.0 <= delta < 1.0:
-        raise ConfigError(f"delta (momentum) must be in [0, 1), got {delta}")
+def settings(params: Mapping[str, Any], p: int) -> Settings:
+    """The knobs of :data:`EASGD` for ``p`` ranks; raises ConfigError naming a bad one."""
+    v = EASGD.read(params)
+    method = v["method"]
+    alpha = v["alpha"] if v["alpha"] is not None else v["beta"] / p
+    tau = v["tau"] if v["tau"] is not None else (1 if method == "downpour" else 10)
+    delta = v["delta"] if v["delta"] is not None else (0.99 if method == "eamsgd" else 0.0)
     if method != "eamsgd" and delta > 0:
         raise ConfigError(f"delta (Nesterov momentum) belongs to eamsgd, not {method}")
-    return Settings(method, variant, alpha, tau, delta)
+    return Settings(method, v["variant"], alpha, tau, delta)
 
 
 def rank_batches(
@@ -166,7 +213,7 @@ def rank_batches(
         yield data.x_train[idx], data.y_train[idx]
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+def _train(params: Values, trial: Trial) -> dict[str, float]:
     ctx = setup(params, trial)
     s = settings(params, ctx.size)
     data = load_data(params)  # every rank samples the whole set (see the module docstring)
@@ -174,16 +221,16 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
     sync_parameters(model, ctx.comm)  # all ranks share the initialisation (thesis §4)
     weights = list(model.parameters())
     centre = (SyncCentre if s.variant == "sync" else AsyncCentre)(ctx, _vector(weights))
-    epochs, batch = int(params.get("epochs", 5)), int(params.get("batch_size", 64))
-    if not 0 < batch <= len(data.x_train):
+    epochs, batch = params["epochs"], params["batch_size"]
+    if batch > len(data.x_train):
         raise ConfigError(f"batch_size must be in [1, {len(data.x_train)}], got {batch}")
     steps = len(data.x_train) // batch
     optimizer = torch.optim.SGD(
         weights,
-        float(params.get("lr", 0.05)),
+        params["lr"],
         momentum=s.delta,
         nesterov=s.delta > 0,
-        weight_decay=float(params.get("weight_decay", 0.0)),
+        weight_decay=params["weight_decay"],
     )
     schedule = make_schedule(params, optimizer, epochs * steps)
     loss_of = loss_function(data.task)
@@ -237,3 +284,6 @@ def _centre_loss(model: Any, weights: list, centre: Any, data: Data, ctx: Contex
     loss = evaluate(model, data, ctx.device)[0]
     _assign(local, weights)
     return loss
+
+
+train = Trainer("easgd", PARTS, (*METRICS, "local_val_loss"), _train)

@@ -11,15 +11,9 @@ worker's ranks (:mod:`trainers.decoupled` runs the loop). Iteration t:
   gradient w.r.t. that input to module k-1. The last module (D = 0) uses the real loss of the
   current sample. A module does not update until its first δ has arrived (t < D_k).
 
-Params (units in brackets): the model's (``model`` mlp/resnet and its fields,
-:mod:`trainers.models`), ``modules`` (K, 2) or ``split`` (cut points [layers], none);
-``optimizer`` (``sgd``; the thesis's FR runs used SGD with momentum 0.9), ``lr`` (0.05),
-``momentum`` (0), ``nesterov`` (false), ``weight_decay`` (0), ``schedule`` (constant),
-``warmup_steps`` (0 [iterations]), ``min_lr`` (0), ``gamma`` (0.1 step / 0.999 exponential);
-``batch_size`` (64 [samples per iteration]), ``epochs`` (5), ``shuffle`` (true); the data's
-(``dataset`` digits, ..., :func:`trainers.data.load_data`); ``backend`` (mpi on CPU, torch on
-GPUs). Metrics: see :mod:`trainers.decoupled` (``stored_weights`` is 0: FR keeps no weight
-copies).
+Params: :data:`trainers.decoupled.PARTS`, with defaults and ranges in the README (the thesis's
+FR runs used SGD with momentum 0.9). Metrics: see :mod:`trainers.decoupled` (``stored_weights``
+is 0: FR keeps no weight copies).
 
 Choices where the thesis is ambiguous:
 
@@ -42,6 +36,7 @@ Choices where the thesis is ambiguous:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -50,6 +45,7 @@ from propagator import Trial
 
 from . import decoupled
 from .decoupled import Graph, Stage, kept_buffers, record
+from .params import Trainer, Values
 
 
 class FeaturesReplay:
@@ -81,10 +77,13 @@ class FeaturesReplay:
         return inputs + sum(g.activation_bytes for g in self.current.values()), 0
 
 
-def fit(params: dict[str, Any], trial: Trial, iterations: int | None = None) -> decoupled.Fitted:
+def fit(params: Mapping[str, Any], trial: Trial, iterations: int | None = None) -> decoupled.Fitted:
     """FR training for the params' epochs, or only the first ``iterations`` iterations."""
     return decoupled.fit(params, trial, FeaturesReplay, iterations)
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+def _train(params: Values, trial: Trial) -> dict[str, float]:
     return fit(params, trial).metrics()
+
+
+train = Trainer("fr", decoupled.PARTS, decoupled.METRICS, _train)

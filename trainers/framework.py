@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +20,69 @@ from torch import nn
 
 from propagator import ConfigError, Trial
 
-from .collectives import Collectives, local_rank, make_collectives
-from .data import Data
+from .collectives import BACKENDS, Collectives, local_rank, make_collectives
+from .data import DATA, Data
+from .models import MODEL
+from .params import Table, choice, flag, integer, real
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step", "exponential")
+DEVICES = ("auto", "cpu", "cuda")
+
+RUNTIME = Table(
+    "runtime",
+    (
+        choice(
+            "device",
+            "auto",
+            "auto: one GPU per node-local rank if CUDA is available, else the CPU",
+            DEVICES,
+        ),
+        choice(
+            "backend",
+            None,
+            "collectives: mpi (mpi4py; GPU tensors staged through host memory) or torch "
+            "(gloo on CPU, NCCL on GPU)",
+            BACKENDS,
+            derived="mpi on CPU, torch on GPU",
+        ),
+    ),
+)
+OPTIMIZER = Table(
+    "optimizer",
+    (
+        choice("optimizer", "sgd", "the optimizer", OPTIMIZERS),
+        real("lr", 0.05, "learning rate", ">= 0"),
+        real("momentum", 0.0, "sgd: momentum", "[0, 1)"),
+        flag("nesterov", False, "sgd: Nesterov momentum (with momentum > 0)"),
+        real("weight_decay", 0.0, "weight decay (L2; decoupled for adamw)", ">= 0"),
+    ),
+)
+SCHEDULE = Table(
+    "schedule",
+    (
+        choice("schedule", "constant", "learning-rate schedule after the warm-up", SCHEDULES),
+        integer("warmup_steps", 0, "steps of linear warm-up", ">= 0"),
+        real("min_lr", 0.0, "cosine: the final learning rate", ">= 0"),
+        real(
+            "gamma",
+            None,
+            "step: factor at 1/3 and 2/3 of the run; exponential: factor per step",
+            "> 0",
+            derived="0.1 for step, 0.999 for exponential",
+        ),
+    ),
+)
+LOOP = Table(
+    "loop",
+    (
+        integer("epochs", 5, "passes over the training set", ">= 1"),
+        integer("batch_size", 64, "samples per step over the worker's ranks", ">= 1"),
+        flag("shuffle", True, "shuffle the training set every epoch"),
+    ),
+)
+# the parts of a data-parallel trainer (baseline, daso, oialr, ab), in the order the docs use
+DATA_PARALLEL = (DATA, MODEL, OPTIMIZER, SCHEDULE, LOOP, RUNTIME)
 
 
 @dataclass
@@ -29,7 +90,7 @@ class Context:
     """One rank's view of a trial: its device, the worker's collectives and a seed shared by
     the worker's ranks."""
 
-    params: dict[str, Any]
+    params: Mapping[str, Any]
     trial: Trial
     device: torch.device
     comm: Collectives
@@ -44,22 +105,27 @@ class Context:
         return self.comm.size
 
 
-def setup(params: dict[str, Any], trial: Trial) -> Context:
-    """Device (one GPU per rank by node-local rank, else CPU), seeds and collectives
-    (``backend``: ``mpi`` on CPU by default, ``torch`` for torch.distributed)."""
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank() % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
+def setup(params: Mapping[str, Any], trial: Trial) -> Context:
+    """Device, seeds and collectives of :data:`RUNTIME`'s params on the worker of ``trial``."""
+    p = RUNTIME.read(params)
+    device = _device(p["device"])
+    if device.type == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    default = "mpi" if device.type == "cpu" else "torch"
-    try:
-        comm = make_collectives(trial.comm, device, params.get("backend", default))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    backend = p["backend"] or ("mpi" if device.type == "cpu" else "torch")
+    comm = make_collectives(trial.comm, device, backend)
     torch.manual_seed(trial.seed)
     return Context(params, trial, device, comm, trial.seed)
+
+
+def _device(choice: str) -> torch.device:
+    """The CPU, or this rank's GPU: one per node-local rank (ranks beyond the GPUs share)."""
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("parameter 'device': cuda was asked for, but CUDA is not available")
+    device = torch.device("cuda", local_rank() % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
 
 
 def sync_parameters(model: nn.Module, comm: Collectives) -> None:
@@ -89,41 +155,30 @@ def allreduce_gradients(model: nn.Module, comm: Collectives) -> None:
         set_flat_gradients(model, comm.allreduce_(flat))
 
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
-
-def make_optimizer(params: dict[str, Any], parameters: Any) -> torch.optim.Optimizer:
-    """``optimizer`` (sgd/adam/adamw), ``lr``, ``momentum``, ``nesterov``, ``weight_decay``."""
-    name = params.get("optimizer", "sgd")
-    lr, wd = float(params.get("lr", 0.05)), float(params.get("weight_decay", 0.0))
-    if name == "sgd":
-        momentum = float(params.get("momentum", 0.0))
-        nesterov = bool(params.get("nesterov", False)) and momentum > 0
+def make_optimizer(params: Mapping[str, Any], parameters: Any) -> torch.optim.Optimizer:
+    """The optimizer :data:`OPTIMIZER`'s params describe, for ``parameters``."""
+    p = OPTIMIZER.read(params)
+    lr, wd = p["lr"], p["weight_decay"]
+    if p["optimizer"] == "sgd":
+        momentum = p["momentum"]
+        nesterov = p["nesterov"] and momentum > 0
         return torch.optim.SGD(
             parameters, lr, momentum=momentum, nesterov=nesterov, weight_decay=wd
         )
-    if name == "adam":
+    if p["optimizer"] == "adam":
         return torch.optim.Adam(parameters, lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(parameters, lr, weight_decay=wd)
-    raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
-
-
-SCHEDULES = ("constant", "cosine", "step", "exponential")
+    return torch.optim.AdamW(parameters, lr, weight_decay=wd)
 
 
 def make_schedule(
-    params: dict[str, Any], optimizer: torch.optim.Optimizer, total_steps: int
+    params: Mapping[str, Any], optimizer: torch.optim.Optimizer, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """``schedule`` (constant/cosine/step/exponential) after ``warmup_steps`` of linear warm-up;
-    ``min_lr`` (cosine), ``gamma`` (step: x gamma at 1/3 and 2/3; exponential: per step)."""
-    name = params.get("schedule", "constant")
-    warmup = int(params.get("warmup_steps", 0))
+    """:data:`SCHEDULE`'s schedule over ``total_steps`` after the linear warm-up."""
+    p = SCHEDULE.read(params)
+    name, warmup = p["schedule"], p["warmup_steps"]
     base = optimizer.param_groups[0]["lr"]
-    floor = float(params.get("min_lr", 0.0)) / base if base else 0.0
-    gamma = float(params.get("gamma", 0.1 if name == "step" else 0.999))
-    if name not in SCHEDULES:
-        raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {name!r}")
+    floor = p["min_lr"] / base if base else 0.0
+    gamma = p["gamma"] if p["gamma"] is not None else (0.1 if name == "step" else 0.999)
     span = max(1, total_steps - warmup)
 
     def factor(step: int) -> float:
@@ -212,6 +267,18 @@ def finish(
     """The metrics every trainer returns (the value on the worker's rank 0 counts)."""
     val_loss, val_acc = evaluate(model, data, ctx.device)
     return metrics(ctx, (val_loss, val_acc), train_loss, seconds, count_parameters(model), **extra)
+
+
+# what :func:`metrics` returns, besides a trainer's own extra values
+METRICS = (
+    "val_loss",
+    "val_acc",
+    "train_loss",
+    "train_time",
+    "bytes_sent",
+    "parameters",
+    "trainable_share",
+)
 
 
 def metrics(

@@ -9,22 +9,23 @@ of the last are on every rank (the data set is not sharded: every stage works on
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from mpi4py import MPI
 from torch import nn
 
 from .chain import Chain
 from .data import Data
-from .framework import Context, evaluation_mode, loss_function, metrics
+from .framework import METRICS, Context, evaluation_mode, loss_function, metrics
 from .models import build_model
 from .partition import boundary_shapes, partition
 
 EVAL = "eval"  # the channel of the layer-serial evaluation
+# what :func:`finish` returns, besides a trainer's own extra values
+LAYER_METRICS = (*METRICS, "bytes_method")
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Split:
 
 def split_model(
     ctx: Context,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     data: Data,
     channels: Sequence[str],
     default_modules: int = 2,
@@ -77,7 +78,8 @@ def evaluate(
     """(loss, accuracy) of the whole model on ``(x, y)`` by a layer-serial forward pass through
     the chain in evaluation mode; every rank gets them. Accuracy is NaN for regression."""
     chain, loss_of = split.chain, loss_function(task)
-    totals = torch.zeros(2, dtype=torch.float64)
+    # on the device: the share below may be an NCCL broadcast, which takes no host tensors
+    totals = torch.zeros(2, dtype=torch.float64, device=device)
     with evaluation_mode(*(g for _, g in split.held())):
         for i in range(0, len(x), 1024):
             n = min(1024, len(x) - i)
@@ -110,6 +112,8 @@ def finish(
     """The metrics every trainer returns, for a model spread over the chain, and
     ``bytes_method``: the bytes this rank sent for the method itself (``bytes_sent`` without
     the layer-serial evaluations)."""
+    from mpi4py import MPI
+
     method = sum(n for channel, n in split.chain.bytes_by_channel.items() if channel != EVAL)
     extra = {"bytes_method": float(method), **extra}
     validation = evaluate(split, data.x_val, data.y_val, data.task, ctx.device)

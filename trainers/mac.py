@@ -31,25 +31,17 @@ to ``l+1`` before the Z-step; with coupled, ``f_l(z_l)`` goes up and ``z_l`` dow
 Z-iteration. Weights are never sent. With one rank all groups run in sequence in one process
 and give the same numbers.
 
-Params (defaults after Table 4.4's best row, 2-term with grouping (1,5)):
-
-* ``variant``: ``1-term``, ``2-term`` (default) or ``coupled``.
-* ``split`` (default 1) or ``modules``: the groups (see :mod:`trainers.partition`).
-* ``epochs``: MAC epochs (default 10, one HPO trial of the thesis).
-* ``w_lr`` (default 1.5e-3, the geometric mean of Table 4.4's 3.4e-4 and 6.7e-3), ``w_lr1``,
-  ``w_lr2``, ...: W-step learning rate, for all groups or for group ``i`` (1-based).
-* ``w_iters`` (default 67), ``w_iters1``, ...: W-step passes over the data per MAC epoch.
-* ``w_batch`` (default 512, the thesis's MLP batch): W-step minibatch; ``w_optimizer``
-  (``adam``, the thesis's, or ``sgd``; ``momentum``, ``weight_decay`` as in the framework).
-* ``z_lr`` (default 3e-5), ``z_iters`` (default 1), ``z_lr2``, ``z_iters2``, ...: Z-step of the
-  coordinates entering group ``i`` (1-based, from 2; coupled needs one ``z_iters`` for all, as
-  its stages iterate in step); ``z_optimizer`` ``adam`` (default)
-  or ``sgd``; ``z_batch`` (default 4096) rows per Z-step chunk, memory only (see below).
-* ``mu`` (µ0, default 1), ``mu_growth`` (default 10), ``mu_tol`` (default 0.01).
-* ``loss``: ``cross_entropy`` (default for classification) or ``mse`` (squared error summed
-  over outputs, against one-hot labels for classification); regression always uses ``mse``.
-* ``shuffle`` (default true), the model's (``model: mlp``; ``dropout`` acts in the W-step only)
-  and the data's params.
+Params (:data:`MAC_PARAMS` and the parts in :data:`PARTS`; defaults and ranges in the README;
+the defaults follow Table 4.4's best row, 2-term with grouping (1,5)): ``split`` (1 unless
+``modules`` is given) cuts the groups (see :mod:`trainers.partition`); ``epochs`` are MAC
+epochs (10, one HPO trial of the thesis); ``w_lr`` (1.5e-3, the geometric mean of Table 4.4's
+3.4e-4 and 6.7e-3), ``w_iters`` and ``z_lr``, ``z_iters`` hold for every group, ``w_lrI`` etc.
+for group ``I`` (1-based; the Z-step's for the coordinates entering group ``I >= 2``; coupled
+needs one ``z_iters`` for all, as its stages iterate in step); ``w_batch`` (512, the thesis's MLP
+batch) is the W-step minibatch, ``z_batch`` rows per Z-step chunk, memory only (see below);
+``loss`` ``mse`` is the squared error summed over outputs, against one-hot labels for
+classification (regression always uses ``mse``); ``momentum``, ``nesterov``, ``weight_decay``
+act on the W-step's optimizer; ``dropout`` acts in the W-step only.
 
 Choices where the thesis leaves room, and why:
 
@@ -81,23 +73,80 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mpi4py import MPI
 from torch import nn
 
 from propagator import ConfigError, Trial
 
-from .data import Data, load_data
-from .framework import Context, batch_indices, evaluation_mode, make_optimizer, setup
-from .layer_parallel import Split, evaluate, finish, split_model
+from .data import DATA, Data, load_data
+from .framework import (
+    LOOP,
+    OPTIMIZER,
+    OPTIMIZERS,
+    RUNTIME,
+    Context,
+    batch_indices,
+    evaluation_mode,
+    make_optimizer,
+    setup,
+)
+from .layer_parallel import LAYER_METRICS, Split, evaluate, finish, split_model
+from .params import Table, Trainer, Values, choice, integer, join, real
+from .partition import LAYERED_MODEL, PARTITION
 
 VARIANTS = ("1-term", "2-term", "coupled")
 LOSSES = ("cross_entropy", "mse")
+MAC_PARAMS = Table(
+    "mac",
+    (
+        choice("variant", "2-term", "the Z-step: 1-term, 2-term or coupled", VARIANTS),
+        real("w_lr", 1.5e-3, "W-step learning rate (w_lrI: group I's)", "> 0", indexed=True),
+        integer(
+            "w_iters",
+            67,
+            "W-step passes over the data per MAC epoch (w_itersI: group I's)",
+            ">= 1",
+            indexed=True,
+        ),
+        integer("w_batch", 512, "W-step minibatch (samples)", ">= 1"),
+        choice("w_optimizer", "adam", "W-step optimizer", OPTIMIZERS),
+        real(
+            "z_lr",
+            3e-5,
+            "Z-step learning rate (z_lrI: of the coordinates entering group I)",
+            "> 0",
+            indexed=True,
+        ),
+        integer("z_iters", 1, "Z-step iterations per MAC epoch (z_itersI)", ">= 0", indexed=True),
+        integer("z_batch", 4096, "rows per Z-step chunk (memory only)", ">= 1"),
+        choice("z_optimizer", "adam", "Z-step optimizer", ("adam", "sgd")),
+        real("mu", 1.0, "µ0, the penalty weight at the start", "> 0"),
+        real("mu_growth", 10.0, "factor on µ when the training loss plateaus", ">= 1"),
+        real("mu_tol", 0.01, "relative decrease below which the loss plateaus", "[0, 1)"),
+        choice(
+            "loss",
+            None,
+            "output loss",
+            LOSSES,
+            derived="cross_entropy for classification, mse for regression",
+        ),
+    ),
+)
+PARTS = (
+    DATA,
+    LAYERED_MODEL,
+    OPTIMIZER.pick("momentum", "nesterov", "weight_decay"),
+    LOOP.pick("epochs", "shuffle").with_defaults(epochs=10),
+    RUNTIME,
+    PARTITION.replace("split", derived="1, unless modules is given"),
+    MAC_PARAMS,
+)
+TABLE = join("mac", *PARTS)
 # init: z_{l+1} up at the start; prior: f_l(z_l) up; target: new z_l down; iterate: coupled's
 # z_l down at every Z-iteration
 CHANNELS = ("init", "prior", "target", "iterate")
@@ -123,63 +172,37 @@ class Settings:
     loss: str
 
 
-def settings(params: dict[str, Any], groups: int, task: str = "classification") -> Settings:
-    """The knobs from params for ``groups`` groups; raises ConfigError naming a bad one."""
-    variant = params.get("variant", "2-term")
-    if variant not in VARIANTS:
-        raise ConfigError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
-    loss = params.get("loss", "cross_entropy" if task == "classification" else "mse")
-    if loss not in LOSSES or (task == "regression" and loss != "mse"):
-        allowed = list(LOSSES) if task == "classification" else ["mse"]
-        raise ConfigError(f"loss must be one of {allowed} for {task}, got {loss!r}")
-    out = Settings(
-        variant=variant,
-        epochs=int(params.get("epochs", 10)),
-        w_lr=_per_group(params, "w_lr", 1.5e-3, groups, float),
-        w_iters=_per_group(params, "w_iters", 67, groups, int),
-        w_batch=int(params.get("w_batch", 512)),
-        w_optimizer=params.get("w_optimizer", "adam"),
-        z_lr=_per_group(params, "z_lr", 3e-5, groups, float),
-        z_iters=_per_group(params, "z_iters", 1, groups, int),
-        z_batch=int(params.get("z_batch", 4096)),
-        z_optimizer=params.get("z_optimizer", "adam"),
-        mu=float(params.get("mu", 1.0)),
-        mu_growth=float(params.get("mu_growth", 10.0)),
-        mu_tol=float(params.get("mu_tol", 0.01)),
+def settings(params: Mapping[str, Any], groups: int, task: str = "classification") -> Settings:
+    """The knobs of :data:`TABLE` for ``groups`` groups; raises ConfigError naming a bad one."""
+    p = TABLE.read(params)
+    loss = p["loss"] or ("cross_entropy" if task == "classification" else "mse")
+    if task == "regression" and loss != "mse":
+        raise ConfigError(f"loss must be mse for regression, got {loss!r}")
+    z_iters = _per_group(p, "z_iters", groups)
+    if p["variant"] == "coupled" and len(set(z_iters[1:])) > 1:
+        raise ConfigError(
+            f"z_iters must be the same for every group with the coupled Z-step, got {z_iters!r}"
+        )
+    return Settings(
+        variant=p["variant"],
+        epochs=p["epochs"],
+        w_lr=_per_group(p, "w_lr", groups),
+        w_iters=_per_group(p, "w_iters", groups),
+        w_batch=p["w_batch"],
+        w_optimizer=p["w_optimizer"],
+        z_lr=_per_group(p, "z_lr", groups),
+        z_iters=z_iters,
+        z_batch=p["z_batch"],
+        z_optimizer=p["z_optimizer"],
+        mu=p["mu"],
+        mu_growth=p["mu_growth"],
+        mu_tol=p["mu_tol"],
         loss=loss,
     )
-    _check(out)
-    return out
 
 
-def _per_group(params: dict[str, Any], key: str, default: Any, groups: int, kind: type) -> tuple:
-    common = params.get(key, default)
-    return tuple(kind(params.get(f"{key}{i + 1}", common)) for i in range(groups))
-
-
-def _check(s: Settings) -> None:
-    rules = [
-        ("epochs", s.epochs, s.epochs >= 1, ">= 1"),
-        ("w_lr", s.w_lr, min(s.w_lr) > 0, "> 0 for every group"),
-        ("w_iters", s.w_iters, min(s.w_iters) >= 1, ">= 1 for every group"),
-        ("w_batch", s.w_batch, s.w_batch >= 1, ">= 1"),
-        ("z_lr", s.z_lr, min(s.z_lr) > 0, "> 0 for every group"),
-        ("z_iters", s.z_iters, min(s.z_iters) >= 0, ">= 0 for every group"),
-        (
-            "z_iters",
-            s.z_iters,
-            s.variant != "coupled" or len(set(s.z_iters[1:])) <= 1,
-            "the same for every group with the coupled Z-step",
-        ),
-        ("z_batch", s.z_batch, s.z_batch >= 1, ">= 1"),
-        ("z_optimizer", s.z_optimizer, s.z_optimizer in ("adam", "sgd"), "adam or sgd"),
-        ("mu", s.mu, s.mu > 0, "> 0"),
-        ("mu_growth", s.mu_growth, s.mu_growth >= 1, ">= 1"),
-        ("mu_tol", s.mu_tol, 0 <= s.mu_tol < 1, "in [0, 1)"),
-    ]
-    for name, value, ok, requirement in rules:
-        if not ok:
-            raise ConfigError(f"{name} must be {requirement}, got {value!r}")
+def _per_group(p: Values, key: str, groups: int) -> tuple:
+    return tuple(p.indexed(key, i + 1) for i in range(groups))
 
 
 @dataclass
@@ -232,18 +255,18 @@ def z_objective(
 class MAC:
     """The method on one rank: its stages of the chain and the MAC epoch."""
 
-    def __init__(self, ctx: Context, params: dict[str, Any], split: Split, data: Data) -> None:
+    def __init__(self, ctx: Context, params: Mapping[str, Any], split: Split, data: Data) -> None:
         self.ctx, self.split, self.chain = ctx, split, split.chain
         self.s = settings(params, split.chain.stages, data.task)
         self.x, self.y = data.x_train.to(ctx.device), data.y_train.to(ctx.device)
-        self.shuffle = bool(params.get("shuffle", True))
+        self.shuffle = TABLE.read(params)["shuffle"]
         self.mu = self.s.mu
         self.stages = [
             _Stage(i, g, self._w_optimizer(params, g, i), None, self.y) for i, g in split.held()
         ]
         self._initialise()
 
-    def _w_optimizer(self, params: dict[str, Any], group: nn.Module, i: int) -> Any:
+    def _w_optimizer(self, params: Mapping[str, Any], group: nn.Module, i: int) -> Any:
         knobs = {**params, "optimizer": self.s.w_optimizer, "lr": self.s.w_lr[i]}
         return make_optimizer(knobs, group.parameters())
 
@@ -398,16 +421,15 @@ class MAC:
 OnEpoch = Callable[[int, float, float], None]  # (epoch, seconds of MAC epochs so far, train loss)
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
-    return fit(params, trial)
-
-
-def fit(params: dict[str, Any], trial: Trial, on_epoch: OnEpoch | None = None) -> dict[str, float]:
+def fit(
+    params: Mapping[str, Any], trial: Trial, on_epoch: OnEpoch | None = None
+) -> dict[str, float]:
     """MAC on the worker's ranks; ``on_epoch`` (for benchmarks) is called after every epoch."""
+    params = TABLE.read(params)
+    if params["split"] is None and params["modules"] is None:
+        params = TABLE.read({**params, "split": 1})
     ctx = setup(params, trial)
     data = load_data(params)  # every stage works on all samples
-    if params.get("split") is None and params.get("modules") is None:
-        params = {**params, "split": 1}
     start = time.perf_counter()
     split = split_model(ctx, params, data, CHANNELS)
     mac = MAC(ctx, params, split, data)
@@ -424,6 +446,8 @@ def fit(params: dict[str, Any], trial: Trial, on_epoch: OnEpoch | None = None) -
             on_epoch(epoch, spent, train_loss)
         mac.after_epoch(train_loss, previous)
         previous = train_loss
+    from mpi4py import MPI
+
     epoch_time = ctx.trial.comm.allreduce(spent / mac.s.epochs, op=MPI.MAX)
     return finish(
         ctx,
@@ -436,3 +460,10 @@ def fit(params: dict[str, Any], trial: Trial, on_epoch: OnEpoch | None = None) -
         mu=mac.mu,
         groups=float(split.chain.stages),
     )
+
+
+def _train(params: Values, trial: Trial) -> dict[str, float]:
+    return fit(params, trial)
+
+
+train = Trainer("mac", PARTS, (*LAYER_METRICS, "train_acc", "epoch_time", "mu", "groups"), _train)

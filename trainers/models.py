@@ -14,13 +14,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from propagator import ConfigError
+
+from .params import Table, Values, choice, integer, real
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -44,41 +46,71 @@ ORDERS = (
 )
 
 
+MODELS = ("mlp", "resnet", "vit")
+VIT_ACTIVATIONS = ("gelu", "relu")  # what nn.TransformerEncoderLayer takes by name
+
+MODEL = Table(
+    "model",
+    (
+        choice("model", "mlp", "the model family", MODELS),
+        integer("depth", 2, "mlp: hidden layers; vit: transformer layers", ">= 0"),
+        integer(
+            "width", 64, "mlp: units per hidden layer (widthI: layer I's)", ">= 1", indexed=True
+        ),
+        choice(
+            "activation",
+            None,
+            "the activation function",
+            tuple(ACTIVATIONS),
+            derived="relu; gelu for vit (which takes gelu or relu)",
+        ),
+        choice(
+            "norm", "none", "mlp: normalisation after each hidden layer", ("none", "batch", "layer")
+        ),
+        real("dropout", 0.0, "mlp, vit: dropout probability", "[0, 1)"),
+        integer("filters", 16, "resnet: channels of the first stage", ">= 1"),
+        integer("blocks", 2, "resnet: residual blocks", ">= 0"),
+        integer("blocks_per_stage", 2, "resnet: blocks per stage (channels double)", ">= 1"),
+        choice("order", "original", "resnet: normalisation and activation in a block", ORDERS),
+        integer("patch", 2, "vit: patch size (pixels)", ">= 1"),
+        integer("dim", 32, "vit: embedding width", ">= 1"),
+        integer("heads", 2, "vit: attention heads (must divide dim)", ">= 1"),
+        real("mlp_ratio", 2.0, "vit: feed-forward width / dim", "> 0"),
+    ),
+)
+
+
 def activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]()
 
 
-def build_model(params: dict[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    """The model ``params["model"]`` names (default ``mlp``), for these input and output sizes."""
-    kind = params.get("model", "mlp")
-    if kind == "mlp":
-        return mlp(params, math.prod(input_shape), n_outputs)
-    if kind == "resnet":
-        return ResNet(params, input_shape, n_outputs)
-    if kind == "vit":
-        return ViT(params, input_shape, n_outputs)
-    raise ConfigError(f"model must be mlp, resnet or vit, got {kind!r}")
+def build_model(
+    params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
+) -> nn.Module:
+    """The model :data:`MODEL`'s params describe, for these input and output sizes."""
+    p = MODEL.read(params)
+    if p["model"] == "mlp":
+        return mlp(p, math.prod(input_shape), n_outputs)
+    if p["model"] == "resnet":
+        return ResNet(p, input_shape, n_outputs)
+    return ViT(p, input_shape, n_outputs)
 
 
-def mlp(params: dict[str, Any], n_in: int, n_out: int) -> nn.Sequential:
-    depth = int(params.get("depth", 2))
-    default = int(params.get("width", 64))
-    norm = params.get("norm", "none")
-    dropout = float(params.get("dropout", 0.0))
+def mlp(params: Values, n_in: int, n_out: int) -> nn.Sequential:
+    """``depth`` hidden layers of ``widthI`` (or ``width``) units, then the output layer."""
+    norm, dropout = params["norm"], params["dropout"]
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = n_in
-    for i in range(1, depth + 1):
-        width = int(params.get(f"width{i}", default))
+    for i in range(1, params["depth"] + 1):
+        width = params.indexed("width", i)
         layers.append(nn.Linear(width_in, width))
         if norm == "batch":
             layers.append(nn.BatchNorm1d(width))
         elif norm == "layer":
             layers.append(nn.LayerNorm(width))
-        elif norm != "none":
-            raise ConfigError(f"norm must be none, batch or layer, got {norm!r}")
-        layers.append(activation(params.get("activation", "relu")))
+        layers.append(activation(params["activation"] or "relu"))
         if dropout:
             layers.append(nn.Dropout(dropout))
         width_in = width
@@ -121,19 +153,15 @@ class _Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, params: dict[str, Any], input_shape: tuple[int, ...], n_out: int) -> None:
+    def __init__(self, params: Values, input_shape: tuple[int, ...], n_out: int) -> None:
         super().__init__()
-        order = params.get("order", "original")
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {list(ORDERS)}, got {order!r}")
+        order = params["order"]
         if len(input_shape) != 3:
             raise ConfigError(
                 f"model resnet needs images (C, H, W), got inputs of shape {input_shape}"
             )
-        act = params.get("activation", "relu")
-        filters = int(params.get("filters", 16))
-        blocks = int(params.get("blocks", 2))
-        per_stage = int(params.get("blocks_per_stage", 2))
+        act = params["activation"] or "relu"
+        filters, blocks, per_stage = params["filters"], params["blocks"], params["blocks_per_stage"]
         self.stem = nn.Sequential(
             nn.Conv2d(input_shape[0], filters, 3, 1, 1, bias=False),
             nn.BatchNorm2d(filters),
@@ -153,19 +181,23 @@ class ResNet(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, params: dict[str, Any], input_shape: tuple[int, ...], n_out: int) -> None:
+    def __init__(self, params: Values, input_shape: tuple[int, ...], n_out: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
             raise ConfigError(
                 f"model vit needs images (C, H, W), got inputs of shape {input_shape}"
             )
         c, h, w = input_shape
-        patch = int(params.get("patch", 2))
+        patch, dim, heads = params["patch"], params["dim"], params["heads"]
         if h % patch or w % patch:
             raise ConfigError(f"patch={patch} must divide the image size {h}x{w}")
-        dim, heads = int(params.get("dim", 32)), int(params.get("heads", 2))
         if dim % heads:
             raise ConfigError(f"dim={dim} must be a multiple of heads={heads}")
+        act = params["activation"] or "gelu"
+        if act not in VIT_ACTIVATIONS:
+            raise ConfigError(
+                f"activation must be one of {list(VIT_ACTIVATIONS)} for vit, got {act!r}"
+            )
         self.embed = nn.Conv2d(c, dim, patch, patch)
         n_patches = (h // patch) * (w // patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
@@ -173,15 +205,13 @@ class ViT(nn.Module):
         layer = nn.TransformerEncoderLayer(
             dim,
             heads,
-            int(dim * float(params.get("mlp_ratio", 2.0))),
-            float(params.get("dropout", 0.0)),
-            activation=params.get("activation", "gelu"),
+            int(dim * params["mlp_ratio"]),
+            params["dropout"],
+            activation=act,
             batch_first=True,
             norm_first=True,
         )
-        self.encoder = nn.TransformerEncoder(
-            layer, int(params.get("depth", 2)), enable_nested_tensor=False
-        )
+        self.encoder = nn.TransformerEncoder(layer, params["depth"], enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

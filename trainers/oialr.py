@@ -12,9 +12,8 @@ states follow ``Σ`` into its new basis and rank. ``ℓ = ceil(L * layer_fractio
 ``u``-th update, ``L`` being the number of low-rank layers, so the layers nearest the output,
 whose bases stabilise first, are cut first.
 
-Params (besides ``baseline``'s: the model's, ``optimizer``, ``lr``, ``momentum``,
-``weight_decay``, ``schedule``, ``min_lr``, ``warmup_steps``, ``batch_size`` (global, default
-64), ``epochs`` (default 5), ``shuffle``, the data's):
+Params (:data:`OIALR_PARAMS`, besides the baseline's data, model, optimizer, schedule, loop and
+runtime; defaults and ranges in the README):
 
 * ``delay`` d (steps, default one third of all training steps, the thesis's advice): full-rank
   steps before the switch; 0 trains low-rank from the initial weights (Table A.4's "full-rank
@@ -64,6 +63,7 @@ Choices where the reference leaves room, and why:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +71,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from propagator import ConfigError, Trial
+from propagator import Trial
 
 from .baseline import data_parallel
 from .collectives import Collectives
-from .framework import count_parameters
-from .params import flag, integer, number
+from .framework import DATA_PARALLEL, METRICS, count_parameters
+from .params import Table, Trainer, Values, flag, integer, real
 
+OIALR_PARAMS = Table(
+    "oialr",
+    (
+        integer(
+            "delay",
+            None,
+            "d: full-rank steps before the switch",
+            ">= 0",
+            derived="total steps // 3",
+        ),
+        integer(
+            "frequency",
+            None,
+            "ν: steps between low-rank updates",
+            ">= 1",
+            derived="max(1, total steps // 20)",
+        ),
+        real("sigma_cutoff", 0.1, "β: singular values < β max are dropped", "[0, 1)"),
+        real("layer_fraction", 0.1, "α: share of the low-rank layers added per update", "(0, 1]"),
+        flag("full_rank_first", False, "keep the first weight layer full-rank"),
+        flag("full_rank_last", True, "keep the last weight layer full-rank"),
+    ),
+)
 FIRST_MOMENTS = ("exp_avg", "momentum_buffer")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 
@@ -94,24 +117,16 @@ class Settings:
     full_rank_last: bool
 
 
-def settings(params: dict[str, Any], total_steps: int) -> Settings:
-    """Algorithm 1's hyperparameters from ``params``, with defaults for a run of
-    ``total_steps``; a bad value raises :class:`propagator.ConfigError` naming it."""
-    delay = integer(params, "delay", total_steps // 3, low=0)
-    frequency = integer(params, "frequency", max(1, total_steps // 20), low=1)
-    cutoff = number(params, "sigma_cutoff", 0.1)
-    if not 0 <= cutoff < 1:
-        raise ConfigError(f"sigma_cutoff must be in [0, 1), got {cutoff}")
-    fraction = number(params, "layer_fraction", 0.1)
-    if not 0 < fraction <= 1:
-        raise ConfigError(f"layer_fraction must be in (0, 1], got {fraction}")
+def settings(params: Mapping[str, Any], total_steps: int) -> Settings:
+    """Algorithm 1's hyperparameters (:data:`OIALR_PARAMS`) for a run of ``total_steps``."""
+    p = OIALR_PARAMS.read(params)
     return Settings(
-        delay,
-        frequency,
-        cutoff,
-        fraction,
-        flag(params, "full_rank_first", False),
-        flag(params, "full_rank_last", True),
+        total_steps // 3 if p["delay"] is None else p["delay"],
+        max(1, total_steps // 20) if p["frequency"] is None else p["frequency"],
+        p["sigma_cutoff"],
+        p["layer_fraction"],
+        p["full_rank_first"],
+        p["full_rank_last"],
     )
 
 
@@ -299,7 +314,7 @@ class OIALR:
         return out
 
 
-def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
+def _train(params: Values, trial: Trial) -> dict[str, float]:
     return data_parallel(
         params,
         trial,
@@ -307,3 +322,19 @@ def train(params: dict[str, Any], trial: Trial) -> dict[str, float]:
             model, optimizer, comm, settings(params, total)
         ),
     )
+
+
+train = Trainer(
+    "oialr",
+    (*DATA_PARALLEL, OIALR_PARAMS),
+    (
+        *METRICS,
+        "trainable_parameters",
+        "trainable_vs_full",
+        "compression",
+        "mean_rank",
+        "low_rank_layers",
+        "low_rank_updates",
+    ),
+    _train,
+)

@@ -18,6 +18,7 @@ The units are then cut into groups:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,7 +27,28 @@ from torch import nn
 from propagator import ConfigError
 
 from .framework import evaluation_mode
-from .models import ResNet
+from .models import MODEL, ResNet
+from .params import Table, cut_points, integer
+
+PARTITION = Table(
+    "partition",
+    (
+        cut_points(
+            "split",
+            None,
+            "cut points in layers (mlp) or residual blocks (resnet), from the input",
+            ">= 1",
+            derived="none: modules decides",
+        ),
+        integer("modules", None, "K groups of as equal a size as possible", ">= 1", derived="2"),
+    ),
+)
+# the models the layer-parallel trainers can cut, and their params
+LAYERED_MODEL = (
+    MODEL.replace("model", choices=("mlp", "resnet"))
+    .replace("activation", derived="relu")
+    .pick(*(n for n in MODEL.names if n not in ("patch", "dim", "heads", "mlp_ratio")))
+)
 
 
 def units(model: nn.Module) -> list[nn.Module]:
@@ -55,25 +77,26 @@ def units(model: nn.Module) -> list[nn.Module]:
     )
 
 
-def group_sizes(params: dict[str, Any], n_units: int, default_modules: int = 2) -> list[int]:
-    """Units per group from ``split`` or ``modules`` (see the module docstring)."""
-    if params.get("split") is not None:
-        split = params["split"]
-        cuts = [int(c) for c in (split if isinstance(split, list | tuple) else [split])]
-        if any(b <= a for a, b in zip([0, *cuts], [*cuts, n_units], strict=True)):
+def group_sizes(params: Mapping[str, Any], n_units: int, default_modules: int = 2) -> list[int]:
+    """Units per group from :data:`PARTITION`'s ``split`` or ``modules`` (see the module
+    docstring)."""
+    p = PARTITION.read(params)
+    if p["split"] is not None:
+        cuts = p["split"] if isinstance(p["split"], list) else [p["split"]]
+        if cuts[-1] >= n_units:
             raise ConfigError(
                 f"split must be increasing cut points strictly between 0 and {n_units} "
-                f"(the model's layers), got {split!r}"
+                f"(the model's layers), got {p['split']!r}"
             )
         return [b - a for a, b in zip([0, *cuts], [*cuts, n_units], strict=True)]
-    k = int(params.get("modules", default_modules))
-    if not 1 <= k <= n_units:
+    k = default_modules if p["modules"] is None else p["modules"]
+    if k > n_units:
         raise ConfigError(f"modules must be in [1, {n_units}] (the model's layers), got {k}")
     return [n_units // k + (1 if i < n_units % k else 0) for i in range(k)]
 
 
 def partition(
-    model: nn.Module, params: dict[str, Any], default_modules: int = 2
+    model: nn.Module, params: Mapping[str, Any], default_modules: int = 2
 ) -> list[nn.Module]:
     """The model as consecutive groups (each an ``nn.Sequential``) sharing its parameters."""
     layers = units(model)

@@ -61,10 +61,11 @@ def _run(name: str, params: dict[str, Any], out: str) -> None:
     from propagator.config import load_objective
 
     seed = int(params.pop("seed", 0))
-    space = pg.Space({"lr": params.pop("lr", 0.05), **params})
+    trainer = load_objective(name)
+    space = pg.Space(params or {"epochs": trainer.table["epochs"].default})
     ranks = MPI.COMM_WORLD.size
     result = pg.search(
-        load_objective(name), space, metric="val_loss", budget=1, ranks_per_worker=ranks, seed=seed
+        trainer, space, metric="val_loss", budget=1, ranks_per_worker=ranks, seed=seed
     )
     record = result.records[0]
     if not record.ok:

@@ -6,6 +6,7 @@ Each rank runs the scenario and writes ``OUT/rank{r}.json``; the tests read and 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sys
 import time
@@ -182,6 +183,39 @@ def bigspace(args: list[str]) -> dict:
     return summary(result)
 
 
+def strategies(args: list[str]) -> dict:
+    """A strategy on 2 islands with migration, on a mixed conditional space: ``strategy budget``
+    (the strategy as JSON: a name, a mapping, or a list of one per island)."""
+    # Imported before the search starts (cmaes loads scipy.stats, about a second): otherwise
+    # the workers that finish importing first may spend the whole budget.
+    import cmaes  # noqa: F401
+    import optuna  # noqa: F401
+
+    space = pg.Space(
+        {
+            "x0": pg.Float(-5, 5),
+            "x1": pg.Float(-5, 5),
+            "n": pg.Int(1, 6),
+            "act": pg.Categorical(["relu", "tanh"]),
+            "slope": pg.Float(1e-3, 0.3, log=True, when="act == 'relu'"),
+            "max_sleep": 0.01,
+        }
+    )
+    migration = pg.Migration(probability=0.9, pollination=True)
+    result = pg.search(
+        sleepy_sphere,
+        space,
+        budget=int(args[1]),
+        islands=2,
+        migration=migration,
+        seed=7,
+        strategy=json.loads(args[0]),
+    )
+    out = summary(result)
+    out["params"] = [r.params for r in result.records]
+    return out
+
+
 def badlayout(args: list[str]) -> dict:
     """A world size that ranks_per_worker does not divide: a ConfigError on every rank."""
     try:
@@ -197,9 +231,14 @@ def trainer(args: list[str]) -> dict:
 
     name, backend, k = args[0], args[1], int(args[2])
     params = json.loads(args[3]) if len(args) > 3 else {}
-    space = pg.Space({"lr": pg.Float(0.049, 0.051), **params, "backend": backend})
+    objective = load_objective(name)
+    # params in the search-file form ({type: float, ...}) are searched; lr is, where the
+    # trainer takes it and the params do not set it (several workers need a gene each)
+    free_lr = "lr" in objective.table and "lr" not in params
+    gene = {"lr": {"type": "float", "low": 0.049, "high": 0.051}} if free_lr else {}
+    space = pg.Space.from_dict({**gene, **params, "backend": backend})
     result = pg.search(
-        load_objective(name),
+        objective,
         space,
         metric="val_loss",
         budget=WORLD.size // k,
@@ -269,15 +308,73 @@ def train(args: list[str]) -> dict:
     return load_objective(name)(params, pg.Trial(0, WORLD, 0, 0, seed))
 
 
+def discrete_space(seed: int) -> pg.Space:
+    """A random small discrete space: ints and categories, some conditional (nested too)."""
+    rng = np.random.default_rng(seed)
+    params: dict = {"a": pg.Int(0, int(rng.integers(1, 4)))}
+    names = ["a"]
+    for i in range(int(rng.integers(1, 4))):
+        name = f"p{i}"
+        when = None
+        if rng.random() < 0.5:
+            ref = names[int(rng.integers(len(names)))]
+            when = f"{ref} != 0" if isinstance(params[ref], pg.Int) else f"{ref} == 'u'"
+        if rng.random() < 0.5:
+            params[name] = pg.Int(1, int(rng.integers(2, 5)), when=when)
+        else:
+            params[name] = pg.Categorical(["u", "v", "w"][: int(rng.integers(2, 4))], when=when)
+        names.append(name)
+    return pg.Space(params)
+
+
+def dedup(args: list[str]) -> dict:
+    """Searches over ``discrete_space(seed)``: ``seeds islands budget k [run_dir]`` (seeds
+    comma-separated; budget ``xN`` means N times the space's size); per seed, every record's
+    island and params, and whether the space was exhausted."""
+    seeds = [int(x) for x in args[0].split(",")]
+    n_islands, k = int(args[1]), int(args[3])
+    out = {}
+    for seed in seeds:
+        space = discrete_space(seed)
+        budget = args[2]
+        if budget.startswith("x"):
+            budget = int(budget[1:]) * len(configurations(space))
+        result = pg.search(
+            lambda params: float(len(str(params))),
+            space,
+            budget=int(budget),
+            islands=n_islands,
+            ranks_per_worker=k,
+            seed=seed,
+            run_dir=args[4] if len(args) > 4 else None,
+        )
+        out[seed] = {
+            "records": [[r.island, r.params] for r in result.records],
+            "exhausted": result.info.exhausted,
+            "size": len(configurations(space)),
+        }
+    return out
+
+
+def configurations(space: pg.Space) -> set[str]:
+    """Every distinct configuration of a discrete space, by brute force over its gene grid."""
+    from propagator.strategies.base import gene_levels
+
+    grid = itertools.product(*gene_levels(space))
+    return {json.dumps(space.decode(np.array(g)), sort_keys=True) for g in grid}
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
+        dedup,
         islands,
         multirank,
         termination,
         failures,
         broken,
         bigspace,
+        strategies,
         badlayout,
         trainer,
         chain,
