@@ -21,14 +21,19 @@ _SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1"
 @pytest.fixture(autouse=True)
 def _isolated() -> Iterator[None]:
     """No test leaks process state into the next: signal handlers, environment variables, the
-    working directory and the global random generators are put back after each test, so the
-    suite passes in any order and whatever the dispositions it inherited."""
+    working directory, the global random generators and torch's thread count are put back
+    after each test, so the suite passes in any order and whatever the dispositions it
+    inherited."""
     handlers = {s: signal.getsignal(s) for s in _SIGNALS}
     environ, cwd = dict(os.environ), os.getcwd()
     py_random, np_random = random.getstate(), np.random.get_state()
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
     try:
         yield
     finally:
+        if threads is not None:
+            torch.set_num_threads(threads)
         for s, handler in handlers.items():
             signal.signal(s, handler)
         os.environ.clear()
@@ -60,6 +65,20 @@ def run_mpi(n: int, scenario: str, out: Path, *args: str, timeout: float = 120) 
     )
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
     return ranks
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Torch on one thread in this process, as the MPI ranks of ``run_trainer`` are: results
+    compared with ``==`` must add in the same order."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_trainer(

@@ -133,7 +133,7 @@ def _shares(epochs: int) -> int:
 
 
 @pytest.mark.mpi
-def test_auxnet_chain_on_two_ranks_matches_one_rank_and_counts_its_bytes(tmp_path):
+def test_auxnet_chain_on_two_ranks_matches_one_rank_and_counts_its_bytes(tmp_path, one_thread):
     # K = 3 on 2 ranks: stages 0 and 1 on rank 0, stage 2 on rank 1
     params = {**SMALL, "blocks": 3, "modules": 3, "beta": 3.0, "lambda_noise": 0.05}
     params |= {"augment": True}
@@ -150,7 +150,9 @@ def test_auxnet_chain_on_two_ranks_matches_one_rank_and_counts_its_bytes(tmp_pat
 
 
 @pytest.mark.mpi
-def test_al_with_stored_lambdas_on_two_ranks_matches_one_rank_and_counts_its_bytes(tmp_path):
+def test_al_with_stored_lambdas_on_two_ranks_matches_one_rank_and_counts_its_bytes(
+    tmp_path, one_thread
+):
     params = {**SMALL, "blocks": 2, "method": "al", "beta": 2.0, "kappa_lr": 50.0}
     params |= {"lambda_lr": 20.0, "epochs": 2}
     ranks = _launch(2, params, tmp_path)

@@ -158,7 +158,9 @@ def test_bad_settings_name_the_field(bad, match):
 @pytest.mark.mpi
 @pytest.mark.parametrize("variant", ["1-term", "2-term", "coupled"])
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_the_chain_on_several_ranks_gives_the_one_rank_numbers(tmp_path, variant, ranks):
+def test_the_chain_on_several_ranks_gives_the_one_rank_numbers(
+    tmp_path, variant, ranks, one_thread
+):
     params = {**TINY, "variant": variant}
     (record,) = run_trainer(tmp_path, ranks, ranks, "mac", params)
     alone = fit(params, Trial(0, MPI.COMM_SELF, 0, 0, 0))  # the MPI run's only trial: id 0, seed 0

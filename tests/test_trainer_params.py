@@ -42,7 +42,7 @@ def test_a_typo_in_fixed_is_refused_with_the_closest_name(tmp_path):
         "objective: baseline\nspace: {lr: {type: float, low: 0.01, high: 0.1}}\n"
         "fixed: {dataset: digits, epoch: 1}\nmetric: val_loss\nbudget: {evaluations: 2}\n",
     )
-    with pytest.raises(pg.ConfigError, match=r"'epoch'.*did you mean 'epochs'") as raised:
+    with pytest.raises(pg.ConfigError, match=r"fixed\.epoch: .*did you mean 'epochs'") as raised:
         load(path).objective()
     assert str(raised.value).startswith(str(path))
     space = pg.Space({"lr": pg.Float(0.01, 0.1), "epoch": 1})

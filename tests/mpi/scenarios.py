@@ -226,8 +226,13 @@ def badlayout(args: list[str]) -> dict:
 
 
 def trainer(args: list[str]) -> dict:
-    """One evaluation of a registered trainer on a worker of all ranks: ``name backend k``."""
+    """One evaluation of a registered trainer on a worker of all ranks, one thread each:
+    ``name backend k``."""
+    import torch
+
     from propagator.config import load_objective
+
+    torch.set_num_threads(1)
 
     name, backend, k = args[0], args[1], int(args[2])
     params = json.loads(args[3]) if len(args) > 3 else {}
