@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import search
-    from .engine.evaluation import Trial
+    from .engine.evaluation import Pruned, Trial
     from .engine.records import Record
     from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
     from .results.result import Result, RunInfo
@@ -36,6 +36,7 @@ _HOME = {
     "PropagateError": "errors",
     "SpaceError": "errors",
     "Trial": "engine.evaluation",
+    "Pruned": "engine.evaluation",
     "Record": "engine.records",
     "Result": "results.result",
     "RunInfo": "results.result",
@@ -67,6 +68,7 @@ __all__ = [
     "ObjectiveError",
     "Portfolio",
     "PropagateError",
+    "Pruned",
     "Random",
     "Record",
     "Result",

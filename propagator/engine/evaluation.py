@@ -9,7 +9,7 @@ import numbers
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,19 @@ from .records import Status
 
 Objective = Callable[..., Any]
 _MAX_ERROR_CHARS = 8000
+
+
+class Pruned(Exception):
+    """Raise from the objective to stop an evaluation early: it is recorded as pruned, with
+    its last reported value (as when :meth:`Trial.should_stop` said so and it returned)."""
+
+
+class Stopping(Protocol):
+    """How a trial learns that it should stop early (see :mod:`.stopping`)."""
+
+    def reported(self, trial: Trial, step: int, value: float) -> None: ...
+
+    def decide(self, trial: Trial) -> str | None: ...
 
 
 class Trial:
@@ -32,18 +45,39 @@ class Trial:
         worker: worker index.
         island: island index.
         rank: this rank's index within the worker (``comm.rank``).
+        stopped: why :meth:`should_stop` said stop (``None`` until it did).
     """
 
-    __slots__ = ("_reports", "_run_seed", "comm", "id", "island", "rank", "worker")
+    __slots__ = (
+        "_reports",
+        "_run_seed",
+        "_stopping",
+        "comm",
+        "id",
+        "island",
+        "rank",
+        "stopped",
+        "worker",
+    )
 
-    def __init__(self, id: int, comm: Any, worker: int, island: int, run_seed: int) -> None:
+    def __init__(
+        self,
+        id: int,
+        comm: Any,
+        worker: int,
+        island: int,
+        run_seed: int,
+        stopping: Stopping | None = None,
+    ) -> None:
         self.id = id
         self.comm = comm
         self.worker = worker
         self.island = island
         self.rank = comm.rank
+        self.stopped: str | None = None
         self._run_seed = run_seed
         self._reports: list[tuple[int, float]] = []
+        self._stopping = stopping
 
     @property
     def seed(self) -> int:
@@ -52,8 +86,23 @@ class Trial:
         return int(np.random.SeedSequence([self._run_seed, self.id]).generate_state(1)[0])
 
     def report(self, step: int, value: float) -> None:
-        """Record an intermediate value, e.g. the validation loss after epoch ``step``."""
-        self._reports.append((int(step), float(value)))
+        """Record an intermediate value, e.g. the validation loss after epoch ``step``
+        (steps count from 1; with ``budget.steps`` each report spends one step)."""
+        step, value = int(step), float(value)
+        self._reports.append((step, value))
+        if self._stopping is not None:
+            self._stopping.reported(self, step, value)
+
+    def should_stop(self) -> bool:
+        """Whether the evaluation should stop now and return what it has: the pruner found it
+        hopeless at its last reported step, the search's step budget is spent, or its time
+        limit passed. Call it on every rank of the worker at the same points (after each
+        :meth:`report`): the decision is taken once, by the worker's first rank, and is the
+        same on every rank, so ranks inside collectives stop together. Always ``False``
+        when the search sets no pruner, step budget or trial time limit."""
+        if self.stopped is None and self._stopping is not None:
+            self.stopped = self._stopping.decide(self)
+        return self.stopped is not None
 
     @property
     def reports(self) -> list[tuple[int, float]]:
