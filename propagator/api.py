@@ -14,6 +14,7 @@ from .engine.evaluation import Objective, check_objective
 from .engine.layout import make_layout
 from .engine.run import run
 from .errors import ConfigError, ObjectiveError
+from .pruners import PrunerSpec, make_pruner
 from .results.result import Result
 from .settings import (
     DEFAULT_STRATEGY,
@@ -43,6 +44,8 @@ def search(
     max_initial_failures: int = 5,
     failure_grace: float | str = 10.0,
     deduplicate: bool = True,
+    early_stopping: str | Mapping[str, Any] | PrunerSpec | None = None,
+    trial_timeout: float | str | None = None,
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -60,9 +63,10 @@ def search(
             records intermediate values. Exceptions and NaN/inf are recorded as failures.
         space: a :class:`Space`, or a mapping of name -> parameter (objects or the search-file
             form, e.g. ``{"lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}}``).
-        budget: a :class:`Budget`, ``{"evaluations": n, "time": "2h"}``, or an evaluation count.
-            Evaluations are counted over all workers and never exceeded; no evaluation starts
-            after the time limit.
+        budget: a :class:`Budget`, ``{"evaluations": n, "time": "2h", "steps": s}``, or an
+            evaluation count. Evaluations are counted over all workers and never exceeded; no
+            evaluation starts after the time limit; steps are the ``trial.report`` calls of
+            all evaluations (e.g. epochs), a report past the limit stops its evaluation.
         metric: the key to optimise when the objective returns a dict.
         direction: ``"minimize"`` (default) or ``"maximize"``.
         islands: number of equal islands (default 1) or workers per island.
@@ -88,6 +92,15 @@ def search(
             breeds again, and a small discrete space that has been evaluated completely ends
             the search early (``result.info.exhausted``). ``False`` allows repeats, e.g. to
             average a noisy objective over them.
+        early_stopping: a pruner that stops hopeless evaluations early: ``"asha"``
+            (asynchronous successive halving), ``"median"``, a mapping such as ``{"name":
+            "asha", "min_step": 1, "reduction": 3}``, or ``None`` (default: none). The
+            objective reports with ``trial.report(step, value)`` and asks
+            ``trial.should_stop()``; a stopped evaluation returns what it has and is recorded
+            as pruned.
+        trial_timeout: seconds (or a duration such as ``"20m"``) one evaluation may run:
+            after it ``trial.should_stop()`` is true, and the evaluation is recorded as
+            failed (timed out). Default ``None``: no limit.
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
@@ -125,6 +138,8 @@ def search(
         max_initial_failures=max_initial_failures,
         failure_grace=failure_grace,
         deduplicate=deduplicate,
+        pruner=make_pruner(early_stopping),
+        trial_timeout=trial_timeout,
     )
     settings.check(space)
     check_objective(objective, space, settings.metric)

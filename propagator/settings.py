@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .pruners import RUNGS, PrunerSpec
 from .space import Space
 from .strategies import Portfolio, StrategySpec, deal, make_strategy
 
@@ -52,26 +53,31 @@ class Budget:
         evaluations: total evaluations over all workers (exact: no more are started).
         time: wall-time limit in seconds, or a string such as ``"2h"``; no evaluation starts
             after it, evaluations in flight finish.
+        steps: total steps the evaluations report (``trial.report``, e.g. epochs) over all
+            workers (exact: a report past it makes ``trial.should_stop()`` true, and no
+            evaluation starts after it).
     """
 
     evaluations: int | None = None
     time: float | None = None
+    steps: int | None = None
 
     def __post_init__(self) -> None:
-        e = self.evaluations
-        if e is not None and (
-            not isinstance(e, (int, np.integer))
-            or isinstance(e, bool)
-            or not 1 <= e < MAX_EVALUATIONS
-        ):
-            raise ConfigError(
-                f"budget.evaluations must be a positive integer below {MAX_EVALUATIONS}, got {e!r}"
-            )
+        for name in ("evaluations", "steps"):
+            n = getattr(self, name)
+            if n is not None and (
+                not isinstance(n, (int, np.integer))
+                or isinstance(n, bool)
+                or not 1 <= n < MAX_EVALUATIONS
+            ):
+                raise ConfigError(
+                    f"budget.{name} must be a positive integer below {MAX_EVALUATIONS}, got {n!r}"
+                )
         if self.time is not None:
             object.__setattr__(self, "time", parse_duration(self.time))
-        if e is None and self.time is None:
+        if self.evaluations is None and self.time is None and self.steps is None:
             raise ConfigError(
-                "budget needs evaluations, time or both, e.g. Budget(evaluations=500)"
+                "budget needs evaluations, time, steps or several, e.g. Budget(evaluations=500)"
             )
 
 
@@ -170,6 +176,8 @@ class Settings:
     max_initial_failures: int = 5
     failure_grace: float = 10.0
     deduplicate: bool = True
+    pruner: PrunerSpec | None = None
+    trial_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -180,9 +188,13 @@ class Settings:
             raise ConfigError(f"direction must be 'minimize' or 'maximize', got {self.direction!r}")
         _positive_int(self.ranks_per_worker, "ranks_per_worker")
         _positive_int(self.max_initial_failures, "max_initial_failures")
-        object.__setattr__(self, "failure_grace", _grace(self.failure_grace))
+        object.__setattr__(self, "failure_grace", _seconds(self.failure_grace, "failure_grace"))
         if not isinstance(self.deduplicate, bool):
             raise ConfigError(f"deduplicate must be true or false, got {self.deduplicate!r}")
+        if self.pruner is not None and not isinstance(self.pruner, PrunerSpec):
+            raise ConfigError(f"early_stopping must be a pruner, got {self.pruner!r}")
+        if self.trial_timeout is not None:
+            object.__setattr__(self, "trial_timeout", _seconds(self.trial_timeout, "trial_timeout"))
         if isinstance(self.islands, Sequence):
             if not self.islands:
                 raise ConfigError("islands must not be an empty list")
@@ -205,7 +217,11 @@ class Settings:
         return {
             "metric": self.metric,
             "direction": self.direction,
-            "budget": {"evaluations": self.budget.evaluations, "time": self.budget.time},
+            "budget": {
+                "evaluations": self.budget.evaluations,
+                "time": self.budget.time,
+                "steps": self.budget.steps,
+            },
             "islands": list(self.islands) if isinstance(self.islands, tuple) else self.islands,
             "ranks_per_worker": self.ranks_per_worker,
             "migration": {
@@ -216,12 +232,19 @@ class Settings:
             "seed": self.seed,
             "max_initial_failures": self.max_initial_failures,
             "deduplicate": self.deduplicate,
+            "early_stopping": None if self.pruner is None else self.pruner.to_dict(),
+            "trial_timeout": self.trial_timeout,
         }
 
     def check(self, space: Space) -> None:
         """Raise :class:`ConfigError` if a strategy cannot search ``space``."""
         for spec in dict.fromkeys(self.strategy):
             spec.check(space)
+
+    @property
+    def n_rungs(self) -> int:
+        """Rung values per record: the pruner's rungs, none without a pruner."""
+        return 0 if self.pruner is None else RUNGS
 
     @property
     def sign(self) -> float:
@@ -233,12 +256,12 @@ class Settings:
         return len(self.islands) if isinstance(self.islands, tuple) else self.islands
 
 
-def _grace(value: Any) -> float:
+def _seconds(value: Any, name: str) -> float:
     try:
         return parse_duration(value)
     except ConfigError:
         raise ConfigError(
-            f"failure_grace must be a positive number of seconds or a duration such as '30s', "
+            f"{name} must be a positive number of seconds or a duration such as '30s', "
             f"got {value!r}"
         ) from None
 
@@ -296,9 +319,9 @@ def budget_from(spec: Budget | Mapping[str, Any] | int) -> Budget:
         raise ConfigError(
             f"budget must be a propagator.Budget, a mapping or an evaluation count, got {spec!r}"
         )
-    unknown = set(spec) - {"evaluations", "time"}
+    unknown = set(spec) - {"evaluations", "time", "steps"}
     if unknown:
         raise ConfigError(
-            f"unknown budget setting(s) {sorted(unknown)}; known: ['evaluations', 'time']"
+            f"unknown budget setting(s) {sorted(unknown)}; known: ['evaluations', 'steps', 'time']"
         )
     return Budget(**spec)

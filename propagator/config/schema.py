@@ -14,6 +14,7 @@ from ..errors import ConfigError
 
 _PROB = {"type": "number", "minimum": 0, "maximum": 1}
 _POS_INT = {"type": "integer", "minimum": 1}
+_DURATION = {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
 # A strategy's own settings are checked by the strategy (``make_strategy``), which knows them.
 _STRATEGY = {
     "oneOf": [
@@ -46,7 +47,8 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "evaluations": _POS_INT,
-                "time": {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]},
+                "time": _DURATION,
+                "steps": _POS_INT,
             },
             "additionalProperties": False,
             "minProperties": 1,
@@ -78,7 +80,18 @@ SCHEMA: dict[str, Any] = {
         "run_dir": {"type": "string", "minLength": 1},
         "seed": {"type": "integer", "minimum": 0},
         "max_initial_failures": _POS_INT,
-        "failure_grace": {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]},
+        "failure_grace": _DURATION,
+        "trial_timeout": _DURATION,
+        "early_stopping": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}},
+                    "required": ["name"],
+                },
+            ]
+        },
         "deduplicate": {"type": "boolean"},
     },
     "required": ["objective", "space", "budget"],
@@ -86,7 +99,7 @@ SCHEMA: dict[str, Any] = {
 }
 _HINTS = {
     "objective": "a trainer name, 'package.module:function' or 'file.py:function'",
-    "budget": "e.g. budget: {evaluations: 500, time: 2h}",
+    "budget": "e.g. budget: {evaluations: 500, time: 2h, steps: 4000}",
     "budget.time": "seconds, or a duration such as 90s, 30m, 2h, 1.5d or 1h30m",
     "metric": "the name of a value the objective returns, e.g. val_loss",
     "space": "an inline mapping, a YAML file, or a module such as search_spaces.oialr",
@@ -96,6 +109,8 @@ _HINTS = {
         "or one per island"
     ),
     "failure_grace": "seconds, or a duration such as 30s or 2m",
+    "trial_timeout": "seconds, or a duration such as 20m or 1h",
+    "early_stopping": "asha, median, none, or {name: asha, min_step: 1, reduction: 3}",
     "migration.topology": "fully_connected, ring, or a square matrix of migrant counts",
 }
 

@@ -23,6 +23,7 @@ import yaml
 
 from ..engine.evaluation import Objective, check_objective
 from ..errors import ConfigError, SpaceError
+from ..pruners import make_pruner
 from ..settings import (
     DEFAULT_STRATEGY,
     Settings,
@@ -174,6 +175,8 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             max_initial_failures=data.get("max_initial_failures", 5),
             failure_grace=data.get("failure_grace", 10.0),
             deduplicate=data.get("deduplicate", True),
+            pruner=make_pruner(data.get("early_stopping")),
+            trial_timeout=data.get("trial_timeout"),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
         settings.check(space)

@@ -187,6 +187,8 @@ def evaluate(
     """
     try:
         returned = objective(params, trial) if pass_trial else objective(params)
+    except Pruned:
+        return _stopped(Outcome(Status.OK, math.nan, None, None), trial, "it raised pg.Pruned")
     except KeyboardInterrupt:
         return Outcome(Status.FAILED, math.nan, None, _trimmed(traceback.format_exc()), stop=True)
     except SystemExit as exc:
@@ -197,7 +199,23 @@ def evaluate(
         )
     except BaseException:
         return _failed(traceback.format_exc())
-    return classify(returned, metric)
+    outcome = classify(returned, metric)
+    return outcome if trial.stopped is None else _stopped(outcome, trial, trial.stopped)
+
+
+def _stopped(outcome: Outcome, trial: Trial, why: str) -> Outcome:
+    """An evaluation stopped early: pruned with what it returned (its last reported value
+    if it returned nothing usable), or failed if its time limit stopped it."""
+    if outcome.mistake or outcome.stop:
+        return outcome
+    if why.startswith("its time limit"):
+        return Outcome(Status.FAILED, math.nan, outcome.metrics, f"timed out: {why}")
+    value = outcome.value if outcome.status == Status.OK else math.nan
+    if not math.isfinite(value) and trial.reports:
+        value = trial.reports[-1][1]
+    if not math.isfinite(value):
+        return _failed(f"stopped early ({why}) before reporting a value", outcome.metrics)
+    return Outcome(Status.PRUNED, value, outcome.metrics, f"stopped early: {why}")
 
 
 def classify(returned: Any, metric: str | None) -> Outcome:

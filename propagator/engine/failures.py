@@ -34,7 +34,7 @@ class FailureWatch:
     def broken(self, outcome: Outcome) -> str | None:
         """After an evaluation: the reason to stop everyone, when the objective looks broken
         (the run-wide stop is already requested then)."""
-        if outcome.status == Status.OK:
+        if outcome.status != Status.FAILED:  # a pruned evaluation ran: the objective works
             if not self._had_success:
                 self._had_success = self.island_success = True
                 self._counter.note_success()

@@ -24,10 +24,12 @@ from functools import partial
 import numpy as np
 from mpi4py import MPI
 
+from ..pruners import rung_values
 from .comm.backoff import Backoff, barrier, wait
 from .context import RunContext
-from .evaluation import Outcome, Trial, error_headline, evaluate
+from .evaluation import Outcome, Stopping, Trial, error_headline, evaluate
 from .records import Kind, Status
+from .stopping import FollowerStopping, stopping_active
 
 _log = logging.getLogger("propagate")
 _STOP, _EVALUATED = int(Kind.STOP), int(Kind.EVALUATED)
@@ -36,14 +38,24 @@ _NOTICE = 1.0  # seconds a failed rank waits for its worker before it says so on
 
 
 def run_trial(
-    ctx: RunContext, record_id: int, genes: np.ndarray
+    ctx: RunContext, record_id: int, genes: np.ndarray, stopping: Stopping | None = None
 ) -> tuple[Outcome, float, float, list]:
     """Decode, evaluate and time one candidate on this rank."""
     params = ctx.space.decode(genes)
-    trial = Trial(record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed)
+    trial = Trial(record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed, stopping)
     start = time.time() - ctx.t0
     outcome = evaluate(ctx.objective, params, trial, ctx.settings.metric, ctx.pass_trial)
-    return outcome, start, time.time() - ctx.t0, trial.reports
+    end = time.time() - ctx.t0
+    limit = ctx.settings.trial_timeout
+    if limit is not None and end - start > limit and outcome.status != Status.FAILED:
+        outcome = Outcome(
+            Status.FAILED,
+            float("nan"),
+            outcome.metrics,
+            f"timed out: it ran {end - start:.1f} s, longer than trial_timeout = {limit:g} s "
+            "(check trial.should_stop() after each step to stop in time)",
+        )
+    return outcome, start, end, trial.reports
 
 
 class WorkerStuck(Exception):
@@ -124,10 +136,13 @@ def wire_row(
     times: tuple[float, float],
     value: float,
     genes: np.ndarray,
+    reports: list[tuple[int, float]] | tuple = (),
 ) -> tuple:
     """This worker's record of an evaluation, as a tuple in wire-field order."""
-    w = ctx.worker
-    return (record_id, generation, ctx.island, w, w, status, _EVALUATED, *times, value, genes)
+    w, step = ctx.worker, reports[-1][0] if reports else -1
+    row = (record_id, generation, ctx.island, w, w, status, _EVALUATED, step, *times, value, genes)
+    pruner = ctx.settings.pruner
+    return row if pruner is None else (*row, rung_values(reports, pruner.steps()))
 
 
 def follow(ctx: RunContext) -> None:
@@ -135,13 +150,14 @@ def follow(ctx: RunContext) -> None:
     join the leaders' end-of-search consensus (see :meth:`Mailbox.drain`)."""
     candidate = np.zeros(1, dtype=ctx.dtype)
     generation = 0
+    stopping = FollowerStopping(ctx) if stopping_active(ctx) else None
     while True:
         wait(ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
         if candidate["kind"][0] == _STOP:
             barrier(ctx.comms.world)
             return
         record_id, genes = int(candidate["id"][0]), candidate["genes"][0].copy()
-        outcome, start, end, _ = run_trial(ctx, record_id, genes)
+        outcome, start, end, _ = run_trial(ctx, record_id, genes, stopping)
         if outcome.status != _OK:
             _log.warning("evaluation %d failed on this rank: %s", record_id, outcome.error)
         try:

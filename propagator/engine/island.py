@@ -20,6 +20,7 @@ from ..strategies.pool import Pool
 from .comm.claims import ClaimTable
 from .records import Kind, Status
 from .seen import Seen
+from .stopping import Rungs
 
 _log = logging.getLogger("propagate")
 _IMMIGRANT, _DEPARTED = int(Kind.IMMIGRANT), int(Kind.DEPARTED)
@@ -39,6 +40,7 @@ class Island:
         seen: the configurations this worker knows of (``None``: repeats are allowed).
         claims: the island's claim table (with ``seen``; it is built after the island, so it
             may be set later).
+        rungs: the island's rung values, for the pruner (``None`` without one).
     """
 
     def __init__(
@@ -49,10 +51,12 @@ class Island:
         sign: float,
         seen: Seen | None,
         claims: ClaimTable | None = None,
+        rungs: Rungs | None = None,
     ) -> None:
         self.pool = Pool(breeder.pool_size, dtype)
         self.seen = seen
         self.claims = claims
+        self.rungs = rungs
         self.duplicates_avoided = 0
         self.immigrants_received = 0
         self.heard_success = False  # a peer or an immigrant succeeded
@@ -88,10 +92,13 @@ class Island:
 
     def learn(self, row: np.void, loss: float, ok: bool) -> None:
         """This worker's own finished evaluation (its configuration is already seen)."""
+        if self.rungs is not None:
+            self.rungs.learn(row[None])
         if ok:
             self.pool.offer(row, loss)
         if self._learns:
-            self._breeder.tell(row["genes"][None, :], np.array([loss]), np.array([ok]))
+            told = loss if ok else np.nan  # a failure's, or a pruned evaluation's
+            self._breeder.tell(row["genes"][None, :], np.array([told]), np.array([ok]))
 
     def seed(self, rows: np.ndarray) -> np.ndarray:
         """Start from the stored records of earlier sessions of this run on this island;
@@ -105,6 +112,8 @@ class Island:
             self.pool.offer(rows[i], loss[i])
         if self.seen is not None:
             keys = self.seen.add_all(rows["genes"])
+        if self.rungs is not None:
+            self.rungs.learn(rows)
         if self._learns:
             self._breeder.tell(rows["genes"], loss, ok)
         self.heard_success = self.heard_success or bool(ok.any())
@@ -121,12 +130,14 @@ class Island:
             rows, kind = rows[~departed], kind[~departed]
         if not len(rows):
             return
+        if self.rungs is not None:
+            self.rungs.learn(rows)
         immigrant = kind == _IMMIGRANT
         if self.seen is not None and immigrant.any():
             # Immigrants are not in this island's claim table; island peers' results are.
             self.seen.add_all(rows["genes"][immigrant])
         ok = rows["status"] == _OK
-        loss = self._sign * rows["values"][:, 0]
+        loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
         if self._learns:
             self._breeder.tell(rows["genes"], loss, ok)
         if not ok.any():

@@ -27,6 +27,7 @@ from .follower import WorkerStuck, abandon, run_trial, settle, wire_row
 from .island import Island
 from .migration import Emigration
 from .records import Kind, LocalLog, Status
+from .stopping import LeaderStopping, stopping_active
 
 _log = logging.getLogger("propagate")
 
@@ -49,6 +50,11 @@ class Leader:
         self._options = options or LeaderOptions()
         layout, settings = ctx.layout, ctx.settings
         self._island = island
+        self._stopping = (
+            LeaderStopping(ctx, counter, island.rungs, self._absorb)
+            if stopping_active(ctx)
+            else None
+        )
         peers = [
             ctx.comms.leader_rank(w) for w in layout.island_workers(ctx.island) if w != ctx.worker
         ]
@@ -145,7 +151,9 @@ class Leader:
             return False
         if self._multi_rank:
             self._hand_out(record_id, genes)
-        outcome, start, end, reports = run_trial(ctx, record_id, genes)
+        if self._stopping is not None:
+            self._stopping.start()
+        outcome, start, end, reports = run_trial(ctx, record_id, genes, self._stopping)
         if self._multi_rank:
             try:
                 outcome = settle(ctx, outcome, record_id)
@@ -170,14 +178,20 @@ class Leader:
         loss = self._sign * outcome.value
         if ok:
             self._best_loss = min(self._best_loss, loss)
-        else:
+        elif outcome.status == Status.FAILED:
             self._n_failed += 1
             _log.warning("evaluation %d failed: %s", record_id, error_headline(outcome.error))
+        else:
+            _log.info("evaluation %d %s", record_id, outcome.error)
         self._island.learn(row, loss, ok)
         self._mailbox.post(row)
         self._failures.island_success |= self._island.heard_success
         self.abort_error = self._failures.broken(outcome)
         if self.abort_error is not None:
+            return False
+        if self._stopping is not None and self._stopping.budget_spent:
+            _log.info("worker %d: the step budget is spent; stopping the search", ctx.worker)
+            self._counter.stop()
             return False
         self._emigration.maybe(self._island.pool)
         self._mailbox.flush()
@@ -214,7 +228,7 @@ class Leader:
         """Log and journal a finished evaluation (before the next one starts)."""
         status, value = int(outcome.status), outcome.value
         row = self._log.append(
-            wire_row(self._ctx, record_id, self._log.size, status, times, value, genes),
+            wire_row(self._ctx, record_id, self._log.size, status, times, value, genes, reports),
             outcome.metrics,
             outcome.error,
             reports,

@@ -32,23 +32,29 @@ class Kind(enum.IntEnum):
     STOP = 3  # leader -> worker ranks: no more candidates
 
 
-def wire_dtype(n_genes: int, n_values: int = 1) -> np.dtype:
-    """The structured dtype of one record on the wire (packed, native byte order)."""
-    return np.dtype(
-        [
-            ("id", np.int64),
-            ("generation", np.int64),
-            ("island", np.int32),
-            ("worker", np.int32),
-            ("owner", np.int32),  # worker responsible for emigrating it (migration mode)
-            ("status", np.int8),
-            ("kind", np.int8),
-            ("start", np.float64),
-            ("end", np.float64),
-            ("values", np.float64, (n_values,)),
-            ("genes", np.float64, (n_genes,)),
-        ]
-    )
+def wire_dtype(n_genes: int, n_rungs: int = 0, n_values: int = 1) -> np.dtype:
+    """The structured dtype of one record on the wire (packed, native byte order).
+
+    ``step`` is the last step the evaluation reported (-1: none); ``rungs`` its values at the
+    pruner's rungs (see :mod:`propagator.pruners`), present only in searches with a pruner.
+    """
+    fields = [
+        ("id", np.int64),
+        ("generation", np.int64),
+        ("island", np.int32),
+        ("worker", np.int32),
+        ("owner", np.int32),  # worker responsible for emigrating it (migration mode)
+        ("status", np.int8),
+        ("kind", np.int8),
+        ("step", np.int32),
+        ("start", np.float64),
+        ("end", np.float64),
+        ("values", np.float64, (n_values,)),
+        ("genes", np.float64, (n_genes,)),
+    ]
+    if n_rungs:
+        fields.append(("rungs", np.float64, (n_rungs,)))
+    return np.dtype(fields)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Record:
         start: start time in seconds since the search started.
         end: end time in seconds since the search started.
         intermediate: ``(step, value)`` pairs the objective reported via ``trial.report``.
+        step: the last step it reported (``None``: none); where a pruned evaluation stopped.
     """
 
     id: int
@@ -82,10 +89,16 @@ class Record:
     start: float
     end: float
     intermediate: tuple[tuple[int, float], ...] = field(default=())
+    step: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def pruned(self) -> bool:
+        """Stopped early (by the pruner, the step budget or ``pg.Pruned``)."""
+        return self.status == "pruned"
 
     @property
     def duration(self) -> float:

@@ -29,6 +29,7 @@ from .layout import Layout
 from .leader import Leader
 from .records import LocalLog, wire_dtype
 from .seen import Seen
+from .stopping import Rungs
 
 _log = logging.getLogger("propagate")
 
@@ -56,7 +57,7 @@ def run(
         island, known = _island(ctx, session) if comms.is_leader else (None, None)
         evaluations = settings.budget.evaluations
         limit = None if evaluations is None else session.next_id + evaluations
-        counter = TicketCounter(comms.world, session.next_id, limit)
+        counter = TicketCounter(comms.world, session.next_id, limit, settings.budget.steps)
         claims = _claims(ctx, known) if settings.deduplicate else None
         log, leader = None, None
         if session.monitor is not None and comms.world.rank == 0:
@@ -105,7 +106,8 @@ def _island(ctx: RunContext, session: Session) -> tuple[Island, np.ndarray]:
     settings = ctx.settings
     breeder = settings.strategy[ctx.island].create(ctx.space, ctx.layout.island_sizes[ctx.island])
     seen = Seen(ctx.space) if settings.deduplicate else None
-    island = Island(ctx.space, breeder, ctx.dtype, settings.sign, seen)
+    rungs = None if settings.pruner is None else Rungs(settings.pruner, settings.sign)
+    island = Island(ctx.space, breeder, ctx.dtype, settings.sign, seen, rungs=rungs)
     history = session.islands.get(ctx.island)
     known = island.seed(history) if history is not None else np.zeros(0, dtype=np.int64)
     return island, known
@@ -155,7 +157,7 @@ def _context(
         settings=settings,
         layout=layout,
         comms=comms,
-        dtype=wire_dtype(space.dim),
+        dtype=wire_dtype(space.dim, settings.n_rungs),
         worker=worker,
         island=layout.island_of(worker),
         run_seed=run_seed,

@@ -104,6 +104,7 @@ class Result:
             "errors": self._errors,
             "reports": self._reports,
             "genes": self.space.dim,
+            "rungs": self.rows.dtype["rungs"].shape[0] if "rungs" in self.rows.dtype.names else 0,
         }
         return json.dumps(header).encode() + b"\n" + self.rows.tobytes()
 
@@ -116,7 +117,7 @@ class Result:
             Space.from_dict(h["space"]),
             h["metric"],
             h["direction"],
-            np.frombuffer(raw, dtype=wire_dtype(h["genes"])).copy(),
+            np.frombuffer(raw, dtype=wire_dtype(h["genes"], h["rungs"])).copy(),
             {int(k): v for k, v in h["metrics"].items()},
             {int(k): v for k, v in h["errors"].items()},
             {int(k): [tuple(p) for p in v] for k, v in h["reports"].items()},
@@ -206,4 +207,5 @@ class Result:
             start=float(row["start"]),
             end=float(row["end"]),
             intermediate=tuple(tuple(p) for p in self._reports.get(rid, ())),
+            step=int(row["step"]) if row["step"] >= 0 else None,
         )

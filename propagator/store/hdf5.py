@@ -1,18 +1,21 @@
 """HDF5 files of a run directory, written with serial h5py (no parallel HDF5 needed).
 
-Layout (``FORMAT_VERSION`` 1), readable with plain h5py::
+Layout (``FORMAT_VERSION`` 2), readable with plain h5py::
 
     run.h5                       metadata, written by rank 0
       attrs: format_version, config_yaml (the search file as given), config (the resolved
              configuration, JSON), space (JSON, ``Space.to_dict``), seed, metric,
-             direction, n_genes, versions (JSON: python, numpy, mpi4py, h5py, propagate),
+             direction, n_genes, n_rungs (values per record at the pruner's rungs, 0
+             without a pruner), versions (JSON: python, numpy, mpi4py, h5py, propagate),
              created (epoch seconds)
       events   compound [n]: time (epoch s), session, kind ("start", "stop", "resume",
                "interrupted", "damaged", ...), detail (text)
     workers/worker-00000.h5      one per worker leader, append-only
       records  compound [n]: id, generation, island, worker, owner, status (0 ok,
-               1 failed, 2 pruned), kind, start, end (epoch seconds), values [n_values],
-               genes [n_genes] (the encoded point, each in [0, 1])
+               1 failed, 2 pruned), kind, step (the last reported step, -1 none), start,
+               end (epoch seconds), values [n_values], genes [n_genes] (the encoded point,
+               each in [0, 1]), rungs [n_rungs] (the values at the pruner's rungs, NaN where
+               not reached; only with n_rungs > 0)
       params/NAME  [n] one column per non-constant parameter: float64 for float and int
                parameters (NaN where the parameter was inactive), int32 choice index for
                categoricals (-1 inactive; attrs "choices" holds them as JSON)
@@ -36,9 +39,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..errors import PropagateError
 from ..space import Categorical, Constant, Float, Int, Space
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records carry step, and rungs with a pruner
 _STR = h5py.string_dtype()
 TEXT_COLUMNS = ("metrics", "errors", "reports")
 _EVENT = np.dtype([("time", "f8"), ("session", "i4"), ("kind", _STR), ("detail", _STR)])
@@ -175,9 +179,20 @@ def update_meta(path: Path, attrs: dict[str, Any]) -> None:
 
 
 def read_meta(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Attributes (strings decoded) and events of ``run.h5``."""
+    """Attributes (strings decoded) and events of ``run.h5``.
+
+    Raises:
+        PropagateError: the run was made by a propagate with another store format.
+    """
     with _open(path, "r") as f:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        version = int(attrs.get("format_version", 0))
+        if version != FORMAT_VERSION:
+            raise PropagateError(
+                f"{path.parent} was stored in format {version} by another version of "
+                f"propagate (this one reads format {FORMAT_VERSION}); read it with that "
+                "version, or start over with --fresh"
+            )
         events = [
             {
                 "time": float(e["time"]),

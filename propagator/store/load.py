@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..engine.records import wire_dtype
 from ..errors import PropagateError
 from ..results.result import Result, RunInfo
-from ..space import Space
 from .hdf5 import read_meta
 from .run_store import META, StoredRun, read_run
 
@@ -23,8 +24,12 @@ def read(run_dir: str | Path) -> StoredRun:
     if not (run_dir / META).exists():
         raise PropagateError(f"{str(run_dir)!r} is not a propagate run directory (no {META})")
     meta, _ = read_meta(run_dir / META)
-    space = Space.from_dict(json.loads(meta["space"]))
-    return read_run(run_dir, wire_dtype(space.dim))
+    return read_run(run_dir, stored_dtype(meta))
+
+
+def stored_dtype(meta: dict) -> np.dtype:
+    """The wire dtype of a stored run's records, from its ``run.h5`` attributes."""
+    return wire_dtype(int(meta["n_genes"]), int(meta.get("n_rungs", 0)))
 
 
 def load(run_dir: str | Path) -> Result:

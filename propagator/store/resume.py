@@ -38,8 +38,10 @@ class Plan:
         done: evaluations stored so far.
         seed: the run seed (stored with the run).
         budget: what is left of the budget; ``None`` when nothing is left.
-        spent: which budget is spent (``"evaluations"`` or ``"time"``) when ``budget`` is None.
+        spent: which budget is spent (``"evaluations"``, ``"time"`` or ``"steps"``) when
+            ``budget`` is None.
         time_spent: wall seconds of earlier sessions.
+        steps_spent: steps reported by the stored evaluations.
         failed: stored evaluations that failed.
         first_error: the first stored failure's message.
         islands: island -> every stored record that seeds it (its pool, its strategy's
@@ -54,6 +56,7 @@ class Plan:
     budget: Budget | None
     spent: str | None = None
     time_spent: float = 0.0
+    steps_spent: int = 0
     failed: int = 0
     first_error: str | None = None
     islands: dict[int, np.ndarray] = field(default_factory=dict)
@@ -72,10 +75,11 @@ def config_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 
 
 def _budget_grew(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    for key in ("evaluations", "time"):
-        if (old[key] is None) != (new[key] is None):
+    for key in ("evaluations", "time", "steps"):
+        before, after = old.get(key), new.get(key)
+        if (before is None) != (after is None):
             return False
-        if old[key] is not None and new[key] < old[key]:
+        if before is not None and after < before:
             return False
     return True
 
@@ -105,13 +109,17 @@ def plan(stored: StoredRun, settings: Settings, layout: Layout) -> Plan:
     done = stored.n_done
     budget = settings.budget
     spent_time = time_spent(stored)
+    spent_steps = sum(len(r) for r in stored.reports.values())
     evaluations = None if budget.evaluations is None else budget.evaluations - done
     time_left = None if budget.time is None else budget.time - spent_time
+    steps_left = None if budget.steps is None else budget.steps - spent_steps
     spent = None
     if evaluations is not None and evaluations <= 0:
         spent = "evaluations"
     elif time_left is not None and time_left <= 0:
         spent = "time"
+    elif steps_left is not None and steps_left <= 0:
+        spent = "steps"
     rows = stored.rows
     failed = rows["status"] == Status.FAILED
     first_error = None
@@ -122,9 +130,10 @@ def plan(stored: StoredRun, settings: Settings, layout: Layout) -> Plan:
         next_id=stored.next_id,
         done=done,
         seed=int(stored.meta["seed"]),
-        budget=None if spent else Budget(evaluations=evaluations, time=time_left),
+        budget=None if spent else Budget(evaluations, time_left, steps_left),
         spent=spent,
         time_spent=spent_time,
+        steps_spent=spent_steps,
         failed=int(np.count_nonzero(failed)),
         first_error=first_error,
         islands={i: rows[rows["island"] % layout.n_islands == i] for i in range(layout.n_islands)},
@@ -137,8 +146,10 @@ def encode_plan(p: Plan) -> bytes:
     islands = sorted(p.islands)
     header = {
         **{k: getattr(p, k) for k in ("session", "next_id", "done", "seed", "spent")},
-        **{k: getattr(p, k) for k in ("time_spent", "failed", "first_error")},
-        "budget": None if p.budget is None else [p.budget.evaluations, p.budget.time],
+        **{k: getattr(p, k) for k in ("time_spent", "steps_spent", "failed", "first_error")},
+        "budget": None
+        if p.budget is None
+        else [p.budget.evaluations, p.budget.time, p.budget.steps],
         "island_sizes": [len(p.islands[i]) for i in islands],
         "rng_states": {str(w): s for w, s in p.rng_states.items()},
     }
@@ -155,7 +166,7 @@ def decode_plan(data: bytes, dtype: np.dtype) -> Plan:
     budget = header.pop("budget")
     return Plan(
         **{k: v for k, v in header.items() if k != "rng_states"},
-        budget=None if budget is None else Budget(evaluations=budget[0], time=budget[1]),
+        budget=None if budget is None else Budget(*budget),
         islands={i: rows[edges[i] : edges[i + 1]].copy() for i in range(len(sizes))},
         rng_states={int(w): s for w, s in header["rng_states"].items()},
     )

@@ -42,7 +42,7 @@ from ..results.result import Result
 from ..settings import Settings
 from ..space import Space
 from .hdf5 import add_event, read_meta, update_meta, versions, write_meta
-from .load import load
+from .load import load, stored_dtype
 from .lock import RunLock
 from .resume import Plan, config_change, decode_plan, encode_plan, plan
 from .run_store import META, WORKERS, read_run
@@ -112,7 +112,7 @@ def run_stored(
     lock = RunLock(stored.run_dir)
     try:
         data = _agree(comm, lambda: encode_plan(_prepare(stored, space, settings, layout, lock)))
-        the_plan = decode_plan(data, wire_dtype(space.dim))
+        the_plan = decode_plan(data, wire_dtype(space.dim, settings.n_rungs))
         if the_plan.budget is None:
             return Outcome(
                 _whole_run(comm, stored.run_dir), None, the_plan, spent=_spent(stored, the_plan)
@@ -211,7 +211,7 @@ def _prepare(
         return _create(stored, space, settings, layout_json)
     attrs, _ = read_meta(meta)
     change = config_change(json.loads(attrs["config"]), stored.config)
-    found = read_run(run_dir, wire_dtype(int(attrs["n_genes"])), repair=True)
+    found = read_run(run_dir, stored_dtype(attrs), repair=True)
     if change is not None and found.n_done == 0:
         # Nothing was evaluated (the first attempt stopped on a mistake): nothing to keep.
         _say(f"{run_dir} holds no evaluation of an earlier version of this search: starting over")
@@ -276,6 +276,7 @@ def _create(stored: StoredSearch, space: Space, settings: Settings, layout_json:
             "metric": settings.metric or "",
             "direction": settings.direction,
             "n_genes": space.dim,
+            "n_rungs": settings.n_rungs,
             "versions": versions(),
             "created": start["time"],
         },
@@ -293,6 +294,12 @@ def _spent(stored: StoredSearch, p: Plan) -> str:
             f"budget.time = {budget['time']:g} s ({p.done} evaluations)"
         )
         more = f"raise budget.time in {stored.budget_hint} to continue"
+    elif p.spent == "steps":
+        what = (
+            f"the step budget of {stored.run_dir} is spent: {p.steps_spent} of "
+            f"budget.steps = {budget['steps']} reported ({p.done} evaluations)"
+        )
+        more = f"raise budget.steps in {stored.budget_hint} to continue"
     else:
         what = (
             f"the evaluation budget of {stored.run_dir} is spent: {p.done} of "

@@ -9,7 +9,8 @@ to take part (intranode it is a shared-memory atomic, internode an RDMA atomic w
 network has them). A second slot counts the workers that have had a successful evaluation, so
 a worker can tell "my objective is broken" from "my corner of the space fails"; three more
 collect progress (evaluations done, failed, best loss) that leaders publish now and then and
-rank 0 shows.
+rank 0 shows. The last counts the steps that evaluations reported (``trial.report``), for a
+budget in steps: each report claims one, and none is granted past the limit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ...settings import MAX_EVALUATIONS
 from .backoff import IDLE_CAP, barrier
 
 STOPPED = MAX_EVALUATIONS
-_TICKETS, _SUCCESSES, _DONE, _FAILED, _BEST = range(5)  # int64 slots, then one float64
+_TICKETS, _SUCCESSES, _DONE, _FAILED, _BEST, _STEPS = range(6)  # int64 slots; _BEST float64
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,22 @@ class TicketCounter:
             only leaders claim).
         start: first id (> 0 when resuming).
         limit: one past the last id that may be granted, or ``None`` for no evaluation budget.
+        steps: steps this session may claim (``None``: no step budget).
     """
 
-    def __init__(self, comm: MPI.Comm, start: int = 0, limit: int | None = None) -> None:
+    def __init__(
+        self, comm: MPI.Comm, start: int = 0, limit: int | None = None, steps: int | None = None
+    ) -> None:
         if limit is not None and limit >= STOPPED:
             raise ValueError(f"evaluation budget must be below {STOPPED}")
         self._limit = STOPPED if limit is None else limit
-        self._win = MPI.Win.Allocate(40 if comm.rank == 0 else 0, 8, comm=comm)
+        self._steps = steps
+        self._win = MPI.Win.Allocate(48 if comm.rank == 0 else 0, 8, comm=comm)
         if comm.rank == 0:
             memory = self._win.tomemory()
             np.frombuffer(memory, dtype=np.int64)[:_BEST] = (start, 0, 0, 0)
             np.frombuffer(memory, dtype=np.float64)[_BEST] = np.inf
+            np.frombuffer(memory, dtype=np.int64)[_STEPS] = 0
         barrier(comm, IDLE_CAP)
         self._win.Lock_all()
         self._add = np.zeros(1, dtype=np.int64)
@@ -72,6 +78,16 @@ class TicketCounter:
             return Claim(old, 0, 0)
         count = max(0, min(n, self._limit - old))
         return Claim(old, count, max(0, self._limit - old - count))
+
+    def claim_step(self) -> bool:
+        """Claim one reported step; ``False`` once the step budget is spent."""
+        if self._steps is None:
+            return True
+        return self._fetch_add(1, _STEPS) < self._steps
+
+    def steps_claimed(self) -> int:
+        """Steps claimed so far this session (past the budget included)."""
+        return self._fetch_add(0, _STEPS)
 
     def stop(self) -> None:
         """Make every later claim, by any worker, fail."""
