@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .engine.records import Record
     from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
     from .results.result import Result, RunInfo
-    from .settings import Budget, Migration
+    from .settings import Budget, Confirm, Migration
     from .space import Categorical, Constant, Float, Int, Space
     from .store import load
     from .strategies import CMAES, GA, TPE, Portfolio, Random
@@ -41,6 +41,7 @@ _HOME = {
     "Result": "results.result",
     "RunInfo": "results.result",
     "Budget": "settings",
+    "Confirm": "settings",
     "Migration": "settings",
     "Categorical": "space",
     "Constant": "space",
@@ -61,6 +62,7 @@ __all__ = [
     "Budget",
     "Categorical",
     "ConfigError",
+    "Confirm",
     "Constant",
     "Float",
     "Int",

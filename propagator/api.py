@@ -19,9 +19,11 @@ from .results.result import Result
 from .settings import (
     DEFAULT_STRATEGY,
     Budget,
+    Confirm,
     Migration,
     Settings,
     budget_from,
+    confirm_from,
     migration_from,
     strategies_for,
 )
@@ -46,6 +48,8 @@ def search(
     deduplicate: bool = True,
     early_stopping: str | Mapping[str, Any] | PrunerSpec | None = None,
     trial_timeout: float | str | None = None,
+    repeats: int = 1,
+    confirm: Confirm | Mapping[str, int] | None = None,
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -101,6 +105,14 @@ def search(
         trial_timeout: seconds (or a duration such as ``"20m"``) one evaluation may run:
             after it ``trial.should_stop()`` is true, and the evaluation is recorded as
             failed (timed out). Default ``None``: no limit.
+        repeats: evaluate every candidate this many times, with different ``trial.seed``
+            (``trial.repeat`` 0, 1, ...), and optimize the mean (default 1). The record holds
+            the means of the numeric metrics and ``<metric>_std``; a budget of evaluations
+            counts candidates, each costing ``repeats`` runs of the objective.
+        confirm: re-evaluate the best configurations on fresh seeds when the search ends,
+            e.g. ``{"top": 5, "seeds": 3}`` (a :class:`Confirm`): ``result.confirmed`` then
+            gives each one's mean and spread next to its search value (default ``None``).
+            The ``top × seeds`` evaluations come out of ``budget.evaluations``.
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
@@ -140,6 +152,8 @@ def search(
         deduplicate=deduplicate,
         pruner=make_pruner(early_stopping),
         trial_timeout=trial_timeout,
+        repeats=repeats,
+        confirm=confirm_from(confirm),
     )
     settings.check(space)
     check_objective(objective, space, settings.metric)

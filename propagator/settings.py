@@ -81,6 +81,31 @@ class Budget:
             )
 
 
+@dataclass(frozen=True)
+class Confirm:
+    """Re-evaluating the winners on fresh seeds at the end of a search.
+
+    Args:
+        top: how many of the best configurations (default 5).
+        seeds: extra evaluations of each, each with its own ``trial.seed`` (default 3).
+
+    The ``top × seeds`` evaluations come out of ``budget.evaluations`` (the search itself gets
+    the rest) and run on the same workers once the search ends; a search stopped by a signal
+    or a broken objective skips them, one ended by ``budget.time`` still runs them.
+    """
+
+    top: int = 5
+    seeds: int = 3
+
+    def __post_init__(self) -> None:
+        _positive_int(self.top, "confirm.top")
+        _positive_int(self.seeds, "confirm.seeds")
+
+    @property
+    def evaluations(self) -> int:
+        return self.top * self.seeds
+
+
 TOPOLOGIES = ("fully_connected", "ring")
 
 
@@ -178,6 +203,8 @@ class Settings:
     deduplicate: bool = True
     pruner: PrunerSpec | None = None
     trial_timeout: float | None = None
+    repeats: int = 1
+    confirm: Confirm | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -193,6 +220,16 @@ class Settings:
             raise ConfigError(f"deduplicate must be true or false, got {self.deduplicate!r}")
         if self.pruner is not None and not isinstance(self.pruner, PrunerSpec):
             raise ConfigError(f"early_stopping must be a pruner, got {self.pruner!r}")
+        _positive_int(self.repeats, "repeats")
+        if self.confirm is not None:
+            if not isinstance(self.confirm, Confirm):
+                raise ConfigError(f"confirm must be a propagator.Confirm, got {self.confirm!r}")
+            reserve, total = self.confirm.evaluations, self.budget.evaluations
+            if total is not None and total <= reserve:
+                raise ConfigError(
+                    f"budget.evaluations ({total}) must exceed confirm.top × confirm.seeds "
+                    f"({reserve}): the confirmations come out of the budget"
+                )
         if self.trial_timeout is not None:
             object.__setattr__(self, "trial_timeout", _seconds(self.trial_timeout, "trial_timeout"))
         if isinstance(self.islands, Sequence):
@@ -234,6 +271,8 @@ class Settings:
             "deduplicate": self.deduplicate,
             "early_stopping": None if self.pruner is None else self.pruner.to_dict(),
             "trial_timeout": self.trial_timeout,
+            "repeats": self.repeats,
+            "confirm": None if self.confirm is None else asdict(self.confirm),
         }
 
     def check(self, space: Space) -> None:
@@ -308,6 +347,17 @@ def migration_from(spec: Migration | Mapping[str, Any] | None) -> Migration:
             f"known: {sorted(Migration.__dataclass_fields__)}"
         )
     return Migration(**spec)
+
+
+def confirm_from(spec: Confirm | Mapping[str, Any] | None) -> Confirm | None:
+    if spec is None or isinstance(spec, Confirm):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"confirm must be a mapping such as {{top: 5, seeds: 3}}, got {spec!r}")
+    unknown = set(spec) - {"top", "seeds"}
+    if unknown:
+        raise ConfigError(f"unknown confirm setting(s) {sorted(unknown)}; known: ['seeds', 'top']")
+    return Confirm(**spec)
 
 
 def budget_from(spec: Budget | Mapping[str, Any] | int) -> Budget:

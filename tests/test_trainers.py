@@ -39,7 +39,7 @@ def test_baseline_learns_digits_and_reports_every_epoch():
     out = _one({"epochs": 4, "momentum": 0.9, "depth": 2, "width": 64})
     m = out["metrics"]
     assert m["val_acc"] > 0.9 and m["val_loss"] < 0.4
-    assert [step for step, _ in out["reports"]] == [0, 1, 2, 3]
+    assert [step for step, _ in out["reports"]] == [1, 2, 3, 4]
     assert m["bytes_sent"] == 0  # one rank: nothing to send
     assert m["parameters"] == 64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
     assert m["trainable_share"] == 1.0

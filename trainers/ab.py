@@ -59,8 +59,10 @@ Choices where the reference leaves room, and why:
   after data-parallel steps, but the all-reduces that follow must have equal sizes even if
   an SVD rounds differently.
 * A run that ends inside an independent phase merges at its last step, so the final model is
-  the average one. Intermediate reports during an independent phase are of the model of the
-  worker's rank 0 (an A group).
+  the average one; so does a run the search stops early (after an epoch) inside one.
+  Intermediate reports during an independent phase are of the model of the worker's rank 0
+  (an A group), so there the final ``val_loss`` of a stopped run differs from its last
+  report.
 * Attention projections inside ``nn.MultiheadAttention`` stay full-rank: that module reads
   their weights directly rather than calling them.
 """
@@ -85,6 +87,7 @@ from .framework import (
     DATA_PARALLEL,
     METRICS,
     Context,
+    Epochs,
     allreduce_gradients,
     batches,
     evaluate,
@@ -360,7 +363,8 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     loss_of = loss_function(data.task)
     tally = Tally(low_rank_size=sum(p.numel() for p in model.parameters()))
     start, t, train_loss = time.perf_counter(), 0, float("nan")
-    for epoch in range(epochs):
+    loop = Epochs(ctx, epochs)
+    for epoch in loop:
         total = 0.0
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             stage, since = plan.phase(t)
@@ -388,10 +392,12 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
             total += loss.item()
             t += 1
         train_loss = total / steps
-        trial.report(epoch, evaluate(model, data, ctx.device)[0])
+        loop.end(epoch, evaluate(model, data, ctx.device)[0])
+    if loop.stopped and plan.phase(t - 1)[0] == "ab" and not plan.ends_ab(t - 1):
+        _merge(model, slots, ctx, groups, tally)  # stopped inside an independent phase
     seconds = time.perf_counter() - start
     groups.close()
-    return _finish(ctx, model, data, train_loss, seconds, plan, groups, tally)
+    return _finish(ctx, model, data, train_loss, seconds, t, groups, tally)
 
 
 def _merge(model: nn.Module, slots: list[Slot], ctx: Context, groups: Groups, tally: Tally) -> None:
@@ -407,15 +413,16 @@ def _finish(
     data: Any,
     train_loss: float,
     seconds: float,
-    plan: Plan,
+    steps: int,
     groups: Groups,
     tally: Tally,
 ) -> dict[str, float]:
+    """The metrics after ``steps`` steps (fewer than the plan's when stopped early)."""
     ctx.comm.bytes_sent += groups.comm.bytes_sent
     size = sum(p.numel() for p in model.parameters())
     element = next(model.parameters()).element_size()
     # what the baseline sends: a gradient bucket per step, plus the root's initial broadcast
-    baseline = element * size * (plan.total + int(ctx.rank == 0)) if ctx.size > 1 else 0
+    baseline = element * size * (steps + int(ctx.rank == 0)) if ctx.size > 1 else 0
     group_bytes = groups.comm.bytes_sent
     return finish(
         ctx,

@@ -139,6 +139,7 @@ from .framework import (
     RUNTIME,
     SCHEDULE,
     Context,
+    Epochs,
     batches,
     loss_function,
     setup,
@@ -257,14 +258,15 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
         initialise_store(split, stages, cfg, data.x_train.to(ctx.device), batch)
     start = time.perf_counter()
     epoch_times, stats = [], []
-    for epoch in range(epochs):
+    loop = Epochs(ctx, epochs)
+    for epoch in loop:
         tick = time.perf_counter()
         stats = list(_epoch(ctx, split, stages, cfg, data, epoch, batch, steps)) if stages else []
         epoch_times.append(time.perf_counter() - tick)
-        trial.report(epoch, evaluate(split, data.x_val, data.y_val, data.task, ctx.device)[0])
+        loop.end(epoch, evaluate(split, data.x_val, data.y_val, data.task, ctx.device)[0])
     train_loss, extra = _summary(ctx, split, stages, stats, epoch_times)
     serial = evaluate(split, data.x_train, data.y_train, data.task, ctx.device)[0]
-    extra |= {"serial_train_loss": serial, "beta": cfg.beta_at(epochs - 1)}
+    extra |= {"serial_train_loss": serial, "beta": cfg.beta_at(ctx.epochs_run - 1)}
     return finish(ctx, split, data, train_loss, time.perf_counter() - start, **extra)
 
 

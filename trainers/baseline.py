@@ -23,6 +23,7 @@ from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
+    Epochs,
     allreduce_gradients,
     batches,
     evaluate,
@@ -51,7 +52,8 @@ Attach = Callable[[nn.Module, torch.optim.Optimizer, Collectives, int], Method]
 
 def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) -> dict[str, float]:
     """The data-parallel loop; ``attach(model, optimizer, comm, total_steps)`` builds the
-    method (e.g. OIALR) whose hook runs before every step."""
+    method (e.g. OIALR) whose hook runs before every step. It ends early, after an epoch, when
+    the search says so (:class:`trainers.framework.Epochs`)."""
     ctx = setup(params, trial)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
@@ -63,7 +65,8 @@ def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) ->
     method = attach(model, optimizer, ctx.comm, epochs * steps) if attach else None
     loss_of = loss_function(data.task)
     start, t, train_loss = time.perf_counter(), 0, float("nan")
-    for epoch in range(epochs):
+    loop = Epochs(ctx, epochs)
+    for epoch in loop:
         total = 0.0
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             if method:
@@ -77,7 +80,7 @@ def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) ->
             total += loss.item()
             t += 1
         train_loss = total / steps
-        trial.report(epoch, evaluate(model, data, ctx.device)[0])
+        loop.end(epoch, evaluate(model, data, ctx.device)[0])
     extra = method.metrics() if method else {}
     return finish(ctx, model, data, train_loss, time.perf_counter() - start, **extra)
 

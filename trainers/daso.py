@@ -90,6 +90,7 @@ from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
+    Epochs,
     batches,
     evaluate,
     finish,
@@ -348,7 +349,8 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     lr_schedule = make_schedule(params, optimizer, epochs * steps)
     loss_of = loss_function(data.task)
     start, done, train_loss = time.perf_counter(), 0, float("nan")
-    for epoch in range(epochs):
+    loop = Epochs(ctx, epochs)
+    for epoch in loop:
         blocking = epoch < s.warmup_epochs or epoch >= epochs - s.cooldown_epochs
         total = 0.0
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
@@ -364,7 +366,7 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
         train_loss = total / steps
         if not blocking:
             schedule.epoch_end(trial.comm.allreduce(train_loss) / ctx.size)
-        trial.report(epoch, evaluate(model, data, ctx.device)[0])
+        loop.end(epoch, evaluate(model, data, ctx.device)[0])
     if sync.pending is not None:
         _receive(model, sync, done)
     local_comm.Free()

@@ -80,6 +80,7 @@ from .framework import (
     RUNTIME,
     SCHEDULE,
     Context,
+    Epochs,
     batches,
     loss_function,
     make_optimizer,
@@ -343,7 +344,9 @@ def fit(
     iterations: int | None = None,
 ) -> Fitted:
     """Train with ``method`` for the params' epochs (or only the first ``iterations``
-    iterations), reporting the validation loss after each whole epoch."""
+    iterations), reporting the validation loss after each whole epoch, and stopping there
+    when the search says so: the error gradients in flight are received by then
+    (:func:`_collect`), so every stage leaves together and no send is left pending."""
     params = TABLE.read(params)
     ctx = setup(params, trial)
     data = load_data(params)
@@ -359,7 +362,8 @@ def fit(
     shuffle = params["shuffle"]
     _wait_all(trial.comm)
     start, t, epoch_times, sent, train_loss = time.perf_counter(), 0, [], 0, float("nan")
-    for epoch in range(epochs):
+    loop = Epochs(ctx, epochs)
+    for epoch in loop:
         if t == total:
             break
         began, before = time.perf_counter(), ctx.comm.bytes_sent
@@ -374,7 +378,7 @@ def fit(
             train_loss = sum(losses) / len(losses)
         _wait_all(trial.comm)
         if len(losses) == steps:  # a stopped run reports no partial epoch
-            trial.report(epoch, evaluate(split, data.x_val, data.y_val, data.task, ctx.device)[0])
+            loop.end(epoch, evaluate(split, data.x_val, data.y_val, data.task, ctx.device)[0])
     seconds = time.perf_counter() - start
     return Fitted(ctx, data, split, train_loss, seconds, epoch_times, tuple(run.peaks), sent)
 

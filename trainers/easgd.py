@@ -47,6 +47,7 @@ from .framework import (
     RUNTIME,
     SCHEDULE,
     Context,
+    Epochs,
     evaluate,
     finish,
     loss_function,
@@ -236,7 +237,8 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     loss_of = loss_function(data.task)
     pulled = _vector(weights)  # DOWNPOUR: x^i - pulled is the accumulated update v^i
     start, t, train_loss = time.perf_counter(), 0, float("nan")
-    for epoch in range(epochs):
+    loop = Epochs(ctx, epochs)
+    for epoch in loop:
         total = 0.0
         for xb, yb in rank_batches(data, batch, epoch, ctx.seed + 1000 * ctx.rank):
             exchange = t % s.tau == 0
@@ -255,7 +257,7 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
             total += loss.item()
             t += 1
         train_loss = total / steps
-        trial.report(epoch, _centre_loss(model, weights, centre, data, ctx))
+        loop.end(epoch, _centre_loss(model, weights, centre, data, ctx))
     local_loss, _ = evaluate(model, data, ctx.device)
     _assign(centre.read(), weights)
     centre.close()

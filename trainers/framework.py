@@ -87,14 +87,15 @@ DATA_PARALLEL = (DATA, MODEL, OPTIMIZER, SCHEDULE, LOOP, RUNTIME)
 
 @dataclass
 class Context:
-    """One rank's view of a trial: its device, the worker's collectives and a seed shared by
-    the worker's ranks."""
+    """One rank's view of a trial: its device, the worker's collectives, a seed shared by
+    the worker's ranks, and the epochs run so far (set by :class:`Epochs`)."""
 
     params: Mapping[str, Any]
     trial: Trial
     device: torch.device
     comm: Collectives
     seed: int
+    epochs_run: int = 0
 
     @property
     def rank(self) -> int:
@@ -103,6 +104,44 @@ class Context:
     @property
     def size(self) -> int:
         return self.comm.size
+
+
+class Epochs:
+    """A trainer's epoch loop, which ends early when the search says so.
+
+    Iterating gives the epochs ``0 .. count - 1``. After each, the trainer calls :meth:`end`
+    with the value to report (the validation loss; MAC's training loss): it is reported as step
+    ``epoch + 1`` (steps count from 1, so a pruner's first rung, step 1, is the first epoch),
+    and ``trial.should_stop()`` is asked. When that says stop (a pruner, the step budget, the
+    time limit), the iteration ends after this epoch and the trainer returns its metrics for
+    the model as it is, with ``epochs_run`` the epochs it ran.
+
+    ``should_stop`` is answered by the worker's first rank and broadcast, so every rank must
+    call :meth:`end` at the same epochs, idle ranks of a chain included, and only when no
+    message between ranks is in flight (the end of an epoch): then every rank leaves the loop
+    after the same epoch and none waits for a message that is never sent.
+
+    Args:
+        ctx: the rank's context (its trial; :attr:`Context.epochs_run` is kept up to date).
+        count: the epochs to run when nothing stops them (``epochs``).
+    """
+
+    def __init__(self, ctx: Context, count: int) -> None:
+        self._ctx = ctx
+        self.count = count
+        self.stopped = False
+
+    def __iter__(self) -> Iterator[int]:
+        for epoch in range(self.count):
+            if self.stopped:
+                return
+            yield epoch
+
+    def end(self, epoch: int, value: float) -> None:
+        """Epoch ``epoch`` (from 0) is over: report ``value`` and ask whether to go on."""
+        self._ctx.epochs_run = epoch + 1
+        self._ctx.trial.report(epoch + 1, value)
+        self.stopped = self._ctx.trial.should_stop()
 
 
 def setup(params: Mapping[str, Any], trial: Trial) -> Context:
@@ -278,6 +317,7 @@ METRICS = (
     "bytes_sent",
     "parameters",
     "trainable_share",
+    "epochs_run",
 )
 
 
@@ -289,7 +329,8 @@ def metrics(
     parameters: tuple[int, int],
     **extra: float,
 ) -> dict[str, float]:
-    """The metrics dict from (val loss, val acc) and (all parameters, trainable ones); raises
+    """The metrics dict from (val loss, val acc) and (all parameters, trainable ones), with
+    ``epochs_run`` (fewer than ``epochs`` when the search stopped the run early); raises
     ``FloatingPointError`` when the validation loss is not finite."""
     val_loss, val_acc = validation
     total, trainable = parameters
@@ -301,6 +342,7 @@ def metrics(
         "bytes_sent": float(ctx.comm.bytes_sent),
         "parameters": float(total),
         "trainable_share": trainable / total if total else 1.0,
+        "epochs_run": float(ctx.epochs_run),
     }
     out.update(extra)
     if not math.isfinite(val_loss):

@@ -90,6 +90,7 @@ from .framework import (
     OPTIMIZERS,
     RUNTIME,
     Context,
+    Epochs,
     batch_indices,
     evaluation_mode,
     make_optimizer,
@@ -424,7 +425,9 @@ OnEpoch = Callable[[int, float, float], None]  # (epoch, seconds of MAC epochs s
 def fit(
     params: Mapping[str, Any], trial: Trial, on_epoch: OnEpoch | None = None
 ) -> dict[str, float]:
-    """MAC on the worker's ranks; ``on_epoch`` (for benchmarks) is called after every epoch."""
+    """MAC on the worker's ranks; ``on_epoch`` (for benchmarks) is called after every epoch.
+    Every stage ends an epoch with its messages received (the targets' exchange and the
+    layer-serial loss), so the chain stops together after any epoch the search stops."""
     params = TABLE.read(params)
     if params["split"] is None and params["modules"] is None:
         params = TABLE.read({**params, "split": 1})
@@ -434,21 +437,22 @@ def fit(
     split = split_model(ctx, params, data, CHANNELS)
     mac = MAC(ctx, params, split, data)
     spent, previous, train_loss, train_acc = 0.0, math.inf, math.nan, math.nan
-    for epoch in range(mac.s.epochs):
+    loop = Epochs(ctx, mac.s.epochs)
+    for epoch in loop:
         t0 = time.perf_counter()
         mac.epoch(epoch)
         spent += time.perf_counter() - t0
         train_loss, train_acc = evaluate(split, data.x_train, data.y_train, data.task, ctx.device)
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"MAC diverged in epoch {epoch}: train_loss={train_loss}")
-        trial.report(epoch, train_loss)
+        loop.end(epoch, train_loss)
         if on_epoch is not None:
             on_epoch(epoch, spent, train_loss)
         mac.after_epoch(train_loss, previous)
         previous = train_loss
     from mpi4py import MPI
 
-    epoch_time = ctx.trial.comm.allreduce(spent / mac.s.epochs, op=MPI.MAX)
+    epoch_time = ctx.trial.comm.allreduce(spent / ctx.epochs_run, op=MPI.MAX)
     return finish(
         ctx,
         split,

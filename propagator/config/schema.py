@@ -82,6 +82,12 @@ SCHEMA: dict[str, Any] = {
         "max_initial_failures": _POS_INT,
         "failure_grace": _DURATION,
         "trial_timeout": _DURATION,
+        "repeats": _POS_INT,
+        "confirm": {
+            "type": "object",
+            "properties": {"top": _POS_INT, "seeds": _POS_INT},
+            "additionalProperties": False,
+        },
         "early_stopping": {
             "oneOf": [
                 {"type": "string"},

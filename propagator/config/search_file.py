@@ -28,6 +28,7 @@ from ..settings import (
     DEFAULT_STRATEGY,
     Settings,
     budget_from,
+    confirm_from,
     migration_from,
     strategies_for,
 )
@@ -177,6 +178,8 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             deduplicate=data.get("deduplicate", True),
             pruner=make_pruner(data.get("early_stopping")),
             trial_timeout=data.get("trial_timeout"),
+            repeats=data.get("repeats", 1),
+            confirm=confirm_from(data.get("confirm")),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
         settings.check(space)

@@ -29,6 +29,8 @@ class Pruned(Exception):
 class Stopping(Protocol):
     """How a trial learns that it should stop early (see :mod:`.stopping`)."""
 
+    def start(self) -> None: ...
+
     def reported(self, trial: Trial, step: int, value: float) -> None: ...
 
     def decide(self, trial: Trial) -> str | None: ...
@@ -46,6 +48,8 @@ class Trial:
         island: island index.
         rank: this rank's index within the worker (``comm.rank``).
         stopped: why :meth:`should_stop` said stop (``None`` until it did).
+        repeat: which of the search's ``repeats`` evaluations of these params this is
+            (0, 1, ...; always 0 without repeats).
     """
 
     __slots__ = (
@@ -56,6 +60,7 @@ class Trial:
         "id",
         "island",
         "rank",
+        "repeat",
         "stopped",
         "worker",
     )
@@ -68,8 +73,10 @@ class Trial:
         island: int,
         run_seed: int,
         stopping: Stopping | None = None,
+        repeat: int = 0,
     ) -> None:
         self.id = id
+        self.repeat = repeat
         self.comm = comm
         self.worker = worker
         self.island = island
@@ -81,9 +88,11 @@ class Trial:
 
     @property
     def seed(self) -> int:
-        """A 32-bit seed for this evaluation, derived from the run seed and :attr:`id` (the
-        same on every rank of the worker, different for every evaluation)."""
-        return int(np.random.SeedSequence([self._run_seed, self.id]).generate_state(1)[0])
+        """A 32-bit seed for this evaluation, derived from the run seed, :attr:`id` and
+        :attr:`repeat` (the same on every rank of the worker, different for every evaluation
+        and every repeat)."""
+        key = [self._run_seed, self.id] + ([self.repeat] if self.repeat else [])
+        return int(np.random.SeedSequence(key).generate_state(1)[0])
 
     def report(self, step: int, value: float) -> None:
         """Record an intermediate value, e.g. the validation loss after epoch ``step``

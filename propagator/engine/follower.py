@@ -40,22 +40,55 @@ _NOTICE = 1.0  # seconds a failed rank waits for its worker before it says so on
 def run_trial(
     ctx: RunContext, record_id: int, genes: np.ndarray, stopping: Stopping | None = None
 ) -> tuple[Outcome, float, float, list]:
-    """Decode, evaluate and time one candidate on this rank."""
+    """Decode, evaluate and time one candidate on this rank (``repeats`` times, averaged,
+    when the search asks for repeats; the reports are those of the first repeat)."""
     params = ctx.space.decode(genes)
-    trial = Trial(record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed, stopping)
     start = time.time() - ctx.t0
-    outcome = evaluate(ctx.objective, params, trial, ctx.settings.metric, ctx.pass_trial)
-    end = time.time() - ctx.t0
-    limit = ctx.settings.trial_timeout
-    if limit is not None and end - start > limit and outcome.status != Status.FAILED:
-        outcome = Outcome(
-            Status.FAILED,
-            float("nan"),
-            outcome.metrics,
-            f"timed out: it ran {end - start:.1f} s, longer than trial_timeout = {limit:g} s "
-            "(check trial.should_stop() after each step to stop in time)",
+    outcomes, reports = [], []
+    for repeat in range(ctx.settings.repeats):
+        if stopping is not None:
+            stopping.start()
+        trial = Trial(
+            record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed, stopping, repeat
         )
-    return outcome, start, end, trial.reports
+        began = time.time()
+        outcome = evaluate(ctx.objective, params, trial, ctx.settings.metric, ctx.pass_trial)
+        outcomes.append(_in_time(outcome, time.time() - began, ctx.settings.trial_timeout))
+        reports = reports or trial.reports
+        if outcomes[-1].status != Status.OK:
+            break
+    return _averaged(outcomes, ctx.settings.metric), start, time.time() - ctx.t0, reports
+
+
+def _in_time(outcome: Outcome, seconds: float, limit: float | None) -> Outcome:
+    """A failure, if the evaluation ran past its time limit without stopping."""
+    if limit is None or seconds <= limit or outcome.status == Status.FAILED:
+        return outcome
+    return Outcome(
+        Status.FAILED,
+        float("nan"),
+        outcome.metrics,
+        f"timed out: it ran {seconds:.1f} s, longer than trial_timeout = {limit:g} s "
+        "(check trial.should_stop() after each step to stop in time)",
+    )
+
+
+def _averaged(outcomes: list[Outcome], metric: str | None) -> Outcome:
+    """One outcome of a candidate's repeats: the last, unless all succeeded; then the mean of
+    every numeric metric, with the optimized one's spread as ``<metric>_std``."""
+    last = outcomes[-1]
+    if len(outcomes) == 1 or last.status != Status.OK:
+        return last
+    values = np.array([o.value for o in outcomes])
+    name = metric or "value"
+    metrics: dict = {name: float(values.mean())}
+    if all(o.metrics is not None for o in outcomes):
+        for key, first in outcomes[0].metrics.items():
+            column = [o.metrics.get(key) for o in outcomes]
+            if isinstance(first, float) and all(isinstance(v, float) for v in column):
+                metrics[key] = float(np.mean(column))
+    metrics |= {f"{name}_std": float(values.std()), "repeats": len(outcomes)}
+    return Outcome(Status.OK, float(values.mean()), metrics, None)
 
 
 class WorkerStuck(Exception):

@@ -20,7 +20,7 @@ from mpi4py import MPI
 from .comm.backoff import wait
 from .comm.mailbox import Mailbox
 from .comm.tickets import TicketCounter, Tickets
-from .context import LeaderOptions, RunContext
+from .context import LeaderOptions, RunContext, Sink
 from .evaluation import Outcome, error_headline
 from .failures import FailureWatch
 from .follower import WorkerStuck, abandon, run_trial, settle, wire_row
@@ -32,7 +32,7 @@ from .stopping import LeaderStopping, stopping_active
 _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
-_EVALUATED, _STOP = int(Kind.EVALUATED), int(Kind.STOP)
+_EVALUATED, _STOP, _CONFIRMATION = (int(k) for k in (Kind.EVALUATED, Kind.STOP, Kind.CONFIRMATION))
 _OK = int(Status.OK)
 
 
@@ -109,10 +109,33 @@ class Leader:
         self._publish(force=True)
         if self._options.sink is not None:
             self._options.sink.close(self._unstored(), self._rng_states())
-        if self._multi_rank:
-            self._candidate["kind"] = _STOP
-            wait(self._ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
+        self._release_followers()
         self._mailbox.drain()
+        return self._log
+
+    def confirm(
+        self, counter: TicketCounter, tasks: np.ndarray, first_id: int, sink: Sink | None
+    ) -> LocalLog:
+        """After :meth:`run`: evaluate the confirmation tasks this worker claims (task ``i``
+        has id ``first_id + i``), journaled to ``sink``; then release the followers. Returns
+        the confirmations' records."""
+        ctx = self._ctx
+        self._log, self._stored = LocalLog(ctx.dtype), 0
+        self._options.sink, self._counter = sink, counter
+        tickets = Tickets(counter, ctx.layout.n_workers)
+        while (record_id := tickets.next(time.perf_counter())) is not None:
+            genes = tasks[record_id - first_id]
+            if self._multi_rank:
+                self._hand_out(record_id, genes)
+            outcome, start, end, reports = run_trial(ctx, record_id, genes, self._stopping)
+            if self._multi_rank:
+                outcome = self._settled(outcome, record_id, genes, (start, end))
+            if outcome.stop or outcome.mistake:
+                break
+            self._record(record_id, genes, outcome, (start, end), reports, _CONFIRMATION)
+        if sink is not None:
+            sink.close(self._unstored(), self._rng_states())
+        self._release_followers()
         return self._log
 
     @property
@@ -151,15 +174,9 @@ class Leader:
             return False
         if self._multi_rank:
             self._hand_out(record_id, genes)
-        if self._stopping is not None:
-            self._stopping.start()
         outcome, start, end, reports = run_trial(ctx, record_id, genes, self._stopping)
         if self._multi_rank:
-            try:
-                outcome = settle(ctx, outcome, record_id)
-            except WorkerStuck as stuck:
-                failure = partial(self._record_stuck, record_id, genes, (start, end))
-                abandon(ctx, str(stuck), failure)
+            outcome = self._settled(outcome, record_id, genes, (start, end))
         if outcome.mistake:  # not recorded: the search was set up wrong, not this config
             self.abort_error, self.abort_is_mistake = outcome.error, True
             self._counter.stop()
@@ -224,18 +241,30 @@ class Leader:
         outcome: Outcome,
         times: tuple[float, float],
         reports: list[tuple[int, float]],
+        kind: int = _EVALUATED,
     ) -> np.void:
         """Log and journal a finished evaluation (before the next one starts)."""
         status, value = int(outcome.status), outcome.value
-        row = self._log.append(
-            wire_row(self._ctx, record_id, self._log.size, status, times, value, genes, reports),
-            outcome.metrics,
-            outcome.error,
-            reports,
-        )
+        row = wire_row(self._ctx, record_id, self._log.size, status, times, value, genes, reports)
+        row = self._log.append((*row[:6], kind, *row[7:]), outcome.metrics, outcome.error, reports)
         if self._options.sink is not None:
             self._options.sink.append(row, outcome.metrics, outcome.error, reports)
         return row
+
+    def _settled(
+        self, outcome: Outcome, record_id: int, genes: np.ndarray, times: tuple[float, float]
+    ) -> Outcome:
+        """The worker's outcome (see :func:`settle`); a stuck worker stops the job."""
+        try:
+            return settle(self._ctx, outcome, record_id)
+        except WorkerStuck as stuck:
+            abandon(self._ctx, str(stuck), partial(self._record_stuck, record_id, genes, times))
+            raise  # abandon aborts the job; never reached
+
+    def _release_followers(self) -> None:
+        if self._multi_rank:
+            self._candidate["kind"] = _STOP
+            wait(self._ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
 
     def _record_stuck(
         self, record_id: int, genes: np.ndarray, times: tuple[float, float], error: str

@@ -30,6 +30,7 @@ class Kind(enum.IntEnum):
     IMMIGRANT = 1  # sent from another island: replaces the worst of the receiver's pool
     DEPARTED = 2  # migrated away (migration, not pollination): drop it from the pool
     STOP = 3  # leader -> worker ranks: no more candidates
+    CONFIRMATION = 4  # a winner evaluated again on a fresh seed, after the search
 
 
 def wire_dtype(n_genes: int, n_rungs: int = 0, n_values: int = 1) -> np.dtype:
@@ -75,6 +76,7 @@ class Record:
         end: end time in seconds since the search started.
         intermediate: ``(step, value)`` pairs the objective reported via ``trial.report``.
         step: the last step it reported (``None``: none); where a pruned evaluation stopped.
+        confirmation: a winner evaluated again on a fresh seed after the search.
     """
 
     id: int
@@ -90,6 +92,7 @@ class Record:
     end: float
     intermediate: tuple[tuple[int, float], ...] = field(default=())
     step: int | None = None
+    confirmation: bool = False
 
     @property
     def ok(self) -> bool:

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import sys
 import time
 import traceback
-from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
-from ..errors import ConfigError, ObjectiveError
-from ..results.result import Result, RunInfo
+from ..results.result import Result
 from ..settings import Settings
 from ..space import Space
 from .comm.claims import ClaimTable, table_slots
 from .comm.collect import allgather_bytes, broadcast_ints
 from .comm.groups import Comms, split
 from .comm.tickets import TicketCounter
+from .confirm import confirm_winners, reserved
 from .context import LeaderOptions, Monitor, RunContext, Session
 from .evaluation import Objective, wants_trial
 from .follower import follow
+from .gather import ended_normally, merge, pack, rows_of
 from .island import Island
 from .layout import Layout
 from .leader import Leader
-from .records import LocalLog, wire_dtype
+from .records import wire_dtype
 from .seen import Seen
 from .stopping import Rungs
 
@@ -56,6 +55,9 @@ def run(
         # workers to spend the budget alone.
         island, known = _island(ctx, session) if comms.is_leader else (None, None)
         evaluations = settings.budget.evaluations
+        if evaluations is not None:  # the confirmations come out of the budget
+            stored = [*session.islands.values(), np.zeros(0, ctx.dtype)]
+            evaluations = max(0, evaluations - reserved(np.concatenate(stored), settings.confirm))
         limit = None if evaluations is None else session.next_id + evaluations
         counter = TicketCounter(comms.world, session.next_id, limit, settings.budget.steps)
         claims = _claims(ctx, known) if settings.deduplicate else None
@@ -76,7 +78,10 @@ def run(
                     "have been evaluated"
                 )
             claims.close()
-        parts = allgather_bytes(comms.world, _pack(log, leader))
+        parts = allgather_bytes(comms.world, pack(log, leader))
+        if settings.confirm is not None and ended_normally(parts):
+            sink = _leader_options(ctx, session, None).sink if leader is not None else None
+            parts += confirm_winners(ctx, session, leader, rows_of(parts, ctx.dtype), sink)
         wall = time.perf_counter() - started
     except Exception:
         if comm.size > 1:
@@ -89,7 +94,7 @@ def run(
     finally:
         comms.free()
     try:
-        result = _result(space, settings, layout, ctx.dtype, parts, ctx.run_seed, wall)
+        result = merge(space, settings, layout, ctx.dtype, parts, ctx.run_seed, wall)
         if monitor is not None:  # the final counts, now that every worker's are in
             losses = settings.sign * result.values[result.ok]
             monitor.update(len(result), result.n_failed, losses.min() if len(losses) else np.inf)
@@ -165,73 +170,4 @@ def _context(
         deadline=time.perf_counter() + settings.budget.time if settings.budget.time else None,
         session=session.number,
         run_dir=session.run_dir,
-    )
-
-
-def _pack(log: LocalLog | None, leader: Leader | None) -> bytes:
-    """A leader's records as ``json side data, newline, raw rows``; nothing for followers."""
-    if log is None or leader is None:
-        return b""
-    side = {
-        "metrics": log.metrics,
-        "errors": log.errors,
-        "reports": log.reports,
-        "abort": leader.abort_error,
-        "mistake": leader.abort_is_mistake,
-        "interrupted": leader.interrupted,
-        "stats": leader.stats,
-    }
-    return json.dumps(side).encode() + b"\n" + log.view().tobytes()
-
-
-def _result(
-    space: Space,
-    settings: Settings,
-    layout: Layout,
-    dtype: np.dtype,
-    parts: list[bytes],
-    run_seed: int,
-    wall: float,
-) -> Result:
-    metrics: dict[int, dict[str, Any]] = {}
-    errors: dict[int, str] = {}
-    reports: dict[int, list[tuple[int, float]]] = {}
-    rows, aborts, interrupted = [], [], False
-    stats: dict[str, int] = {}
-    for part in parts:
-        if not part:
-            continue
-        head, _, raw = part.partition(b"\n")
-        side = json.loads(head)
-        metrics.update((int(k), v) for k, v in side["metrics"].items())
-        errors.update((int(k), v) for k, v in side["errors"].items())
-        reports.update((int(k), [tuple(p) for p in v]) for k, v in side["reports"].items())
-        if side["abort"]:
-            aborts.append((side["mistake"], side["abort"]))
-        interrupted = interrupted or side["interrupted"]
-        for key, n in side["stats"].items():
-            stats[key] = stats.get(key, 0) + n
-        rows.append(np.frombuffer(raw, dtype=dtype))
-    if aborts:
-        mistake, message = max(aborts, key=lambda a: a[0])  # a set-up mistake explains more
-        raise (ConfigError if mistake else ObjectiveError)(message)
-    info = RunInfo(
-        seed=run_seed,
-        world_size=layout.world_size,
-        n_workers=layout.n_workers,
-        n_islands=layout.n_islands,
-        wall_time=wall,
-        interrupted=interrupted,
-        exhausted=bool(stats.pop("exhausted", 0)),
-        **stats,
-    )
-    return Result(
-        space,
-        settings.metric,
-        settings.direction,
-        np.concatenate(rows),
-        metrics,
-        errors,
-        reports,
-        info,
     )

@@ -135,6 +135,9 @@ class FollowerStopping:
     def __init__(self, ctx: RunContext) -> None:
         self._comm = ctx.comms.worker
 
+    def start(self) -> None:
+        """Nothing: the first rank keeps the time."""
+
     def reported(self, trial: Trial, step: int, value: float) -> None:
         """Nothing: the first rank counts and judges."""
 

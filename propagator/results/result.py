@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.records import Record, Status, wire_dtype
+from ..engine.records import Kind, Record, Status, wire_dtype
 from ..errors import PropagateError
 from ..space import Space
 
@@ -53,6 +53,25 @@ class RunInfo:
     immigrants_received: int
     duplicates_avoided: int = 0
     exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A winner re-evaluated on fresh seeds (see :attr:`Result.confirmed`).
+
+    Attributes:
+        params: the configuration.
+        search: its evaluation during the search (``None`` if it is not in this result).
+        values: the optimized metric of each successful confirmation.
+        mean: their mean (NaN if none succeeded).
+        std: their standard deviation.
+    """
+
+    params: dict[str, Any]
+    search: Record | None
+    values: tuple[float, ...]
+    mean: float
+    std: float
 
 
 class Result:
@@ -177,8 +196,30 @@ class Result:
         """The ``n`` best successful evaluations, best first."""
         return [self._record(int(i)) for i in self._ranked()[:n]]
 
+    @cached_property
+    def confirmed(self) -> list[Confirmed]:
+        """The configurations re-evaluated on fresh seeds at the end of the search
+        (``confirm=``), best mean first: each with its search evaluation, the values of its
+        confirmations, their mean and standard deviation. Empty without confirmations."""
+        again = self.rows["kind"] == Kind.CONFIRMATION
+        groups: dict[bytes, list[int]] = {}
+        for i in np.flatnonzero(again):
+            groups.setdefault(self.rows["genes"][i].tobytes(), []).append(int(i))
+        searched = {self.rows["genes"][i].tobytes(): int(i) for i in self._ranked()[::-1]}
+        out = []
+        for key, members in groups.items():
+            values = np.array([self.values[i] for i in members if self.ok[i]])
+            origin = self._record(searched[key]) if key in searched else None
+            params = self.space.decode(self.rows["genes"][members[0]])
+            mean = float(values.mean()) if len(values) else math.nan
+            std = float(values.std()) if len(values) else math.nan
+            out.append(Confirmed(params, origin, tuple(values.tolist()), mean, std))
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        return sorted(out, key=lambda c: (math.isnan(c.mean), sign * c.mean))
+
     def _ranked(self) -> np.ndarray:
-        ok = np.flatnonzero(self.ok)
+        """Successful search evaluations (not confirmations), best first."""
+        ok = np.flatnonzero(self.ok & (self.rows["kind"] != Kind.CONFIRMATION))
         loss = self.values[ok] * (1.0 if self.direction == "minimize" else -1.0)
         return ok[np.argsort(loss, kind="stable")]
 
@@ -208,4 +249,5 @@ class Result:
             end=float(row["end"]),
             intermediate=tuple(tuple(p) for p in self._reports.get(rid, ())),
             step=int(row["step"]) if row["step"] >= 0 else None,
+            confirmation=int(row["kind"]) == Kind.CONFIRMATION,
         )
