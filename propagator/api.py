@@ -162,7 +162,7 @@ def search(
     settings.migration.matrix(layout.n_islands)  # a wrong-sized topology fails here, everywhere
     if run_dir is None:
         result = run(objective, space, settings, layout, comm)
-        if len(result) and not result.ok.any() and not result.info.interrupted:
+        if result.all_failed and not result.info.interrupted:
             raise ObjectiveError(
                 f"no evaluation succeeded ({len(result)} failed); first error:\n"
                 f"{result.first_error or '(no message)'}"

@@ -160,6 +160,11 @@ class Result:
         return self.rows["status"] == Status.OK
 
     @property
+    def all_failed(self) -> bool:
+        """Every evaluation (there is at least one) failed: none succeeded or was pruned."""
+        return len(self) > 0 and bool((self.rows["status"] == Status.FAILED).all())
+
+    @property
     def n_failed(self) -> int:
         return int(np.count_nonzero(self.rows["status"] == Status.FAILED))
 

@@ -160,7 +160,7 @@ def _session(
     everything = _whole_run(comm, stored.run_dir)
     # The run's wall time spans its sessions; the rest of the facts are this session's.
     everything.info = replace(result.info, wall_time=everything.info.wall_time)
-    if len(everything) and not everything.ok.any() and not result.info.interrupted:
+    if everything.all_failed and not result.info.interrupted:
         if comm.rank == 0:
             _event(stored.run_dir, the_plan.session, "failed", "no evaluation succeeded")
         raise ObjectiveError(_all_failed(everything, stored))
