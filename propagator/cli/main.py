@@ -302,6 +302,13 @@ def _finish(search: Any, outcome: Any) -> None:
     )
     for r in run.top(3):
         print(f"  {run.metric} {r.value:.6g}  id {r.id}  {json.dumps(r.params)}", flush=True)
+    for c in run.confirmed[:3]:
+        search = f"{c.search.value:.6g}" if c.search is not None else "-"
+        print(
+            f"  confirmed {run.metric} {c.mean:.6g} ± {c.std:.2g} over {len(c.values)} seeds "
+            f"(in the search {search})  {json.dumps(c.params)}",
+            flush=True,
+        )
     if session.info.duplicates_avoided:
         print(
             f"propagate: {session.info.duplicates_avoided} proposals repeated a configuration "

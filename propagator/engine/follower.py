@@ -32,7 +32,7 @@ from .records import Kind, Status
 from .stopping import FollowerStopping, stopping_active
 
 _log = logging.getLogger("propagate")
-_STOP, _EVALUATED = int(Kind.STOP), int(Kind.EVALUATED)
+_STOP, _EVALUATED, _CONFIRMATION = int(Kind.STOP), int(Kind.EVALUATED), int(Kind.CONFIRMATION)
 _OK, _FAILED = int(Status.OK), int(Status.FAILED)
 _NOTICE = 1.0  # seconds a failed rank waits for its worker before it says so on stderr
 
@@ -190,7 +190,8 @@ def follow(ctx: RunContext) -> None:
             barrier(ctx.comms.world)
             return
         record_id, genes = int(candidate["id"][0]), candidate["genes"][0].copy()
-        outcome, start, end, _ = run_trial(ctx, record_id, genes, stopping)
+        confirming = candidate["kind"][0] == _CONFIRMATION  # runs to its end (see Leader)
+        outcome, start, end, _ = run_trial(ctx, record_id, genes, None if confirming else stopping)
         if outcome.status != _OK:
             _log.warning("evaluation %d failed on this rank: %s", record_id, outcome.error)
         try:

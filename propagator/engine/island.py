@@ -106,6 +106,13 @@ class Island:
         keys = np.zeros(0, dtype=np.int64)
         if not len(rows):
             return keys
+        # A confirmation repeats a configuration the search chose: no parent, no new evidence
+        # for a strategy's model beyond its first evaluation.
+        confirmation = rows["kind"] == int(Kind.CONFIRMATION)
+        if confirmation.any():
+            if self.seen is not None:
+                self.seen.add_all(rows["genes"][confirmation])
+            rows = rows[~confirmation]
         ok = rows["status"] == _OK
         loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
         for i in np.flatnonzero(ok)[np.argsort(loss[ok], kind="stable")][: self.pool.capacity]:

@@ -126,8 +126,9 @@ class Leader:
         while (record_id := tickets.next(time.perf_counter())) is not None:
             genes = tasks[record_id - first_id]
             if self._multi_rank:
-                self._hand_out(record_id, genes)
-            outcome, start, end, reports = run_trial(ctx, record_id, genes, self._stopping)
+                self._hand_out(record_id, genes, _CONFIRMATION)
+            # A confirmation runs to its end: a pruned one would confirm nothing.
+            outcome, start, end, reports = run_trial(ctx, record_id, genes)
             if self._multi_rank:
                 outcome = self._settled(outcome, record_id, genes, (start, end))
             if outcome.stop or outcome.mistake:
@@ -214,11 +215,11 @@ class Leader:
         self._mailbox.flush()
         return True
 
-    def _hand_out(self, record_id: int, genes: np.ndarray) -> None:
+    def _hand_out(self, record_id: int, genes: np.ndarray, kind: int = _EVALUATED) -> None:
         """Give the candidate to this worker's other ranks, which evaluate it with this one."""
         candidate = self._candidate
         candidate["id"] = record_id
-        candidate["kind"] = _EVALUATED
+        candidate["kind"] = kind
         candidate["genes"] = genes
         wait(self._ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.evaluation import error_headline
-from ..engine.records import Record, Status
+from ..engine.records import Kind, Record, Status
 from ..errors import ConfigError, PropagateError
 from ..space import Constant
 from .result import Result
@@ -197,9 +197,11 @@ def _report(args: argparse.Namespace) -> int:
     sections = [
         summary(run),
         best_table(run.result, args.top),
+        confirmed_table(run.result),
         island_table(run.result),
         failure_table(run.result, args.errors),
     ]
+    sections = [lines for lines in sections if lines]
     print("\n\n".join("\n".join(lines) for lines in sections))
     for problem in run.result.problems:
         print(f"propagate: warning: {problem}", file=sys.stderr)
@@ -222,6 +224,10 @@ def summary(run: Run) -> list[str]:
         f"wall time    {format_duration(wall)}",
         f"throughput   {format_rate(len(result), wall)}",
     ]
+    steps = step_counts(result)
+    if steps is not None:
+        spent, saved = steps
+        lines.append(f"steps        {spent} reported, about {saved} saved by stopping early")
     if len(run.sessions) > 1:
         rows = [
             [
@@ -236,6 +242,40 @@ def summary(run: Run) -> list[str]:
         header = ["session", "began", "evaluations", "wall time", "ended"]
         lines += _table(header, rows, indent="  ")
     return lines
+
+
+def step_counts(result: Result) -> tuple[int, int] | None:
+    """Steps the evaluations reported, and an estimate of those stopping saved: each pruned
+    evaluation would have gone on to the median length of the completed ones. ``None`` when
+    nothing reported steps."""
+    records = [r for r in result.records if r.intermediate]
+    if not records:
+        return None
+    spent = sum(len(r.intermediate) for r in records)
+    full = [len(r.intermediate) for r in records if r.ok]
+    typical = float(np.median(full)) if full else 0.0
+    saved = sum(max(0.0, typical - len(r.intermediate)) for r in records if r.pruned)
+    return spent, round(saved)
+
+
+def confirmed_table(result: Result) -> list[str]:
+    """The winners re-evaluated on fresh seeds, with their search values (empty without)."""
+    if not result.confirmed:
+        return []
+    rows = [
+        [
+            str(i + 1),
+            format_value(c.mean),
+            format_value(c.std),
+            str(len(c.values)),
+            format_value(c.search.value) if c.search is not None else "-",
+            ", ".join(f"{k}={format_param(v)}" for k, v in c.params.items()),
+        ]
+        for i, c in enumerate(result.confirmed)
+    ]
+    header = ["rank", f"mean {result.metric}", "std", "seeds", "in the search", "params"]
+    title = "winners confirmed on fresh seeds (a search value is one draw; the mean is not)"
+    return [title, *_table(header, rows)]
 
 
 def best_table(result: Result, n: int) -> list[str]:
@@ -254,7 +294,7 @@ def best_table(result: Result, n: int) -> list[str]:
         + [format_param(r.params.get(name, _INACTIVE)) for name in shown]
         for rank, r in enumerate(top, 1)
     ]
-    n_ok = int(np.count_nonzero(result.ok))
+    n_ok = int(np.count_nonzero(result.ok & (result.rows["kind"] != Kind.CONFIRMATION)))
     lines = [f"best {len(top)} of {n_ok} successful evaluations ({result.direction})"]
     table = _table(header, rows)
     if max(map(len, table)) > _MAX_WIDTH:
@@ -273,8 +313,9 @@ def island_table(result: Result) -> list[str]:
     islands = sorted(set(range(result.info.n_islands)) | set(result.rows["island"].tolist()))
     sign = 1.0 if result.direction == "minimize" else -1.0
     rows = []
+    searched = result.rows["kind"] != Kind.CONFIRMATION
     for island in islands:
-        mine = np.flatnonzero(result.rows["island"] == island)
+        mine = np.flatnonzero((result.rows["island"] == island) & searched)
         ok = mine[result.ok[mine]]
         failed = int(np.count_nonzero(result.rows["status"][mine] == Status.FAILED))
         if len(ok):
@@ -297,7 +338,7 @@ def island_table(result: Result) -> list[str]:
 
 def failure_table(result: Result, full: bool) -> list[str]:
     """Failures grouped by their message's headline, most frequent first."""
-    failed = [r for r in result.records if r.error is not None]
+    failed = [r for r in result.records if r.status == "failed"]
     if not failed:
         return ["failures: none"]
     kinds: dict[str, list[Record]] = {}
