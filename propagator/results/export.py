@@ -31,6 +31,8 @@ _RECORD_COLUMNS = (
     "start",
     "end",
     "duration",
+    "step",
+    "confirmation",
 )
 _JOURNAL_SUFFIXES = (".log", ".journal")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -119,6 +121,8 @@ def _fields(record: Record) -> dict[str, Any]:
         "start": record.start,
         "end": record.end,
         "duration": record.duration,
+        "step": record.step,
+        "confirmation": record.confirmation,
     }
 
 
