@@ -21,10 +21,11 @@ from .comm.backoff import wait
 from .comm.mailbox import Mailbox
 from .comm.tickets import TicketCounter, Tickets
 from .context import LeaderOptions, RunContext, Sink
-from .evaluation import Outcome, error_headline
+from .evaluation import Outcome
 from .failures import FailureWatch
-from .follower import WorkerStuck, abandon, run_trial, settle, wire_row
+from .follower import WorkerStuck, abandon, run_trial, settle
 from .island import Island
+from .ledger import Ledger
 from .migration import Emigration
 from .records import Kind, LocalLog, Status
 from .stopping import LeaderStopping, stopping_active
@@ -71,15 +72,11 @@ class Leader:
         self._counter = counter
         self._tickets = Tickets(counter, layout.n_workers)
         self._failures = FailureWatch(ctx.worker, settings.max_initial_failures, counter)
-        self._log = LocalLog(ctx.dtype)
-        self._sign = settings.sign
+        self._ledger = Ledger(
+            ctx, counter, self._options.sink, self._options.monitor, self._rng_states
+        )
         self._multi_rank = layout.ranks_per_worker > 1
         self._candidate = np.zeros(1, dtype=ctx.dtype)
-        self._published = (0, 0)  # evaluations and failures already published
-        self._n_failed = 0
-        self._best_loss = np.inf
-        self._next_publish = 0.0
-        self._stored = 0  # records of the log already in the store's HDF5 file
         self.abort_error: str | None = None
         self.abort_is_mistake = False
         self.interrupted = False
@@ -102,16 +99,15 @@ class Leader:
         _log.info(
             "worker %d stops after %d evaluations (%d failed; %d duplicate proposals avoided)",
             ctx.worker,
-            self._log.size,
-            self._n_failed,
+            self._ledger.log.size,
+            self._ledger.n_failed,
             self._island.duplicates_avoided,
         )
-        self._publish(force=True)
-        if self._options.sink is not None:
-            self._options.sink.close(self._unstored(), self._rng_states())
+        self._ledger.publish(force=True)
+        self._ledger.close()
         self._release_followers()
         self._mailbox.drain()
-        return self._log
+        return self._ledger.log
 
     def confirm(
         self, counter: TicketCounter, tasks: np.ndarray, first_id: int, sink: Sink | None
@@ -120,8 +116,7 @@ class Leader:
         has id ``first_id + i``), journaled to ``sink``; then release the followers. Returns
         the confirmations' records."""
         ctx = self._ctx
-        self._log, self._stored = LocalLog(ctx.dtype), 0
-        self._options.sink, self._counter = sink, counter
+        self._ledger.restart(counter, sink)
         tickets = Tickets(counter, ctx.layout.n_workers)
         while (record_id := tickets.next(time.perf_counter())) is not None:
             genes = tasks[record_id - first_id]
@@ -133,11 +128,10 @@ class Leader:
                 outcome = self._settled(outcome, record_id, genes, (start, end))
             if outcome.stop or outcome.mistake:
                 break
-            self._record(record_id, genes, outcome, (start, end), reports, _CONFIRMATION)
-        if sink is not None:
-            sink.close(self._unstored(), self._rng_states())
+            self._ledger.record(record_id, genes, outcome, (start, end), reports, _CONFIRMATION)
+        self._ledger.close()
         self._release_followers()
-        return self._log
+        return self._ledger.log
 
     @property
     def stats(self) -> dict[str, int]:
@@ -157,8 +151,7 @@ class Leader:
         self._absorb()
         self._mailbox.progress()
         now = time.perf_counter()
-        if now >= self._next_publish:
-            self._publish()
+        self._ledger.publish()
         if ctx.deadline is not None and now >= ctx.deadline:
             return False
         if self._options.should_stop is not None and self._options.should_stop():
@@ -191,17 +184,8 @@ class Leader:
             self.interrupted = True
             self._counter.stop()
             return False
-        row = self._record(record_id, genes, outcome, (start, end), reports)
-        ok = outcome.status == Status.OK
-        loss = self._sign * outcome.value
-        if ok:
-            self._best_loss = min(self._best_loss, loss)
-        elif outcome.status == Status.FAILED:
-            self._n_failed += 1
-            _log.warning("evaluation %d failed: %s", record_id, error_headline(outcome.error))
-        else:
-            _log.info("evaluation %d %s", record_id, outcome.error)
-        self._island.learn(row, loss, ok)
+        row = self._ledger.record(record_id, genes, outcome, (start, end), reports)
+        self._island.learn(row, ctx.settings.sign * outcome.value, outcome.status == Status.OK)
         self._mailbox.post(row)
         self._failures.island_success |= self._island.heard_success
         self.abort_error = self._failures.broken(outcome)
@@ -235,23 +219,6 @@ class Leader:
         )
         self.exhausted = True
 
-    def _record(
-        self,
-        record_id: int,
-        genes: np.ndarray,
-        outcome: Outcome,
-        times: tuple[float, float],
-        reports: list[tuple[int, float]],
-        kind: int = _EVALUATED,
-    ) -> np.void:
-        """Log and journal a finished evaluation (before the next one starts)."""
-        status, value = int(outcome.status), outcome.value
-        row = wire_row(self._ctx, record_id, self._log.size, status, times, value, genes, reports)
-        row = self._log.append((*row[:6], kind, *row[7:]), outcome.metrics, outcome.error, reports)
-        if self._options.sink is not None:
-            self._options.sink.append(row, outcome.metrics, outcome.error, reports)
-        return row
-
     def _settled(
         self, outcome: Outcome, record_id: int, genes: np.ndarray, times: tuple[float, float]
     ) -> Outcome:
@@ -271,26 +238,9 @@ class Leader:
         self, record_id: int, genes: np.ndarray, times: tuple[float, float], error: str
     ) -> None:
         """Record the failure after which this worker's other ranks are stuck."""
-        self._record(record_id, genes, Outcome(Status.FAILED, np.nan, None, error), times, [])
-
-    def _publish(self, force: bool = False) -> None:
-        """Every half second: share progress counts, show them (rank 0), update the store."""
-        done, failed = self._log.size, self._n_failed
-        if (done, failed) != self._published or force:
-            self._counter.publish(
-                done - self._published[0], failed - self._published[1], self._best_loss
-            )
-            self._published = (done, failed)
-        if self._options.monitor is not None:
-            self._options.monitor.update(*self._counter.progress())
-        sink = self._options.sink
-        if sink is not None and sink.consolidate(self._unstored(), self._rng_states()):
-            self._stored = self._log.size
-        self._next_publish = time.perf_counter() + 0.5
-
-    def _unstored(self) -> np.ndarray:
-        """Records journaled but not yet in the HDF5 file."""
-        return self._log.view()[self._stored :]
+        self._ledger.record(
+            record_id, genes, Outcome(Status.FAILED, np.nan, None, error), times, []
+        )
 
     def _rng_states(self) -> list[dict[str, Any]]:
         return [self._rng.bit_generator.state, self._migrate_rng.bit_generator.state]

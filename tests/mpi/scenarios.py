@@ -17,6 +17,7 @@ import numpy as np
 from mpi4py import MPI
 
 import propagator as pg
+from propagator.pruners import PrunerSpec
 from propagator.strategies import Breeder
 
 WORLD = MPI.COMM_WORLD
@@ -126,7 +127,9 @@ def termination(args: list[str]) -> dict:
         time=float(args[3]) if len(args) > 3 else None,
     )
     t = time.perf_counter()
-    result = pg.search(sleepy_sphere, space2(float(args[1])), budget=budget, islands=int(args[2]))
+    # The GA starts at once: these tests time the engine, not a strategy's imports.
+    space = space2(float(args[1]))
+    result = pg.search(sleepy_sphere, space, budget=budget, islands=int(args[2]), strategy="ga")
     out = summary(result)
     out["elapsed"] = time.perf_counter() - t
     return out
@@ -313,6 +316,63 @@ def train(args: list[str]) -> dict:
     return load_objective(name)(params, pg.Trial(0, WORLD, 0, 0, seed))
 
 
+@dataclass(frozen=True)
+class FirstOnly(PrunerSpec):
+    """A pruner for tests: an evaluation goes on past a rung only when no other has reached
+    it, so with one worker the first evaluation runs to its end and every later one stops at
+    its first rung (step 1), whatever its loss."""
+
+    name = "first_only"
+
+    def keeps(self, loss: float, others: np.ndarray) -> bool:
+        return len(others) == 0
+
+
+def trainer_stopping(args: list[str]) -> dict:
+    """A trainer stopped early on one worker of all ranks, one thread each: ``name rule
+    params``. ``rule`` ``first_only``: two evaluations under :class:`FirstOnly` (the second
+    stops after its first epoch); ``steps:N``: a step budget of N. ``params`` in the
+    search-file form, with a searched one (the two evaluations must differ). Every rank notes
+    what its trial saw: the steps it reported, why it stopped, what the trainer returned."""
+    import torch
+
+    from propagator.config import load_objective
+
+    torch.set_num_threads(1)
+    name, rule, params = args[0], args[1], json.loads(args[2])
+    trainer = load_objective(name)
+    seen = []
+
+    def spy(p: dict, trial: pg.Trial) -> dict:
+        metrics = trainer(p, trial)
+        steps = [step for step, _ in trial.reports]
+        seen.append({"id": trial.id, "steps": steps, "stopped": trial.stopped, "metrics": metrics})
+        return metrics
+
+    kind, _, steps = rule.partition(":")
+    result = pg.search(
+        spy,
+        pg.Space.from_dict(params),
+        metric="val_loss",
+        budget={"steps": int(steps)} if kind == "steps" else 2,
+        ranks_per_worker=WORLD.size,
+        early_stopping=FirstOnly() if kind == "first_only" else None,
+        seed=0,
+    )
+    records = [
+        {
+            "status": r.status,
+            "step": r.step,
+            "reports": r.intermediate,
+            "value": r.value,
+            "metrics": r.metrics,
+            "error": r.error,
+        }
+        for r in result.records
+    ]
+    return {"seen": seen, "records": records}
+
+
 def discrete_space(seed: int) -> pg.Space:
     """A random small discrete space: ints and categories, some conditional (nested too)."""
     rng = np.random.default_rng(seed)
@@ -369,9 +429,59 @@ def configurations(space: pg.Space) -> set[str]:
     return {json.dumps(space.decode(np.array(g)), sort_keys=True) for g in grid}
 
 
+def _curve(params: dict, trial: pg.Trial, answers: dict | None = None) -> float:
+    """A learning curve whose floor x sets; every rank reports and asks at each step, and
+    waits for the others in a barrier (a rank that stopped alone would hang the worker)."""
+    floor = (params["x"] - 0.3) ** 2 + 0.05
+    value = float("inf")
+    for t in range(1, 28):
+        value = floor + float(np.exp(-t / 3))
+        trial.report(t, value)
+        trial.comm.Barrier()
+        stop = trial.should_stop()
+        if answers is not None:
+            answers.setdefault(trial.id, []).append(stop)
+        if stop:
+            break
+    return value
+
+
+def stopping(args: list[str]) -> dict:
+    """Workers of ``k`` ranks with ASHA and a step budget: what should_stop said, per trial
+    and step, on this rank."""
+    answers: dict[int, list[bool]] = {}
+    result = pg.search(
+        lambda p, t: _curve(p, t, answers),
+        {"x": pg.Float(0, 1)},
+        budget={"evaluations": 40, "steps": 300},
+        ranks_per_worker=int(args[0]),
+        early_stopping="asha",
+        seed=3,
+    )
+    return {
+        "answers": sorted([k, v] for k, v in answers.items()),
+        "records": [{"status": r.status, "step": r.step} for r in result.records],
+    }
+
+
+def stopping_store(args: list[str]) -> dict:
+    """ASHA with a run store: ``run_dir budget``; how many evaluations were pruned."""
+    result = pg.search(
+        _curve,
+        {"x": pg.Float(0, 1)},
+        budget=int(args[1]),
+        early_stopping="asha",
+        run_dir=args[0],
+        seed=5,
+    )
+    return {"pruned": sum(r.pruned for r in result.records)}
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
+        stopping,
+        stopping_store,
         dedup,
         islands,
         multirank,
@@ -384,6 +494,7 @@ SCENARIOS = {
         trainer,
         chain,
         train,
+        trainer_stopping,
     )
 }
 
