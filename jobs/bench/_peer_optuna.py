@@ -3,10 +3,14 @@
     python jobs/bench/_peer_optuna.py --jobs JOBS.json --out OUT.jsonl
 
 Each run is one study with the sampler's defaults (``TPESampler(seed=seed)`` or
-``CmaEsSampler(seed=seed)``), optimised sequentially in one process for ``budget`` trials:
-the strongest setting for a sequential model-based sampler, since every result is known
-before the next ask. The space is asked define-by-run (conditional parameters only when
-active), with Optuna's own log-scale, integer and categorical distributions.
+``CmaEsSampler(seed=seed)``) for ``budget`` trials. ``optuna-tpe`` and ``optuna-cmaes``
+optimise sequentially in one process: the strongest setting for a sequential model-based
+sampler, since every result is known before the next ask. ``optuna-tpe-2w`` and
+``optuna-cmaes-2w`` run as Optuna runs in parallel: two worker processes share the study
+through a journal file (``JournalStorage``), each with its own sampler (seeded ``2·seed`` and
+``2·seed + 1``) asking half the trials, as our two ranks do. The space is asked define-by-run
+(conditional parameters only when active), with Optuna's own log-scale, integer and
+categorical distributions.
 """
 
 from __future__ import annotations
@@ -41,26 +45,75 @@ def suggest(trial: Any, problem: Problem) -> dict[str, Any]:
     return walk(problem.space, value_of)
 
 
+def _sampler(tool: str, seed: int) -> Any:
+    import optuna
+
+    if tool.startswith("optuna-tpe"):
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.CmaEsSampler(seed=seed)
+
+
 def run_study(tool: str, problem: Problem, budget: int, seed: int) -> dict[str, Any]:
     """One study of ``budget`` trials; the run's :func:`outcome`."""
     import optuna
 
-    samplers = {
-        "optuna-tpe": optuna.samplers.TPESampler,
-        "optuna-cmaes": optuna.samplers.CmaEsSampler,
-    }
-    keys, values = [], []
+    if tool.endswith("-2w"):
+        return _run_parallel(tool, problem, budget, seed, workers=2)
+    study = optuna.create_study(sampler=_sampler(tool, seed))
+    study.optimize(lambda trial: problem.evaluate(suggest(trial, problem)), n_trials=budget)
+    return _outcome(study, problem)
 
-    def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, problem)
-        value = problem.evaluate(params)
-        keys.append(problem.key(params))
-        values.append(value)
-        return value
 
-    study = optuna.create_study(sampler=samplers[tool](seed=seed))
-    study.optimize(objective, n_trials=budget)
-    return outcome(keys, values)
+def _outcome(study: Any, problem: Problem) -> dict[str, Any]:
+    trials = sorted(study.trials, key=lambda t: t.number)
+    return outcome([problem.key(t.params) for t in trials], [t.value for t in trials])
+
+
+def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: int) -> dict:
+    """``workers`` processes sharing one study through a journal file."""
+    import multiprocessing
+    import tempfile
+
+    import optuna
+
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = str(Path(tmp) / "study.log")
+        storage = _storage(journal)
+        optuna.create_study(storage=storage, study_name="s")
+        context = multiprocessing.get_context("spawn")
+        shares = [budget // workers + (w < budget % workers) for w in range(workers)]
+        procs = [
+            context.Process(
+                target=_worker, args=(tool, problem.name, journal, workers * seed + w, n)
+            )
+            for w, n in enumerate(shares)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+            if proc.exitcode:
+                raise RuntimeError(f"an Optuna worker of {tool} exited {proc.exitcode}")
+        return _outcome(optuna.load_study(storage=storage, study_name="s"), problem)
+
+
+def _storage(journal: str) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(journal))
+
+
+def _worker(tool: str, problem_name: str, journal: str, seed: int, trials: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+    problem = get_problem(problem_name)
+    study = optuna.load_study(
+        storage=_storage(journal), study_name="s", sampler=_sampler(tool, seed)
+    )
+    study.optimize(lambda trial: problem.evaluate(suggest(trial, problem)), n_trials=trials)
 
 
 def main() -> None:

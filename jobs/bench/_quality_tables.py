@@ -66,7 +66,8 @@ def _targets(regret: dict[tuple[str, str], float | None], default: str | None) -
         print(f"(the targets are on all {_FUNCTIONS} functions; {len(problems)} were run)")
         return
     goals = [("ga", "propulate")] + [
-        (default, peer) for peer in ("propulate", "optuna-tpe", "optuna-cmaes")
+        (default, peer)
+        for peer in ("propulate", "optuna-tpe", "optuna-cmaes", "optuna-tpe-2w", "optuna-cmaes-2w")
     ]
     for mine, other in dict.fromkeys(goals):
         if mine in labels and other in labels:

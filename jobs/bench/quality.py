@@ -66,7 +66,7 @@ from _quality_tables import print_tables
 from problems import ProblemSet, get_problem
 
 HERE = Path(__file__).resolve().parent
-PEERS = ("propulate", "optuna-tpe", "optuna-cmaes")
+PEERS = ("propulate", "optuna-tpe", "optuna-cmaes", "optuna-tpe-2w", "optuna-cmaes-2w")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 RESULTS = HERE.parents[1] / "runs" / "bench" / "quality.json"
 _LABEL = re.compile(r"[A-Za-z0-9_.+-]+")

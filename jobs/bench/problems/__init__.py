@@ -25,13 +25,16 @@ def problem_sets() -> dict[str, ProblemSet]:
     """The problem sets by name (built once: the cell's optimum is found by enumeration)."""
     return {
         "functions": ProblemSet(
-            "functions", function_problems(), (500,), ("propulate", "optuna-tpe", "optuna-cmaes")
+            "functions",
+            function_problems(),
+            (500,),
+            ("propulate", "optuna-tpe", "optuna-cmaes", "optuna-tpe-2w", "optuna-cmaes-2w"),
         ),
         "discrete": ProblemSet(
             "discrete",
             (nas_cell_problem(), tabular_problem(), mixed_problem()),
             (50, 100),
-            ("propulate", "optuna-tpe"),
+            ("propulate", "optuna-tpe", "optuna-tpe-2w"),
         ),
     }
 
