@@ -27,6 +27,13 @@ def test_one_island_shares_every_member_and_islands_get_their_deal():
 
 def test_the_default_strategy_is_the_portfolio_and_is_dealt_over_islands():
     assert Settings(budget=pg.Budget(10)).strategy[0].name == "portfolio"
+    auto = Portfolio()
+    floats = pg.Space({"x": pg.Float(0, 1), "n": pg.Int(1, 9)})
+    assert [m.name for m in auto.members_for(floats)] == ["ga", "cmaes"]
+    mixed = pg.Space({"x": pg.Float(0, 1), "act": pg.Categorical(["a", "b"])})
+    assert [m.name for m in auto.members_for(mixed)] == ["ga", "cmaes", "tpe"]
+    conditional = pg.Space({"n": pg.Int(1, 3), "w": pg.Int(1, 9, when="n > 1")})
+    assert [m.name for m in auto.members_for(conditional)] == ["ga", "cmaes", "tpe"]
     spread = Settings(budget=pg.Budget(10), islands=3, strategy=strategies_for("portfolio", 3))
     assert [s.name for s in spread.strategy] == ["ga", "cmaes", "tpe"]
 
@@ -83,7 +90,8 @@ def test_effort_shifts_to_the_member_whose_children_enter_the_pool():
         loss = 0.0 if child[0] < 0.5 else 1.0  # the first member's children always succeed
         b.tell(child[None, :], np.array([loss]), np.array([True]))
     shares = b.shares
-    assert shares[0] > 0.8 and shares[1] >= 0.2 / 2 - 1e-12
+    floor = Portfolio().floor
+    assert shares[0] > 0.8 and shares[1] >= floor / 2 - 1e-12
     assert shares.sum() == pytest.approx(1.0)
 
 
