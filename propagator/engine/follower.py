@@ -178,6 +178,53 @@ def wire_row(
     return row if pruner is None else (*row, rung_values(reports, pruner.steps()))
 
 
+class Crew:
+    """A worker leader's half of the protocol of a multi-rank worker (:func:`follow` is the
+    other half): hand each candidate to the other ranks, agree with them on its outcome, and
+    release them at the end. With one rank per worker every method does nothing.
+
+    Args:
+        ctx: the leader's context.
+        record_stuck: ``(id, genes, times, error)``: journals the failure after which the
+            other ranks are stuck, before the job stops.
+    """
+
+    def __init__(
+        self, ctx: RunContext, record_stuck: Callable[[int, np.ndarray, tuple, str], None]
+    ) -> None:
+        self._ctx = ctx
+        self._active = ctx.layout.ranks_per_worker > 1
+        self._candidate = np.zeros(1, dtype=ctx.dtype)
+        self._record_stuck = record_stuck
+
+    def hand_out(self, record_id: int, genes: np.ndarray, kind: int = _EVALUATED) -> None:
+        """Give a candidate to the other ranks, which evaluate it with the leader."""
+        if self._active:
+            self._bcast(record_id, kind, genes)
+
+    def settled(
+        self, outcome: Outcome, record_id: int, genes: np.ndarray, times: tuple[float, float]
+    ) -> Outcome:
+        """The worker's outcome (see :func:`settle`); a stuck worker stops the job."""
+        if not self._active:
+            return outcome
+        try:
+            return settle(self._ctx, outcome, record_id)
+        except WorkerStuck as stuck:
+            abandon(self._ctx, str(stuck), partial(self._record_stuck, record_id, genes, times))
+            raise  # abandon aborts the job; never reached
+
+    def release(self) -> None:
+        """No more candidates: the other ranks leave :func:`follow`."""
+        if self._active:
+            self._bcast(-1, _STOP, self._candidate["genes"][0])
+
+    def _bcast(self, record_id: int, kind: int, genes: np.ndarray) -> None:
+        candidate = self._candidate
+        candidate["id"], candidate["kind"], candidate["genes"] = record_id, kind, genes
+        wait(self._ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
+
+
 def follow(ctx: RunContext) -> None:
     """Loop of a non-leader rank: evaluate each broadcast candidate until told to stop, then
     join the leaders' end-of-search consensus (see :meth:`Mailbox.drain`)."""

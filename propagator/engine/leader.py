@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import Any
 
 import numpy as np
-from mpi4py import MPI
 
-from .comm.backoff import wait
 from .comm.mailbox import Mailbox
 from .comm.tickets import TicketCounter, Tickets
 from .context import LeaderOptions, RunContext, Sink
 from .evaluation import Outcome
 from .failures import FailureWatch
-from .follower import WorkerStuck, abandon, run_trial, settle
+from .follower import Crew, run_trial
 from .island import Island
 from .ledger import Ledger
 from .migration import Emigration
@@ -33,8 +30,7 @@ from .stopping import LeaderStopping, stopping_active
 _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
-_EVALUATED, _STOP, _CONFIRMATION = (int(k) for k in (Kind.EVALUATED, Kind.STOP, Kind.CONFIRMATION))
-_OK = int(Status.OK)
+_CONFIRMATION = int(Kind.CONFIRMATION)
 
 
 class Leader:
@@ -75,8 +71,7 @@ class Leader:
         self._ledger = Ledger(
             ctx, counter, self._options.sink, self._options.monitor, self._rng_states
         )
-        self._multi_rank = layout.ranks_per_worker > 1
-        self._candidate = np.zeros(1, dtype=ctx.dtype)
+        self._crew = Crew(ctx, self._record_stuck)
         self.abort_error: str | None = None
         self.abort_is_mistake = False
         self.interrupted = False
@@ -105,7 +100,7 @@ class Leader:
         )
         self._ledger.publish(force=True)
         self._ledger.close()
-        self._release_followers()
+        self._crew.release()
         self._mailbox.drain()
         return self._ledger.log
 
@@ -120,17 +115,15 @@ class Leader:
         tickets = Tickets(counter, ctx.layout.n_workers)
         while (record_id := tickets.next(time.perf_counter())) is not None:
             genes = tasks[record_id - first_id]
-            if self._multi_rank:
-                self._hand_out(record_id, genes, _CONFIRMATION)
+            self._crew.hand_out(record_id, genes, _CONFIRMATION)
             # A confirmation runs to its end: a pruned one would confirm nothing.
             outcome, start, end, reports = run_trial(ctx, record_id, genes)
-            if self._multi_rank:
-                outcome = self._settled(outcome, record_id, genes, (start, end))
+            outcome = self._crew.settled(outcome, record_id, genes, (start, end))
             if outcome.stop or outcome.mistake:
                 break
             self._ledger.record(record_id, genes, outcome, (start, end), reports, _CONFIRMATION)
         self._ledger.close()
-        self._release_followers()
+        self._crew.release()
         return self._ledger.log
 
     @property
@@ -166,11 +159,9 @@ class Leader:
         if genes is None:
             self._exhausted()
             return False
-        if self._multi_rank:
-            self._hand_out(record_id, genes)
+        self._crew.hand_out(record_id, genes)
         outcome, start, end, reports = run_trial(ctx, record_id, genes, self._stopping)
-        if self._multi_rank:
-            outcome = self._settled(outcome, record_id, genes, (start, end))
+        outcome = self._crew.settled(outcome, record_id, genes, (start, end))
         if outcome.mistake:  # not recorded: the search was set up wrong, not this config
             self.abort_error, self.abort_is_mistake = outcome.error, True
             self._counter.stop()
@@ -199,14 +190,6 @@ class Leader:
         self._mailbox.flush()
         return True
 
-    def _hand_out(self, record_id: int, genes: np.ndarray, kind: int = _EVALUATED) -> None:
-        """Give the candidate to this worker's other ranks, which evaluate it with this one."""
-        candidate = self._candidate
-        candidate["id"] = record_id
-        candidate["kind"] = kind
-        candidate["genes"] = genes
-        wait(self._ctx.comms.worker.Ibcast([candidate, MPI.BYTE], root=0), cap=0.001)
-
     def _exhausted(self) -> None:
         size = self._island.seen.size() if self._island.seen is not None else None
         what = f"all {size}" if size is not None else "all"
@@ -218,21 +201,6 @@ class Leader:
             self._ctx.worker,
         )
         self.exhausted = True
-
-    def _settled(
-        self, outcome: Outcome, record_id: int, genes: np.ndarray, times: tuple[float, float]
-    ) -> Outcome:
-        """The worker's outcome (see :func:`settle`); a stuck worker stops the job."""
-        try:
-            return settle(self._ctx, outcome, record_id)
-        except WorkerStuck as stuck:
-            abandon(self._ctx, str(stuck), partial(self._record_stuck, record_id, genes, times))
-            raise  # abandon aborts the job; never reached
-
-    def _release_followers(self) -> None:
-        if self._multi_rank:
-            self._candidate["kind"] = _STOP
-            wait(self._ctx.comms.worker.Ibcast([self._candidate, MPI.BYTE], root=0), cap=0.001)
 
     def _record_stuck(
         self, record_id: int, genes: np.ndarray, times: tuple[float, float], error: str

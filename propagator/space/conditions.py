@@ -10,6 +10,8 @@ space is built, so evaluating a condition from a search file can never run arbit
 from __future__ import annotations
 
 import ast
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
@@ -121,3 +123,39 @@ def is_active(name: str, when: Condition | None, values: dict[str, Any]) -> bool
         raise SpaceError(
             f"parameter {name!r}: condition {when.expression!r} fails on {shown}: {exc}"
         ) from None
+
+
+def evaluation_order(params: Mapping[str, Any]) -> list[str]:
+    """The parameter names, each after every parameter its condition reads.
+
+    Raises:
+        SpaceError: a condition names an unknown parameter (with the closest name), or the
+            conditions form a cycle.
+    """
+    for name, p in params.items():
+        for ref in sorted(p.when.names - params.keys()) if p.when is not None else ():
+            hint = difflib.get_close_matches(ref, list(params), n=1)
+            fix = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise SpaceError(
+                f"parameter {name!r}: condition {p.when.expression!r} names unknown "
+                f"parameter {ref!r}{fix}"
+            )
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise SpaceError(f"parameter {name!r}: conditions form a cycle {' -> '.join(cycle)}")
+        state[name] = 1
+        when = params[name].when
+        for ref in sorted(when.names) if when is not None else ():
+            visit(ref, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in params:
+        visit(name, [])
+    return order

@@ -12,14 +12,13 @@ parameters keep a gene, which mutation may change freely, but are absent from de
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..errors import SpaceError
-from .conditions import is_active
+from .conditions import evaluation_order, is_active
 from .params import (
     PARAM_CLASSES,
     Categorical,
@@ -69,8 +68,7 @@ class Space:
                 self._params[name] = p._validated()
             except SpaceError as exc:
                 raise SpaceError(f"parameter {name!r}: {exc}") from None
-        self._check_conditions()
-        self._order = self._topological_order()
+        self._order = evaluation_order(self._params)
         self._genes = [n for n, p in self._params.items() if not isinstance(p, Constant)]
         self._gene_index = {n: i for i, n in enumerate(self._genes)}
         # (name, param, gene index or -1 for constants) in evaluation order
@@ -217,41 +215,6 @@ class Space:
         return cls(params)
 
     # --- validation --------------------------------------------------------------------------
-    def _check_conditions(self) -> None:
-        for name, p in self._params.items():
-            if p.when is None:
-                continue
-            for ref in sorted(p.when.names - self._params.keys()):
-                hint = difflib.get_close_matches(ref, list(self._params), n=1)
-                fix = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise SpaceError(
-                    f"parameter {name!r}: condition {p.when.expression!r} names unknown "
-                    f"parameter {ref!r}{fix}"
-                )
-
-    def _topological_order(self) -> list[str]:
-        order: list[str] = []
-        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-        def visit(name: str, path: list[str]) -> None:
-            if state.get(name) == 2:
-                return
-            if state.get(name) == 1:
-                cycle = [*path[path.index(name) :], name]
-                raise SpaceError(
-                    f"parameter {name!r}: conditions form a cycle {' -> '.join(cycle)}"
-                )
-            state[name] = 1
-            when = self._params[name].when
-            for ref in sorted(when.names) if when is not None else ():
-                visit(ref, [*path, name])
-            state[name] = 2
-            order.append(name)
-
-        for name in self._params:
-            visit(name, [])
-        return order
-
     def _check_conditions_evaluate(self) -> None:
         """Decode a few points, so that a condition that fails to evaluate surfaces now."""
         if any(p.when is not None for p in self._params.values()):
