@@ -50,6 +50,7 @@ def search(
     trial_timeout: float | str | None = None,
     repeats: int = 1,
     confirm: Confirm | Mapping[str, int] | None = None,
+    initial: Sequence[Mapping[str, Any]] = (),
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -113,6 +114,10 @@ def search(
             e.g. ``{"top": 5, "seeds": 3}`` (a :class:`Confirm`): ``result.confirmed`` then
             gives each one's mean and spread next to its search value (default ``None``).
             The ``top × seeds`` evaluations come out of ``budget.evaluations``.
+        initial: configurations to evaluate first, each exactly once, before anything is
+            bred (as Optuna's ``enqueue_trial``): a list of params, e.g. ``[{"lr": 1e-3,
+            "depth": 4}]``, each a full point of the space (inactive params left out). They
+            take the run's first ids; on resume those already stored are not repeated.
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
@@ -154,6 +159,7 @@ def search(
         trial_timeout=trial_timeout,
         repeats=repeats,
         confirm=confirm_from(confirm),
+        initial=initial,
     )
     settings.check(space)
     check_objective(objective, space, settings.metric)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, SpaceError
 from .pruners import RUNGS, PrunerSpec
 from .space import Space
 from .strategies import Portfolio, StrategySpec, deal, make_strategy
@@ -205,6 +205,7 @@ class Settings:
     trial_timeout: float | None = None
     repeats: int = 1
     confirm: Confirm | None = None
+    initial: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -221,6 +222,13 @@ class Settings:
         if self.pruner is not None and not isinstance(self.pruner, PrunerSpec):
             raise ConfigError(f"early_stopping must be a pruner, got {self.pruner!r}")
         _positive_int(self.repeats, "repeats")
+        if isinstance(self.initial, Mapping) or not isinstance(self.initial, Sequence):
+            raise ConfigError(f"initial must be a list of configurations, got {self.initial!r}")
+        for i, config in enumerate(self.initial):
+            if not isinstance(config, Mapping):
+                raise ConfigError(f"initial[{i}] must be a mapping of params, got {config!r}")
+        plain = tuple({k: _plain(v) for k, v in c.items()} for c in self.initial)
+        object.__setattr__(self, "initial", plain)
         if self.confirm is not None:
             if not isinstance(self.confirm, Confirm):
                 raise ConfigError(f"confirm must be a propagator.Confirm, got {self.confirm!r}")
@@ -273,12 +281,33 @@ class Settings:
             "trial_timeout": self.trial_timeout,
             "repeats": self.repeats,
             "confirm": None if self.confirm is None else asdict(self.confirm),
+            "initial": [dict(c) for c in self.initial],
         }
 
     def check(self, space: Space) -> None:
-        """Raise :class:`ConfigError` if a strategy cannot search ``space``."""
+        """Raise :class:`ConfigError` if a strategy cannot search ``space`` or an ``initial``
+        configuration is not a point of it."""
         for spec in dict.fromkeys(self.strategy):
             spec.check(space)
+        self.initial_genes(space)
+
+    def initial_genes(self, space: Space) -> np.ndarray:
+        """The ``initial`` configurations as genes, one row each, in order.
+
+        Raises:
+            ConfigError: one is not a point of ``space`` or repeats an earlier one.
+        """
+        genes = np.zeros((len(self.initial), space.dim))
+        for i, config in enumerate(self.initial):
+            try:
+                genes[i] = space.encode(config)
+            except SpaceError as exc:
+                raise ConfigError(f"initial[{i}]: {exc}") from None
+            decoded = space.decode(genes[i])
+            for j in range(i):
+                if space.decode(genes[j]) == decoded:
+                    raise ConfigError(f"initial[{i}] repeats initial[{j}]")
+        return genes
 
     @property
     def n_rungs(self) -> int:
@@ -303,6 +332,11 @@ def _seconds(value: Any, name: str) -> float:
             f"{name} must be a positive number of seconds or a duration such as '30s', "
             f"got {value!r}"
         ) from None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python scalar it holds (settings are stored as JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _positive_int(v: Any, name: str) -> None:

@@ -83,6 +83,7 @@ SCHEMA: dict[str, Any] = {
         "failure_grace": _DURATION,
         "trial_timeout": _DURATION,
         "repeats": _POS_INT,
+        "initial": {"type": "array", "items": {"type": "object"}},
         "confirm": {
             "type": "object",
             "properties": {"top": _POS_INT, "seeds": _POS_INT},

@@ -180,6 +180,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             trial_timeout=data.get("trial_timeout"),
             repeats=data.get("repeats", 1),
             confirm=confirm_from(data.get("confirm")),
+            initial=data.get("initial", ()),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
         settings.check(space)

@@ -72,12 +72,17 @@ class LeaderOptions:
         rng_states: bit-generator states of the breeding and migration streams to continue.
         should_stop: polled between evaluations; ``True`` stops the whole search (signals).
         monitor: progress display (rank 0).
+        initial: genes of the configurations to evaluate first (the ``initial`` ones not yet
+            stored), one row each: the ids from ``first_id`` on are theirs.
+        first_id: the session's first evaluation id.
     """
 
     sink: Sink | None = None
     rng_states: list[dict[str, Any]] | None = None
     should_stop: Callable[[], bool] | None = None
     monitor: Monitor | None = None
+    initial: np.ndarray | None = None
+    first_id: int = 0
 
 
 @dataclass(frozen=True)

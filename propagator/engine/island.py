@@ -82,6 +82,11 @@ class Island:
                 return genes
         return None
 
+    def reserve(self, genes: np.ndarray) -> None:
+        """Mark a configuration given from outside (an initial one) as this worker's."""
+        if self.seen is not None:
+            self._take(genes)
+
     def _take(self, genes: np.ndarray) -> bool:
         """Claim a configuration unless it is known to be taken."""
         key = self.seen.key(genes)

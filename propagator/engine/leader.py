@@ -155,7 +155,12 @@ class Leader:
         record_id = self._tickets.next(now)
         if record_id is None:
             return False
-        genes = self._island.propose(self._rng)
+        initial, first = self._options.initial, self._options.first_id
+        if initial is not None and record_id - first < len(initial):
+            genes = initial[record_id - first]  # the first ids are the initial configurations
+            self._island.reserve(genes)
+        else:
+            genes = self._island.propose(self._rng)
         if genes is None:
             self._exhausted()
             return False

@@ -127,6 +127,17 @@ def _claims(ctx: RunContext, known: np.ndarray | None) -> ClaimTable:
     return ClaimTable(ctx.comms.world, ctx.layout, ctx.island, slots, known)
 
 
+def _initial(ctx: RunContext, session: Session) -> np.ndarray:
+    """The ``initial`` configurations not stored yet, in order (the same on every rank)."""
+    genes = ctx.settings.initial_genes(ctx.space)
+    stored = [r for r in session.islands.values() if len(r)]
+    if not len(genes) or not stored:
+        return genes
+    seen = Seen(ctx.space)
+    done = set(seen.add_all(np.concatenate(stored)["genes"]).tolist())
+    return genes[[seen.key(g) not in done for g in genes]]
+
+
 def _leader_options(ctx: RunContext, session: Session, monitor: Monitor | None) -> LeaderOptions:
     sink = None
     if session.run_dir is not None:
@@ -134,6 +145,8 @@ def _leader_options(ctx: RunContext, session: Session, monitor: Monitor | None) 
 
         sink = WorkerSink(session.run_dir, ctx.worker, ctx.dtype, ctx.space, ctx.t0)
     return LeaderOptions(
+        initial=_initial(ctx, session),
+        first_id=session.next_id,
         sink=sink,
         rng_states=session.rng_states.get(ctx.worker),
         should_stop=session.should_stop,

@@ -477,9 +477,27 @@ def stopping_store(args: list[str]) -> dict:
     return {"pruned": sum(r.pruned for r in result.records)}
 
 
+INITIAL = [{"x": round(0.1 * i, 1), "n": 1 + i % 3} for i in range(6)]
+
+
+def initial(args: list[str]) -> dict:
+    """``run_dir budget``: a search that starts from ``INITIAL``; every record's id and
+    params."""
+    result = pg.search(
+        lambda p: (p["x"] - 0.35) ** 2 + p["n"],
+        {"x": pg.Float(0, 1), "n": pg.Int(1, 3)},
+        budget=int(args[1]),
+        initial=INITIAL,
+        run_dir=args[0],
+        seed=2,
+    )
+    return {"records": [[r.id, r.params] for r in result.records]}
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
+        initial,
         stopping,
         stopping_store,
         dedup,
