@@ -10,8 +10,10 @@ from typing import Any
 import yaml
 from mpi4py import MPI
 
+from .engine.context import Session
 from .engine.evaluation import Objective, check_objective
 from .engine.layout import make_layout
+from .engine.records import wire_dtype
 from .engine.run import run
 from .errors import ConfigError, ObjectiveError
 from .pruners import PrunerSpec, make_pruner
@@ -28,6 +30,7 @@ from .settings import (
     strategies_for,
 )
 from .space import Space
+from .store.warm import shared_warm
 from .strategies import StrategySpec
 
 
@@ -51,6 +54,7 @@ def search(
     repeats: int = 1,
     confirm: Confirm | Mapping[str, int] | None = None,
     initial: Sequence[Mapping[str, Any]] = (),
+    warm_start: str | Path | None = None,
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -118,6 +122,11 @@ def search(
             bred (as Optuna's ``enqueue_trial``): a list of params, e.g. ``[{"lr": 1e-3,
             "depth": 4}]``, each a full point of the space (inactive params left out). They
             take the run's first ids; on resume those already stored are not repeated.
+        warm_start: seed the islands' pools and strategies with the evaluations of another
+            search: a run directory, a ``.csv``/``.jsonl`` export, or an Optuna storage
+            (``sqlite:///x.db``, ``x.db``, a journal file; ``STORAGE#STUDY`` to name a
+            study). Records outside this space or without its metric are skipped and counted
+            (default ``None``).
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
@@ -160,6 +169,7 @@ def search(
         repeats=repeats,
         confirm=confirm_from(confirm),
         initial=initial,
+        warm_start=warm_start,
     )
     settings.check(space)
     check_objective(objective, space, settings.metric)
@@ -167,7 +177,11 @@ def search(
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)  # a wrong-sized topology fails here, everywhere
     if run_dir is None:
-        result = run(objective, space, settings, layout, comm)
+        warm = None
+        if settings.warm_start is not None:
+            dtype = wire_dtype(space.dim, settings.n_rungs)
+            warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
+        result = run(objective, space, settings, layout, comm, Session(warm=warm))
         if result.all_failed and not result.info.interrupted:
             raise ObjectiveError(
                 f"no evaluation succeeded ({len(result)} failed); first error:\n"

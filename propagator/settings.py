@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -206,6 +207,7 @@ class Settings:
     repeats: int = 1
     confirm: Confirm | None = None
     initial: tuple[Mapping[str, Any], ...] = ()
+    warm_start: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -227,6 +229,13 @@ class Settings:
         for i, config in enumerate(self.initial):
             if not isinstance(config, Mapping):
                 raise ConfigError(f"initial[{i}] must be a mapping of params, got {config!r}")
+        if self.warm_start is not None and not isinstance(self.warm_start, (str, PathLike)):
+            raise ConfigError(
+                f"warm_start must be a run directory, an export file or an Optuna storage, "
+                f"got {self.warm_start!r}"
+            )
+        if self.warm_start is not None:
+            object.__setattr__(self, "warm_start", str(self.warm_start))
         plain = tuple({k: _plain(v) for k, v in c.items()} for c in self.initial)
         object.__setattr__(self, "initial", plain)
         if self.confirm is not None:
@@ -282,6 +291,7 @@ class Settings:
             "repeats": self.repeats,
             "confirm": None if self.confirm is None else asdict(self.confirm),
             "initial": [dict(c) for c in self.initial],
+            "warm_start": self.warm_start,
         }
 
     def check(self, space: Space) -> None:

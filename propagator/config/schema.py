@@ -84,6 +84,7 @@ SCHEMA: dict[str, Any] = {
         "trial_timeout": _DURATION,
         "repeats": _POS_INT,
         "initial": {"type": "array", "items": {"type": "object"}},
+        "warm_start": {"type": "string", "minLength": 1},
         "confirm": {
             "type": "object",
             "properties": {"top": _POS_INT, "seeds": _POS_INT},

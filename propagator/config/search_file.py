@@ -54,6 +54,8 @@ class SearchFile:
             (default ``runs/<file stem>``); stored with the run, so the stored configuration
             does not depend on the working directory.
         fixed: the names that come from ``fixed`` (for messages that name the field).
+        warm_start_spec: ``warm_start`` as written (stored with the run, like ``run_dir``);
+            the settings hold it relative to the working directory.
     """
 
     path: Path
@@ -64,6 +66,7 @@ class SearchFile:
     run_dir: Path
     run_dir_spec: str
     fixed: frozenset[str] = frozenset()
+    warm_start_spec: str | None = None
 
     def resolved(self) -> dict[str, Any]:
         """The effective configuration, as stored in the run and compared on resume."""
@@ -72,6 +75,7 @@ class SearchFile:
             "space": self.space.to_dict(),
             **self.settings.to_dict(),
             "run_dir": self.run_dir_spec,
+            "warm_start": self.warm_start_spec,
         }
 
     def objective(self) -> Objective:
@@ -181,6 +185,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             repeats=data.get("repeats", 1),
             confirm=confirm_from(data.get("confirm")),
             initial=data.get("initial", ()),
+            warm_start=_beside(data.get("warm_start"), path.parent),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
         settings.check(space)
@@ -196,7 +201,15 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
         path.parent / run_dir,
         str(run_dir),
         frozenset(data.get("fixed", {})),
+        data.get("warm_start"),
     )
+
+
+def _beside(source: str | None, base: Path) -> str | None:
+    """A warm start's path relative to the search file (a database URL as it is)."""
+    if source is None or "://" in source:
+        return source
+    return str(base / source)
 
 
 def _check_topology(migration: Mapping[str, Any]) -> None:

@@ -94,6 +94,8 @@ class Session:
         number: 0 for a new run, ``n`` for its ``n``-th resumption.
         next_id: first evaluation id (one past the largest stored id).
         islands: island -> stored records of earlier sessions to seed that island with.
+        warm: records of another search to seed every island's pool and strategy with (a
+            warm start; not records of this run).
         rng_states: worker -> stored breeding/migration RNG states to continue.
         should_stop: polled between evaluations on every leader (signals).
         monitor: builds rank 0's progress display from the evaluation budget.
@@ -103,6 +105,7 @@ class Session:
     number: int = 0
     next_id: int = 0
     islands: Mapping[int, np.ndarray] = field(default_factory=dict)
+    warm: np.ndarray | None = None
     rng_states: Mapping[int, list[dict[str, Any]]] = field(default_factory=dict)
     should_stop: Callable[[], bool] | None = None
     monitor: Callable[[int | None], Monitor] | None = None

@@ -118,10 +118,7 @@ class Island:
             if self.seen is not None:
                 self.seen.add_all(rows["genes"][confirmation])
             rows = rows[~confirmation]
-        ok = rows["status"] == _OK
-        loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
-        for i in np.flatnonzero(ok)[np.argsort(loss[ok], kind="stable")][: self.pool.capacity]:
-            self.pool.offer(rows[i], loss[i])
+        ok, loss = self._offer_best(rows)
         if self.seen is not None:
             keys = self.seen.add_all(rows["genes"])
         if self.rungs is not None:
@@ -130,6 +127,22 @@ class Island:
             self._breeder.tell(rows["genes"], loss, ok)
         self.heard_success = self.heard_success or bool(ok.any())
         return keys
+
+    def seed_warm(self, rows: np.ndarray) -> None:
+        """Start from another search's records (a warm start): they enter the pool and the
+        strategy, but not the seen configurations (here they may be evaluated again)."""
+        ok, loss = self._offer_best(rows)
+        if self._learns and len(rows):
+            self._breeder.tell(rows["genes"], loss, ok)
+
+    def _offer_best(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Offer the best successful rows to the pool; their ok flags and losses (NaN where
+        not ok)."""
+        ok = rows["status"] == _OK
+        loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
+        for i in np.flatnonzero(ok)[np.argsort(loss[ok], kind="stable")][: self.pool.capacity]:
+            self.pool.offer(rows[i], loss[i])
+        return ok, loss
 
     def absorb(self, rows: np.ndarray) -> None:
         """Apply records that arrived: island peers' results, immigrants, and departures

@@ -113,6 +113,8 @@ def _island(ctx: RunContext, session: Session) -> tuple[Island, np.ndarray]:
     seen = Seen(ctx.space) if settings.deduplicate else None
     rungs = None if settings.pruner is None else Rungs(settings.pruner, settings.sign)
     island = Island(ctx.space, breeder, ctx.dtype, settings.sign, seen, rungs=rungs)
+    if session.warm is not None:
+        island.seed_warm(session.warm)
     history = session.islands.get(ctx.island)
     known = island.seed(history) if history is not None else np.zeros(0, dtype=np.int64)
     return island, known

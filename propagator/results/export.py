@@ -160,7 +160,7 @@ def to_optuna(result: Result, storage: str, study_name: str, overwrite: bool, or
         raise ConfigError(
             "exporting to Optuna needs optuna: pip install 'propagate[optuna]'"
         ) from None
-    backend = _storage(storage)
+    backend = open_storage(storage)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" chatter
     try:
@@ -185,7 +185,8 @@ def to_optuna(result: Result, storage: str, study_name: str, overwrite: bool, or
     return study
 
 
-def _storage(spec: str) -> Any:
+def open_storage(spec: str) -> Any:
+    """An Optuna storage from a database URL, an SQLite file or a journal file."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 

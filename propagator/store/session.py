@@ -22,22 +22,22 @@ import shutil
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mpi4py import MPI
 
-from ..engine.comm.collect import broadcast_bytes
+from ..engine.comm.collect import agree, broadcast_bytes
 from ..engine.context import Monitor, Session
 from ..engine.evaluation import Objective, error_headline
 from ..engine.layout import Layout
 from ..engine.records import wire_dtype
 from ..engine.run import run
 from ..engine.signals import StopOnSignal
-from ..errors import ConfigError, ObjectiveError, PropagateError
+from ..errors import ConfigError, ObjectiveError
 from ..results.result import Result
 from ..settings import Settings
 from ..space import Space
@@ -46,6 +46,7 @@ from .load import load, stored_dtype
 from .lock import RunLock
 from .resume import Plan, config_change, decode_plan, encode_plan, plan
 from .run_store import META, WORKERS, read_run
+from .warm import shared_warm
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,17 @@ def run_stored(
     """
     lock = RunLock(stored.run_dir)
     try:
-        data = _agree(comm, lambda: encode_plan(_prepare(stored, space, settings, layout, lock)))
+        data = agree(comm, lambda: encode_plan(_prepare(stored, space, settings, layout, lock)))
         the_plan = decode_plan(data, wire_dtype(space.dim, settings.n_rungs))
         if the_plan.budget is None:
             return Outcome(
                 _whole_run(comm, stored.run_dir), None, the_plan, spent=_spent(stored, the_plan)
             )
-        return _session(objective, space, settings, layout, comm, stored, the_plan)
+        warm = None
+        if settings.warm_start is not None:
+            dtype = wire_dtype(space.dim, settings.n_rungs)
+            warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
+        return _session(objective, space, settings, layout, comm, stored, the_plan, warm)
     finally:
         lock.release()
 
@@ -130,6 +135,7 @@ def _session(
     comm: MPI.Comm,
     stored: StoredSearch,
     the_plan: Plan,
+    warm: np.ndarray | None,
 ) -> Outcome:
     log_to(stored.run_dir / "logs" / f"rank-{comm.rank:05d}.log")
     main_thread = threading.current_thread() is threading.main_thread()
@@ -140,6 +146,7 @@ def _session(
         number=the_plan.session,
         next_id=the_plan.next_id,
         islands=the_plan.islands,
+        warm=warm,
         rng_states=the_plan.rng_states,
         should_stop=stop,
         monitor=None if monitor is None else (lambda _budget: monitor(the_plan)),
@@ -165,23 +172,6 @@ def _session(
             _event(stored.run_dir, the_plan.session, "failed", "no evaluation succeeded")
         raise ObjectiveError(_all_failed(everything, stored))
     return Outcome(everything, result, the_plan, None if stop is None else stop.received)
-
-
-def _agree(comm: MPI.Comm, make: Callable[[], bytes]) -> bytes:
-    """Rank 0 makes the data; every rank gets it, or raises the error rank 0 met (every rank
-    must hear of a failure, or the others would wait for rank 0 forever)."""
-    failure, data = None, None
-    if comm.rank == 0:
-        try:
-            data = make()
-        except ConfigError as exc:
-            failure = ("config", str(exc))
-        except Exception:
-            failure = ("internal", f"preparing the run failed:\n{traceback.format_exc()}")
-    failure = comm.bcast(failure)
-    if failure is not None:
-        raise (ConfigError if failure[0] == "config" else PropagateError)(failure[1])
-    return broadcast_bytes(comm, data)
 
 
 def _prepare(

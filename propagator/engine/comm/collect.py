@@ -4,9 +4,13 @@ they wait for."""
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
+
 import numpy as np
 from mpi4py import MPI
 
+from ...errors import ConfigError, PropagateError
 from .backoff import IDLE_CAP, wait
 
 
@@ -37,3 +41,20 @@ def broadcast_bytes(comm: MPI.Comm, data: bytes | None, root: int = 0) -> bytes:
         buf = np.empty(size, dtype=np.uint8)
     wait(comm.Ibcast([buf, MPI.BYTE], root=root), IDLE_CAP)
     return buf.tobytes()
+
+
+def agree(comm: MPI.Comm, make: Callable[[], bytes]) -> bytes:
+    """Rank 0 makes the data; every rank gets it, or raises the error rank 0 met (every rank
+    must hear of a failure, or the others would wait for rank 0 forever)."""
+    failure, data = None, None
+    if comm.rank == 0:
+        try:
+            data = make()
+        except ConfigError as exc:
+            failure = ("config", str(exc))
+        except Exception:
+            failure = ("internal", f"preparing the run failed:\n{traceback.format_exc()}")
+    failure = comm.bcast(failure)
+    if failure is not None:
+        raise (ConfigError if failure[0] == "config" else PropagateError)(failure[1])
+    return broadcast_bytes(comm, data)

@@ -1,0 +1,224 @@
+"""Warm starts: the evaluations of an earlier search seed a new one's islands (their pools and
+strategies), read from a run directory, a CSV or JSON-lines export (``propagate export``), or
+an Optuna study.
+
+A record seeds the new search when its params are a point of the new space: the space's
+parameters with values in range (a parameter the new space holds as a constant must have that
+value, or be absent), and it has a value of the metric the new search optimizes. Others are
+skipped and counted. Warm records are not evaluations of the new run: they are not stored in
+it, and a configuration they hold may still be evaluated again (the settings around it may
+have changed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.records import Kind, Status
+from ..errors import ConfigError, SpaceError
+from ..space import Categorical, Constant, Float, Int, Space
+from .run_store import META
+
+_STATUS = {"ok": Status.OK, "failed": Status.FAILED, "pruned": Status.PRUNED}
+
+
+@dataclass(frozen=True)
+class Warm:
+    """What a warm start brings.
+
+    Attributes:
+        rows: the usable records as wire rows (ids negative: not of this run).
+        source: where they come from.
+        skipped: records left out (outside the new space, or without its metric).
+    """
+
+    rows: np.ndarray
+    source: str
+    skipped: int
+
+    def describe(self) -> str:
+        return (
+            f"warm start: {len(self.rows)} records from {self.source} ({self.skipped} outside "
+            "this search's space or without its metric, skipped)"
+        )
+
+
+def load_warm(source: str, space: Space, metric: str | None, dtype: np.dtype) -> Warm:
+    """Read the records of ``source`` that fit ``space``.
+
+    Args:
+        source: a run directory, a ``.csv``/``.jsonl`` export, or an Optuna storage (a
+            database URL, an SQLite or journal file), optionally ``STORAGE#STUDY`` when it
+            holds several studies.
+        space: the new search's space.
+        metric: the value it optimizes (``None``: each record's optimized value).
+        dtype: its wire dtype.
+
+    Raises:
+        ConfigError: the source cannot be read.
+    """
+    rows = np.zeros(0, dtype)
+    kept, skipped = [], 0
+    for params, metrics, value, status in _records(source, space):
+        genes = _genes(params, space)
+        if metric is not None and metrics:  # else the record's own optimized value
+            value = metrics.get(metric, math.nan)
+        if genes is None or (status == Status.OK and not _finite(value)):
+            skipped += 1
+            continue
+        row = np.zeros(1, dtype)[0]
+        row["id"], row["island"], row["worker"], row["owner"] = -1 - len(kept), -1, -1, -1
+        row["status"], row["kind"], row["step"] = status, Kind.EVALUATED, -1
+        row["values"][0] = float(value) if _finite(value) else math.nan
+        row["genes"] = genes
+        kept.append(row)
+    if kept:
+        rows = np.array(kept, dtype=dtype)
+    return Warm(rows, source, skipped)
+
+
+def _records(source: str, space: Space) -> Iterator[tuple[dict, dict, Any, int]]:
+    path = Path(source.split("#")[0])
+    if "://" not in source and not path.exists():
+        raise ConfigError(
+            f"warm_start: nothing at {str(path)!r}; give a run directory, a .csv or .jsonl "
+            "export, or an Optuna storage (sqlite:///x.db, x.db, x.log)"
+        )
+    if (path / META).exists():
+        yield from _from_run(path)
+    elif path.suffix.lower() == ".csv":
+        yield from _from_csv(path, space)
+    elif path.suffix.lower() in (".jsonl", ".json"):
+        yield from _from_jsonl(path)
+    else:
+        yield from _from_optuna(source)
+
+
+def _from_run(path: Path) -> Iterator[tuple[dict, dict, Any, int]]:
+    from .load import load
+
+    for r in load(path).records:
+        if not r.confirmation:
+            yield r.params, r.metrics, r.value, _STATUS[r.status]
+
+
+def _from_csv(path: Path, space: Space) -> Iterator[tuple[dict, dict, Any, int]]:
+    with _opened(path) as f:
+        for line in csv.DictReader(f):
+            params = {
+                k[6:]: _typed(v, space.params.get(k[6:]))
+                for k, v in line.items()
+                if k.startswith("param.") and v != ""
+            }
+            metrics = {k[7:]: _number(v) for k, v in line.items() if k.startswith("metric.")}
+            status = _STATUS.get(line.get("status", "ok"), Status.OK)
+            yield params, metrics, _number(line.get("value", "")), status
+
+
+def _from_jsonl(path: Path) -> Iterator[tuple[dict, dict, Any, int]]:
+    with _opened(path) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                status = _STATUS.get(r.get("status", "ok"), Status.OK)
+                yield r.get("params", {}), r.get("metrics") or {}, r.get("value"), status
+
+
+def _from_optuna(source: str) -> Iterator[tuple[dict, dict, Any, int]]:
+    import optuna  # a core dependency (the TPE strategy)
+
+    from ..results.export import open_storage
+
+    spec, _, name = source.partition("#")
+    storage = open_storage(spec)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if name and name not in names:
+        raise ConfigError(
+            f"warm_start: {spec!r} has no study {name!r}; it holds {', '.join(names) or 'none'}"
+        )
+    if not name and len(names) != 1:
+        raise ConfigError(
+            f"warm_start: {spec!r} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+            "name one as STORAGE#STUDY"
+        )
+    study = optuna.load_study(study_name=name or names[0], storage=storage)
+    states = {
+        optuna.trial.TrialState.COMPLETE: Status.OK,
+        optuna.trial.TrialState.FAIL: Status.FAILED,
+        optuna.trial.TrialState.PRUNED: Status.PRUNED,
+    }
+    for t in study.trials:
+        if t.state in states:
+            yield t.params, {}, t.value, states[t.state]
+
+
+def _genes(params: Mapping[str, Any], space: Space) -> np.ndarray | None:
+    """The point's genes in ``space``, or ``None`` when it is not a point of it."""
+    mine: dict[str, Any] = {}
+    for name, p in space.params.items():
+        if name not in params:
+            continue
+        if isinstance(p, Constant):
+            if params[name] != p.value:
+                return None
+            continue
+        mine[name] = params[name]
+    try:
+        return space.encode(mine)
+    except SpaceError:
+        return None
+
+
+def _typed(text: str, p: Any) -> Any:
+    """A CSV cell as the value the parameter takes."""
+    if isinstance(p, Int):
+        return int(float(text))
+    if isinstance(p, Float):
+        return float(text)
+    if isinstance(p, (Categorical, Constant)):
+        choices = p.choices if isinstance(p, Categorical) else (p.value,)
+        return next((c for c in choices if str(c) == text), text)
+    return text
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _opened(path: Path) -> Any:
+    try:
+        return path.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ConfigError(f"warm_start: cannot read {str(path)!r}: {exc.strerror}") from None
+
+
+def shared_warm(
+    comm: Any, source: str, space: Space, metric: str | None, dtype: np.dtype
+) -> np.ndarray:
+    """Collective: rank 0 reads the warm start (and says what it found); every rank gets its
+    rows, or the :class:`ConfigError` rank 0 met."""
+    from ..engine.comm.collect import agree
+
+    def read() -> bytes:
+        warm = load_warm(source, space, metric, dtype)
+        sys.stderr.write(f"propagate: {warm.describe()}\n")
+        sys.stderr.flush()
+        return warm.rows.tobytes()
+
+    return np.frombuffer(agree(comm, read), dtype=dtype).copy()
