@@ -13,7 +13,6 @@ from mpi4py import MPI
 from .engine.context import Session
 from .engine.evaluation import Objective, check_objective
 from .engine.layout import make_layout
-from .engine.records import wire_dtype
 from .engine.run import run
 from .errors import ConfigError, ObjectiveError
 from .pruners import PrunerSpec, make_pruner
@@ -26,6 +25,7 @@ from .settings import (
     Settings,
     budget_from,
     confirm_from,
+    count_objectives,
     migration_from,
     strategies_for,
 )
@@ -39,8 +39,8 @@ def search(
     space: Space | Mapping[str, Any],
     *,
     budget: Budget | Mapping[str, Any] | int,
-    metric: str | None = None,
-    direction: str = "minimize",
+    metric: str | Sequence[str] | None = None,
+    direction: str | Sequence[str] = "minimize",
     islands: int | Sequence[int] = 1,
     ranks_per_worker: int = 1,
     strategy: str | Mapping[str, Any] | StrategySpec | Sequence[Any] = DEFAULT_STRATEGY,
@@ -76,8 +76,11 @@ def search(
             evaluation count. Evaluations are counted over all workers and never exceeded; no
             evaluation starts after the time limit; steps are the ``trial.report`` calls of
             all evaluations (e.g. epochs), a report past the limit stops its evaluation.
-        metric: the key to optimise when the objective returns a dict.
-        direction: ``"minimize"`` (default) or ``"maximize"``.
+        metric: the key to optimise when the objective returns a dict; a list of keys
+            searches for the Pareto front of several (the objective returns a dict holding
+            them or a list of their values in order; see :attr:`Result.pareto_front`).
+        direction: ``"minimize"`` (default) or ``"maximize"``; with several metrics one for
+            all or a list of one per metric.
         islands: number of equal islands (default 1) or workers per island.
         ranks_per_worker: ranks per worker (default 1); must divide the number of ranks.
         strategy: ``"portfolio"`` (default: GA, CMA-ES and TPE sharing the island, effort
@@ -158,7 +161,7 @@ def search(
         direction=direction,
         islands=tuple(islands) if isinstance(islands, Sequence) else islands,
         ranks_per_worker=ranks_per_worker,
-        strategy=strategies_for(strategy, n_islands if isinstance(n_islands, int) else 1),
+        strategy=strategies_for(strategy, n_islands, count_objectives(metric)),
         migration=migration_from(migration),
         seed=seed,
         max_initial_failures=max_initial_failures,
@@ -179,7 +182,7 @@ def search(
     if run_dir is None:
         warm = None
         if settings.warm_start is not None:
-            dtype = wire_dtype(space.dim, settings.n_rungs)
+            dtype = settings.wire_dtype(space)
             warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
         result = run(objective, space, settings, layout, comm, Session(warm=warm))
         if result.all_failed and not result.info.interrupted:

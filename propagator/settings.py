@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine.records import wire_dtype
 from .errors import ConfigError, SpaceError
 from .pruners import RUNGS, PrunerSpec
 from .space import Space
@@ -190,8 +191,8 @@ class Settings:
     :func:`propagator.search` for each setting)."""
 
     budget: Budget
-    metric: str | None = None
-    direction: str = "minimize"
+    metric: str | tuple[str, ...] | None = None
+    direction: str | tuple[str, ...] = "minimize"
     islands: int | tuple[int, ...] = 1
     ranks_per_worker: int = 1
     strategy: tuple[StrategySpec, ...] = field(
@@ -212,10 +213,7 @@ class Settings:
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
             raise ConfigError(f"budget must be a propagator.Budget, got {self.budget!r}")
-        if self.metric is not None and not isinstance(self.metric, str):
-            raise ConfigError(f"metric must be the name of a returned value, got {self.metric!r}")
-        if self.direction not in ("minimize", "maximize"):
-            raise ConfigError(f"direction must be 'minimize' or 'maximize', got {self.direction!r}")
+        self._check_objectives()
         _positive_int(self.ranks_per_worker, "ranks_per_worker")
         _positive_int(self.max_initial_failures, "max_initial_failures")
         object.__setattr__(self, "failure_grace", _seconds(self.failure_grace, "failure_grace"))
@@ -269,8 +267,10 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-safe data (stored with a run, compared on resume)."""
         return {
-            "metric": self.metric,
-            "direction": self.direction,
+            "metric": list(self.metric) if isinstance(self.metric, tuple) else self.metric,
+            "direction": (
+                list(self.direction) if isinstance(self.direction, tuple) else self.direction
+            ),
             "budget": {
                 "evaluations": self.budget.evaluations,
                 "time": self.budget.time,
@@ -298,6 +298,11 @@ class Settings:
         """Raise :class:`ConfigError` if a strategy cannot search ``space`` or an ``initial``
         configuration is not a point of it."""
         for spec in dict.fromkeys(self.strategy):
+            if self.multi and not spec.multi_objective:
+                raise ConfigError(
+                    f"strategy {spec.name} optimizes one value; with several metrics use "
+                    "portfolio, ga, tpe or random"
+                )
             spec.check(space)
         self.initial_genes(space)
 
@@ -319,15 +324,78 @@ class Settings:
                     raise ConfigError(f"initial[{i}] repeats initial[{j}]")
         return genes
 
+    def wire_dtype(self, space: Space) -> np.dtype:
+        """The dtype of this search's records on the wire and in the store."""
+        return wire_dtype(space.dim, self.n_rungs, len(self.objectives))
+
     @property
     def n_rungs(self) -> int:
         """Rung values per record: the pruner's rungs, none without a pruner."""
         return 0 if self.pruner is None else RUNGS
 
+    def _check_objectives(self) -> None:
+        """``metric`` is a name, or a list of names (several objectives); ``direction`` one
+        direction, or one per metric."""
+        metric, direction = self.metric, self.direction
+        several = isinstance(metric, Sequence) and not isinstance(metric, str)
+        if several:
+            names = tuple(metric)
+            if not names or not all(isinstance(m, str) and m for m in names):
+                raise ConfigError(f"metric must be a name or a list of names, got {metric!r}")
+            if len(set(names)) != len(names):
+                raise ConfigError(f"metric names a value twice: {list(names)}")
+            object.__setattr__(self, "metric", names if len(names) > 1 else names[0])
+        elif metric is not None and not isinstance(metric, str):
+            raise ConfigError(f"metric must be the name of a returned value, got {metric!r}")
+        if isinstance(direction, Sequence) and not isinstance(direction, str):
+            direction = tuple(direction)
+            if len(direction) != len(self.objectives):
+                raise ConfigError(
+                    f"direction lists {len(direction)} directions for {len(self.objectives)} "
+                    f"metric(s) {list(self.objectives)}; give one, or one per metric"
+                )
+            object.__setattr__(self, "direction", direction if len(direction) > 1 else direction[0])
+        for d in self.directions:
+            if d not in ("minimize", "maximize"):
+                raise ConfigError(f"direction must be 'minimize' or 'maximize', got {d!r}")
+        if self.multi and self.pruner is not None:
+            raise ConfigError(
+                "early_stopping ranks one value per step; a search of several metrics cannot "
+                "use it (leave it out, or optimize one metric)"
+            )
+        if self.multi and self.confirm is not None:
+            raise ConfigError(
+                "confirm re-evaluates the best configurations; a search of several metrics has "
+                "a Pareto front instead (leave confirm out, or optimize one metric)"
+            )
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The optimized metrics' names (``("value",)`` for an objective returning a float)."""
+        if isinstance(self.metric, tuple):
+            return self.metric
+        return (self.metric or "value",)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The direction of each objective."""
+        d = self.direction
+        return d if isinstance(d, tuple) else (d,) * len(self.objectives)
+
+    @property
+    def multi(self) -> bool:
+        """Several objectives: a Pareto front, not one best."""
+        return len(self.objectives) > 1
+
+    @property
+    def signs(self) -> np.ndarray:
+        """Per objective, the multiplier that turns it into a loss to minimise."""
+        return np.array([1.0 if d == "minimize" else -1.0 for d in self.directions])
+
     @property
     def sign(self) -> float:
-        """Multiplier that turns the metric into a loss to minimise."""
-        return 1.0 if self.direction == "minimize" else -1.0
+        """Multiplier that turns the (first) metric into a loss to minimise."""
+        return float(self.signs[0])
 
     @property
     def n_islands(self) -> int:
@@ -354,7 +422,12 @@ def _positive_int(v: Any, name: str) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
-def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
+def count_objectives(metric: Any) -> int:
+    """How many metrics ``metric`` names (a list names several)."""
+    return len(metric) if isinstance(metric, (list, tuple)) and metric else 1
+
+
+def strategies_for(spec: Any, n_islands: int, objectives: int = 1) -> tuple[StrategySpec, ...]:
     """One strategy spec per island from a single spec or a list of one per island; a
     portfolio over several islands deals its members out among them."""
     if isinstance(spec, Sequence) and not isinstance(spec, (str, Mapping)):
@@ -366,7 +439,7 @@ def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
         return tuple(_indexed(i, s) for i, s in enumerate(spec))
     resolved = make_strategy(spec)
     if isinstance(resolved, Portfolio) and n_islands > 1:
-        return deal(resolved, n_islands)
+        return deal(resolved, n_islands, objectives)
     return (resolved,) * n_islands
 
 

@@ -22,7 +22,7 @@ def test_validate_prints_the_effective_configuration_and_layout(capsys):
     assert main(["validate", str(JOBS / "quickstart.yaml"), "-n", "8"]) == 0
     out = capsys.readouterr().out
     effective = yaml.safe_load(out)
-    assert effective["budget"] == {"evaluations": 1200, "time": 180.0}
+    assert effective["budget"] == {"evaluations": 1200, "time": 180.0, "steps": None}
     assert effective["space"]["epochs"] == {"type": "constant", "value": 150}  # fixed values
     assert "8 ranks -> 8 workers of 1 rank -> 2 islands" in out
     assert "island 1: workers 4..7 (ranks 4..7)" in out

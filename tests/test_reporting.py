@@ -252,7 +252,7 @@ def test_export_csv_has_one_row_per_evaluation(run_dir, result, tmp_path, capsys
         rows = list(reader)
     assert reader.fieldnames == [
         *("id", "status", "value", "error", "island", "worker", "generation"),
-        *("start", "end", "duration"),
+        *("start", "end", "duration", "step", "confirmation"),
         *("param.lr", "param.depth", "param.opt", "param.momentum", "param.batch"),
         *("metric.val_loss", "metric.accuracy"),
     ]

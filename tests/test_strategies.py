@@ -538,7 +538,7 @@ def test_cmaes_replays_a_bounded_tail_of_a_huge_tell(monkeypatch) -> None:
 
 def test_tpe_memory_keeps_the_best_and_the_recent_in_told_order() -> None:
     rng = np.random.default_rng(0)
-    memory = _Memory(dim=1, n_best=10, n_recent=30)
+    memory = _Memory(dim=1, objectives=1, n_best=10, n_recent=30)
     told = random_results(rng, 500, 1)
     for start in range(0, 500, 37):
         memory.add(*(a[start : start + 37] for a in told))

@@ -280,7 +280,7 @@ def _monitor_factory(search: Any, mode: str) -> Any:
             total=search.settings.budget.evaluations,
             done_before=plan.done,
             time_left=plan.budget.time,
-            metric=search.settings.metric or "value",
+            metric=search.settings.objectives[0],
             sign=search.settings.sign,
             mode=mode,
         )
@@ -300,8 +300,15 @@ def _finish(search: Any, outcome: Any) -> None:
         file=sys.stderr,
         flush=True,
     )
+    if run.multi and run.ok.any():
+        print(
+            f"  Pareto front: {len(run.pareto_front)} configurations (propagate report and "
+            f"plot {search.run_dir} show them); its ends and the most spread:",
+            flush=True,
+        )
     for r in run.top(3):
-        print(f"  {run.metric} {r.value:.6g}  id {r.id}  {json.dumps(r.params)}", flush=True)
+        values = "  ".join(f"{m} {v:.6g}" for m, v in zip(run.objectives, r.values, strict=True))
+        print(f"  {values}  id {r.id}  {json.dumps(r.params)}", flush=True)
     for c in run.confirmed[:3]:
         search = f"{c.search.value:.6g}" if c.search is not None else "-"
         print(

@@ -41,8 +41,18 @@ SCHEMA: dict[str, Any] = {
         "objective": {"type": "string", "minLength": 1},
         "space": {"oneOf": [{"type": "string", "minLength": 1}, _INLINE_SPACE]},
         "fixed": {"type": "object"},
-        "metric": {"type": "string", "minLength": 1},
-        "direction": {"enum": ["minimize", "maximize"]},
+        "metric": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            ]
+        },
+        "direction": {
+            "oneOf": [
+                {"enum": ["minimize", "maximize"]},
+                {"type": "array", "items": {"enum": ["minimize", "maximize"]}, "minItems": 1},
+            ]
+        },
         "budget": {
             "type": "object",
             "properties": {
@@ -109,7 +119,7 @@ _HINTS = {
     "objective": "a trainer name, 'package.module:function' or 'file.py:function'",
     "budget": "e.g. budget: {evaluations: 500, time: 2h, steps: 4000}",
     "budget.time": "seconds, or a duration such as 90s, 30m, 2h, 1.5d or 1h30m",
-    "metric": "the name of a value the objective returns, e.g. val_loss",
+    "metric": "the name of a value the objective returns, e.g. val_loss, or a list of them",
     "space": "an inline mapping, a YAML file, or a module such as search_spaces.oialr",
     "islands": "a number of islands, or a list of workers per island",
     "strategy": (

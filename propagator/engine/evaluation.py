@@ -7,7 +7,7 @@ import inspect
 import math
 import numbers
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,6 +132,7 @@ class Outcome:
             this evaluation is not recorded (it neither succeeded nor failed on its own).
         mistake: the search is set up wrong for what the objective returns (a dict but no
             metric): it must stop at once with ``error``, before any budget is spent.
+        values: with several objectives, each one's value (``value`` is the first).
     """
 
     status: Status
@@ -140,9 +141,17 @@ class Outcome:
     error: str | None
     stop: bool = False
     mistake: bool = False
+    values: tuple[float, ...] | None = None  # every objective's, with several (else value)
+
+    @property
+    def row_values(self) -> float | tuple[float, ...]:
+        """What the record's ``values`` field holds (a failure's NaN fills every objective)."""
+        return self.value if self.values is None else self.values
 
 
-def check_objective(objective: Objective, space: Space, metric: str | None) -> None:
+def check_objective(
+    objective: Objective, space: Space, metric: str | tuple[str, ...] | None
+) -> None:
     """Let an objective that declares what it takes and returns check a search before any work.
 
     An objective may carry ``check_space(space)``, which raises :class:`ConfigError` for
@@ -163,13 +172,14 @@ def check_objective(objective: Objective, space: Space, metric: str | None) -> N
             f"the objective returns several values ({', '.join(known)}); set metric to the one "
             "to optimize"
         )
-    if metric not in known:
-        close = difflib.get_close_matches(metric, list(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"metric {metric!r} is not a value the objective returns{hint} "
-            f"(it returns {', '.join(known)})"
-        )
+    for name in metric if isinstance(metric, tuple) else (metric,):
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"metric {name!r} is not a value the objective returns{hint} "
+                f"(it returns {', '.join(known)})"
+            )
 
 
 def wants_trial(objective: Objective) -> bool:
@@ -227,8 +237,12 @@ def _stopped(outcome: Outcome, trial: Trial, why: str) -> Outcome:
     return Outcome(Status.PRUNED, value, outcome.metrics, f"stopped early: {why}")
 
 
-def classify(returned: Any, metric: str | None) -> Outcome:
-    """A float, or a dict of values that holds ``metric``; anything else is a failure."""
+def classify(returned: Any, metric: str | tuple[str, ...] | None) -> Outcome:
+    """A float, or a dict of values that holds ``metric``; with several metrics (a tuple), a
+    dict that holds them all or a sequence of their values in order. Anything else is a
+    failure."""
+    if isinstance(metric, tuple):
+        return _several(returned, metric)
     if type(returned) is float and math.isfinite(returned):
         return Outcome(Status.OK, returned, None, None)
     if isinstance(returned, Mapping):
@@ -257,6 +271,30 @@ def classify(returned: Any, metric: str | None) -> Outcome:
         what = f"for {metric!r}" if metrics is not None else ""
         return _failed(f"the objective returned {value} {what}".rstrip(), metrics)
     return Outcome(Status.OK, value, metrics, None)
+
+
+def _several(returned: Any, names: tuple[str, ...]) -> Outcome:
+    if isinstance(returned, Sequence) and not isinstance(returned, str):
+        if len(returned) != len(names):  # the search, not this evaluation, is wrong
+            message = (
+                f"the objective returned {len(returned)} values for the {len(names)} metrics "
+                f"{list(names)}: return one value per metric, in the order of metric"
+            )
+            return Outcome(Status.FAILED, math.nan, None, message, mistake=True)
+        returned = dict(zip(names, returned, strict=True))
+    if not isinstance(returned, Mapping):
+        return _failed(
+            f"the objective returned {returned!r}; with several metrics {list(names)} return a "
+            "dict that holds them, or a list of their values in that order"
+        )
+    values = []
+    for name in names:
+        one = classify(returned, name)
+        if one.status != Status.OK:
+            return one
+        values.append(one.value)
+    metrics = {str(k): _plain(v) for k, v in returned.items()}
+    return Outcome(Status.OK, values[0], metrics, None, values=tuple(values))
 
 
 def _plain(v: Any) -> Any:

@@ -73,22 +73,25 @@ def _in_time(outcome: Outcome, seconds: float, limit: float | None) -> Outcome:
     )
 
 
-def _averaged(outcomes: list[Outcome], metric: str | None) -> Outcome:
+def _averaged(outcomes: list[Outcome], metric: str | tuple[str, ...] | None) -> Outcome:
     """One outcome of a candidate's repeats: the last, unless all succeeded; then the mean of
-    every numeric metric, with the optimized one's spread as ``<metric>_std``."""
+    every numeric metric, with each optimized one's spread as ``<metric>_std``."""
     last = outcomes[-1]
     if len(outcomes) == 1 or last.status != Status.OK:
         return last
-    values = np.array([o.value for o in outcomes])
-    name = metric or "value"
-    metrics: dict = {name: float(values.mean())}
+    values = np.array([np.atleast_1d(o.row_values) for o in outcomes])  # repeats × objectives
+    names = metric if isinstance(metric, tuple) else (metric or "value",)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    metrics: dict = dict(zip(names, mean.tolist(), strict=True))
     if all(o.metrics is not None for o in outcomes):
         for key, first in outcomes[0].metrics.items():
             column = [o.metrics.get(key) for o in outcomes]
             if isinstance(first, float) and all(isinstance(v, float) for v in column):
                 metrics[key] = float(np.mean(column))
-    metrics |= {f"{name}_std": float(values.std()), "repeats": len(outcomes)}
-    return Outcome(Status.OK, float(values.mean()), metrics, None)
+    metrics |= {f"{n}_std": float(s) for n, s in zip(names, std, strict=True)}
+    metrics["repeats"] = len(outcomes)
+    several = tuple(mean.tolist()) if len(names) > 1 else None
+    return Outcome(Status.OK, float(mean[0]), metrics, None, values=several)
 
 
 class WorkerStuck(Exception):
@@ -167,7 +170,7 @@ def wire_row(
     generation: int,
     status: int,
     times: tuple[float, float],
-    value: float,
+    value: float | tuple[float, ...],
     genes: np.ndarray,
     reports: list[tuple[int, float]] | tuple = (),
 ) -> tuple:

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..space import Space
 from ..strategies import Breeder
-from ..strategies.pool import Pool
+from ..strategies.pareto import nsga2_order
+from ..strategies.pool import ParetoPool, Pool
 from .comm.claims import ClaimTable
 from .records import Kind, Status
 from .seen import Seen
@@ -36,7 +37,8 @@ class Island:
         space: the search space.
         breeder: this worker's strategy.
         dtype: the wire dtype.
-        sign: +1 when minimising, -1 when maximising (turns metric values into losses).
+        signs: per objective, +1 when minimising, -1 when maximising (turns metric values
+            into losses); with several objectives the pool ranks records as NSGA-II does.
         seen: the configurations this worker knows of (``None``: repeats are allowed).
         claims: the island's claim table (with ``seen``; it is built after the island, so it
             may be set later).
@@ -48,12 +50,12 @@ class Island:
         space: Space,
         breeder: Breeder,
         dtype: np.dtype,
-        sign: float,
+        signs: np.ndarray,
         seen: Seen | None,
         claims: ClaimTable | None = None,
         rungs: Rungs | None = None,
     ) -> None:
-        self.pool = Pool(breeder.pool_size, dtype)
+        self.pool = (ParetoPool if len(signs) > 1 else Pool)(breeder.pool_size, dtype)
         self.seen = seen
         self.claims = claims
         self.rungs = rungs
@@ -63,7 +65,7 @@ class Island:
         self._dim = space.dim
         self._breeder = breeder
         self._learns = type(breeder).tell is not Breeder.tell
-        self._sign = sign
+        self._signs = np.asarray(signs, dtype=np.float64)
 
     def propose(self, rng: np.random.Generator) -> np.ndarray | None:
         """The next candidate's genes (in ``[0, 1]``), claimed for this worker; ``None`` when
@@ -95,15 +97,16 @@ class Island:
         self.seen.add(key)
         return self.claims is None or self.claims.claim(key)
 
-    def learn(self, row: np.void, loss: float, ok: bool) -> None:
+    def learn(self, row: np.void) -> None:
         """This worker's own finished evaluation (its configuration is already seen)."""
+        rows = row[None]
         if self.rungs is not None:
-            self.rungs.learn(row[None])
-        if ok:
-            self.pool.offer(row, loss)
-        if self._learns:
-            told = loss if ok else np.nan  # a failure's, or a pruned evaluation's
-            self._breeder.tell(row["genes"][None, :], np.array([told]), np.array([ok]))
+            self.rungs.learn(rows)
+        ok, loss = self._losses(rows)
+        if ok[0]:
+            self.pool.offer(row, loss[0])
+        if self._learns:  # a failure's loss is NaN, and a pruned evaluation's
+            self._breeder.tell(rows["genes"], loss, ok)
 
     def seed(self, rows: np.ndarray) -> np.ndarray:
         """Start from the stored records of earlier sessions of this run on this island;
@@ -138,11 +141,19 @@ class Island:
     def _offer_best(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Offer the best successful rows to the pool; their ok flags and losses (NaN where
         not ok)."""
-        ok = rows["status"] == _OK
-        loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
-        for i in np.flatnonzero(ok)[np.argsort(loss[ok], kind="stable")][: self.pool.capacity]:
+        ok, loss = self._losses(rows)
+        good = np.flatnonzero(ok)
+        order = nsga2_order(loss[good]) if loss.ndim == 2 else np.argsort(loss[good], kind="stable")
+        for i in good[order][: self.pool.capacity]:
             self.pool.offer(rows[i], loss[i])
         return ok, loss
+
+    def _losses(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which rows succeeded, and their losses: shape ``(n,)``, or ``(n, objectives)``
+        with several; NaN where not successful."""
+        ok = rows["status"] == _OK
+        loss = np.where(ok[:, None], rows["values"] * self._signs, np.nan)
+        return ok, loss if len(self._signs) > 1 else loss[:, 0]
 
     def absorb(self, rows: np.ndarray) -> None:
         """Apply records that arrived: island peers' results, immigrants, and departures
@@ -161,8 +172,7 @@ class Island:
         if self.seen is not None and immigrant.any():
             # Immigrants are not in this island's claim table; island peers' results are.
             self.seen.add_all(rows["genes"][immigrant])
-        ok = rows["status"] == _OK
-        loss = np.where(ok, self._sign * rows["values"][:, 0], np.nan)
+        ok, loss = self._losses(rows)
         if self._learns:
             self._breeder.tell(rows["genes"], loss, ok)
         if not ok.any():
@@ -170,9 +180,11 @@ class Island:
         self.heard_success = True
         self.immigrants_received += int(np.count_nonzero(immigrant & ok))
         pool = self.pool
-        # Only rows that would enter the pool are worth a Python-level loop.
-        worst = pool.loss.max() if len(pool) == pool.capacity else np.inf
-        for i in np.flatnonzero(ok & (immigrant | (loss < worst))):
+        # Only rows that would enter the pool are worth a Python-level loop (with several
+        # objectives the pool's ranking decides).
+        worst = pool.loss.max() if len(pool) == pool.capacity and loss.ndim == 1 else np.inf
+        maybe = ok if loss.ndim == 2 else ok & (immigrant | (loss < worst))
+        for i in np.flatnonzero(maybe):
             if immigrant[i]:
                 pool.replace_worst(rows[i], loss[i])
             else:

@@ -181,7 +181,7 @@ class Leader:
             self._counter.stop()
             return False
         row = self._ledger.record(record_id, genes, outcome, (start, end), reports)
-        self._island.learn(row, ctx.settings.sign * outcome.value, outcome.status == Status.OK)
+        self._island.learn(row)
         self._mailbox.post(row)
         self._failures.island_success |= self._island.heard_success
         self.abort_error = self._failures.broken(outcome)

@@ -63,7 +63,8 @@ class Ledger:
     ) -> np.void:
         """Log and journal a finished evaluation; returns its row."""
         status, value = int(outcome.status), outcome.value
-        row = wire_row(self._ctx, record_id, self.log.size, status, times, value, genes, reports)
+        values = outcome.row_values
+        row = wire_row(self._ctx, record_id, self.log.size, status, times, values, genes, reports)
         row = self.log.append((*row[:6], kind, *row[7:]), outcome.metrics, outcome.error, reports)
         if self._sink is not None:
             self._sink.append(row, outcome.metrics, outcome.error, reports)

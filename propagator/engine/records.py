@@ -65,7 +65,7 @@ class Record:
     Attributes:
         id: unique in the run.
         params: the parameters the objective got (active ones only).
-        value: the optimized metric; NaN when the evaluation failed.
+        value: the optimized metric (the first, with several); NaN when the evaluation failed.
         metrics: every value the objective returned (``{metric: value}`` for a float).
         status: ``"ok"``, ``"failed"`` or ``"pruned"``.
         error: the failure message (with traceback) when failed, else ``None``.
@@ -77,6 +77,8 @@ class Record:
         intermediate: ``(step, value)`` pairs the objective reported via ``trial.report``.
         step: the last step it reported (``None``: none); where a pruned evaluation stopped.
         confirmation: a winner evaluated again on a fresh seed after the search.
+        values: every optimized metric's value, in the order of ``metric`` (``(value,)``
+            with one).
     """
 
     id: int
@@ -93,6 +95,7 @@ class Record:
     intermediate: tuple[tuple[int, float], ...] = field(default=())
     step: int | None = None
     confirmation: bool = False
+    values: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -14,6 +14,7 @@ from mpi4py import MPI
 from ..results.result import Result
 from ..settings import Settings
 from ..space import Space
+from ..strategies.base import create_breeder
 from .comm.claims import ClaimTable, table_slots
 from .comm.collect import allgather_bytes, broadcast_ints
 from .comm.groups import Comms, split
@@ -26,7 +27,6 @@ from .gather import ended_normally, merge, pack, rows_of
 from .island import Island
 from .layout import Layout
 from .leader import Leader
-from .records import wire_dtype
 from .seen import Seen
 from .stopping import Rungs
 
@@ -109,10 +109,11 @@ def _island(ctx: RunContext, session: Session) -> tuple[Island, np.ndarray]:
     repeats are allowed), both seeded with the island's stored records; and those records'
     configuration keys."""
     settings = ctx.settings
-    breeder = settings.strategy[ctx.island].create(ctx.space, ctx.layout.island_sizes[ctx.island])
+    workers, objectives = ctx.layout.island_sizes[ctx.island], len(settings.objectives)
+    breeder = create_breeder(settings.strategy[ctx.island], ctx.space, workers, objectives)
     seen = Seen(ctx.space) if settings.deduplicate else None
     rungs = None if settings.pruner is None else Rungs(settings.pruner, settings.sign)
-    island = Island(ctx.space, breeder, ctx.dtype, settings.sign, seen, rungs=rungs)
+    island = Island(ctx.space, breeder, ctx.dtype, settings.signs, seen, rungs=rungs)
     if session.warm is not None:
         island.seed_warm(session.warm)
     history = session.islands.get(ctx.island)
@@ -177,7 +178,7 @@ def _context(
         settings=settings,
         layout=layout,
         comms=comms,
-        dtype=wire_dtype(space.dim, settings.n_rungs),
+        dtype=settings.wire_dtype(space),
         worker=worker,
         island=layout.island_of(worker),
         run_seed=run_seed,

@@ -172,11 +172,11 @@ def to_optuna(result: Result, storage: str, study_name: str, overwrite: bool, or
                 )
             optuna.delete_study(study_name=study_name, storage=backend)
         study = optuna.create_study(
-            storage=backend, study_name=study_name, direction=result.direction
+            storage=backend, study_name=study_name, directions=list(result.directions)
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([result.metric])
+            study.set_metric_names(list(result.objectives))
         study.set_user_attr("propagate_seed", result.info.seed)
         distributions = _distributions(result.space)
         study.add_trials([_trial(r, distributions, origin) for r in result.records])
@@ -248,7 +248,7 @@ def _trial(record: Record, distributions: dict[str, Any], origin: float) -> Any:
         user_attrs["error"] = error_headline(record.error)
     trial = create_trial(
         state=state,
-        value=record.value if state == TrialState.COMPLETE else None,
+        values=list(record.values) if state == TrialState.COMPLETE else None,
         params=params,
         distributions={k: distributions[k] for k in params},
         user_attrs=user_attrs,

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, PropagateError
 from ..space import Categorical, Constant
+from .front import draw_front, draw_hypervolume
 from .result import Result
 
 _DPI = 120
@@ -49,11 +50,17 @@ def write_plots(result: Result, out_dir: Path, resumed: Sequence[float] = ()) ->
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {str(out_dir)!r}: {exc.strerror}") from None
-    drawers = {
-        "best_over_evaluations.png": lambda fig: best_over_evaluations(fig, result),
-        "best_over_time.png": lambda fig: best_over_time(fig, result, resumed),
-        "values.png": lambda fig: values(fig, result),
-    }
+    if result.multi:
+        drawers = {
+            "pareto_front.png": lambda fig: draw_front(fig, result),
+            "hypervolume_over_evaluations.png": lambda fig: draw_hypervolume(fig, result),
+        }
+    else:
+        drawers = {
+            "best_over_evaluations.png": lambda fig: best_over_evaluations(fig, result),
+            "best_over_time.png": lambda fig: best_over_time(fig, result, resumed),
+            "values.png": lambda fig: values(fig, result),
+        }
     if _axes_params(result):
         drawers["best_params.png"] = lambda fig: best_params(fig, result)
     paths = []
@@ -182,7 +189,7 @@ def best_params(fig: Any, result: Result) -> None:
             alpha=1.0 if best else 0.75,
             color="crimson" if best else colors[rank - 1],
             zorder=3 if best else 2,
-            label=f"#{rank + 1}  {record.value:.6g}  (id {record.id})",
+            label=f"#{rank + 1}  {' / '.join(f'{v:.6g}' for v in record.values)}  (id {record.id})",
         )
     names = [_axis_name(name, p, top) for name, p in params]
     ax.set_xticks(x, names, rotation=30 if len(params) > 8 else 0)
@@ -190,13 +197,15 @@ def best_params(fig: Any, result: Result) -> None:
     ax.set_ylim(-0.1, 1.1)
     ax.set_yticks([0.0, 0.5, 1.0], ["low", "", "high"])
     ax.set_ylabel("position in the parameter's range")
-    ax.set_title(f"Best {len(top)} configurations by {result.metric} (best in red)")
+    by = " / ".join(result.objectives)
+    order = ", ranked as NSGA-II does" if result.multi else ""
+    ax.set_title(f"Best {len(top)} configurations by {by}{order} (first in red)")
     handles, labels = ax.get_legend_handles_labels()
     # drawn worst first; listed best first
     ax.legend(
         handles[::-1],
         labels[::-1],
-        title=result.metric,
+        title=" / ".join(result.objectives),
         fontsize=8,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),

@@ -23,6 +23,8 @@ from ..engine.evaluation import error_headline
 from ..engine.records import Kind, Record, Status
 from ..errors import ConfigError, PropagateError
 from ..space import Constant
+from .format import INACTIVE, format_duration, format_param, format_rate, format_value, table
+from .front import front_table
 from .result import Result
 
 _STARTS = ("start", "resume")
@@ -219,7 +221,10 @@ def summary(run: Run) -> list[str]:
         f"run          {run.path}",
         f"status       {run.status}",
         f"evaluations  {len(result)}{of}" + (f" ({outcome})" if outcome else ""),
-        f"metric       {result.metric} ({result.direction})",
+        f"metric{'s' if result.multi else ' '}      "
+        + ", ".join(
+            f"{m} ({d})" for m, d in zip(result.objectives, result.directions, strict=True)
+        ),
         f"sessions     {len(run.sessions)}",
         f"wall time    {format_duration(wall)}",
         f"throughput   {format_rate(len(result), wall)}",
@@ -240,7 +245,7 @@ def summary(run: Run) -> list[str]:
             for s in run.sessions
         ]
         header = ["session", "began", "evaluations", "wall time", "ended"]
-        lines += _table(header, rows, indent="  ")
+        lines += table(header, rows, indent="  ")
     return lines
 
 
@@ -275,7 +280,7 @@ def confirmed_table(result: Result) -> list[str]:
     ]
     header = ["rank", f"mean {result.metric}", "std", "seeds", "in the search", "params"]
     title = "winners confirmed on fresh seeds (a search value is one draw; the mean is not)"
-    return [title, *_table(header, rows)]
+    return [title, *table(header, rows)]
 
 
 def best_table(result: Result, n: int) -> list[str]:
@@ -283,6 +288,8 @@ def best_table(result: Result, n: int) -> list[str]:
 
     One configuration per row, or per column when there are too many parameters for rows.
     """
+    if result.multi:
+        return front_table(result, n)
     top = result.top(n)
     if not top:
         return ["best: no evaluation succeeded" if len(result) else "best: no evaluations yet"]
@@ -291,17 +298,17 @@ def best_table(result: Result, n: int) -> list[str]:
     header = ["#", result.metric, "id", "island", *shown]
     rows = [
         [str(rank), format_value(r.value), str(r.id), str(r.island)]
-        + [format_param(r.params.get(name, _INACTIVE)) for name in shown]
+        + [format_param(r.params.get(name, INACTIVE)) for name in shown]
         for rank, r in enumerate(top, 1)
     ]
     n_ok = int(np.count_nonzero(result.ok & (result.rows["kind"] != Kind.CONFIRMATION)))
     lines = [f"best {len(top)} of {n_ok} successful evaluations ({result.direction})"]
-    table = _table(header, rows)
-    if max(map(len, table)) > _MAX_WIDTH:
+    aligned = table(header, rows)
+    if max(map(len, aligned)) > _MAX_WIDTH:
         columns = list(zip(*rows, strict=True))
         named = zip(header[1:], columns[1:], strict=True)
-        table = _table(["#", *columns[0]], [[name, *cells] for name, cells in named])
-    lines += table
+        aligned = table(["#", *columns[0]], [[name, *cells] for name, cells in named])
+    lines += aligned
     constants = {name: p.value for name, p in params.items() if isinstance(p, Constant)}
     if constants:  # the same in every row: said once
         lines.append("  constant: " + ", ".join(f"{k}={v!r}" for k, v in constants.items()))
@@ -314,26 +321,26 @@ def island_table(result: Result) -> list[str]:
     sign = 1.0 if result.direction == "minimize" else -1.0
     rows = []
     searched = result.rows["kind"] != Kind.CONFIRMATION
+    front = {r.id for r in result.pareto_front} if result.multi else set()
     for island in islands:
         mine = np.flatnonzero((result.rows["island"] == island) & searched)
         ok = mine[result.ok[mine]]
         failed = int(np.count_nonzero(result.rows["status"][mine] == Status.FAILED))
-        if len(ok):
+        if len(ok) and result.multi:
+            cells = [str(len(set(result.rows["id"][ok].tolist()) & front))]
+        elif len(ok):
             best = ok[np.argmin(sign * result.values[ok])]  # first of equals: when reached
             cells = [format_value(result.values[best]), str(result.rows["id"][best])]
             cells.append(str(int(np.searchsorted(mine, best)) + 1))
         else:
-            cells = ["-", "-", "-"]
+            cells = ["-"] if result.multi else ["-", "-", "-"]
         rows.append([str(island), str(len(mine)), str(failed), *cells])
-    header = [
-        "island",
-        "evaluations",
-        "failed",
-        f"best {result.metric}",
-        "best id",
-        "evals to best",
-    ]
-    return ["islands", *_table(header, rows)]
+    header = ["island", "evaluations", "failed"]
+    if result.multi:
+        header.append("on the front")
+    else:
+        header += [f"best {result.metric}", "best id", "evals to best"]
+    return ["islands", *table(header, rows)]
 
 
 def failure_table(result: Result, full: bool) -> list[str]:
@@ -350,7 +357,7 @@ def failure_table(result: Result, full: bool) -> list[str]:
     rows = [[str(len(rs)), str(rs[0].id), _shorten(error_headline(rs[0].error))] for rs in shown]
     plural = "s" * (len(kinds) > 1)
     lines = [f"failures: {len(failed)} ({len(kinds)} kind{plural})"]
-    lines += _table(["count", "example id", "error"], rows)
+    lines += table(["count", "example id", "error"], rows)
     rest = ranked[_MAX_KINDS:]
     if rest:
         n_rest = sum(len(rs) for rs in rest)
@@ -364,72 +371,8 @@ def failure_table(result: Result, full: bool) -> list[str]:
     return lines
 
 
-# --- formatting --------------------------------------------------------------------------------
-_INACTIVE = object()
-
-
-def format_param(value: Any) -> str:
-    """A parameter value for a table: floats to 6 significant digits, ``-`` if inactive."""
-    if value is _INACTIVE:
-        return "-"
-    if isinstance(value, float):
-        return format_value(value)
-    return str(value)
-
-
-def format_value(x: float) -> str:
-    """A metric value: 6 significant digits."""
-    return f"{x:.6g}"
-
-
 def _shorten(line: str) -> str:
     return line if len(line) <= _MAX_HEADLINE else line[: _MAX_HEADLINE - 3] + "..."
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds in words: ``3.25 s``, ``42.0 s``, ``12 min 05 s``, ``3 h 20 min``."""
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
-def format_rate(n: int, seconds: float) -> str:
-    """``n`` evaluations in ``seconds`` as a rate (per hour too when below one per second)."""
-    if n == 0 or seconds <= 0:
-        return "-"
-    rate = n / seconds
-    per_hour = f" ({rate * 3600:.3g} per hour)" if rate < 1 else ""
-    shown = f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
-    return f"{shown} evaluations/s{per_hour}"
-
-
-def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
-    """Aligned columns: numbers right-aligned, text left-aligned."""
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    right = [all(_numeric(row[j]) for row in rows) for j in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [
-            cell.rjust(w) if r else cell.ljust(w)
-            for cell, w, r in zip(row, widths, right, strict=True)
-        ]
-        lines.append((indent + "  ".join(cells)).rstrip())
-    return lines
-
-
-def _numeric(cell: str) -> bool:
-    """Whether a cell reads as a number, possibly with a unit ("3.2 s"), or is empty ("-")."""
-    if cell == "-":
-        return True
-    try:
-        float(cell.split(" ", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 # --- export, plot, optuna ----------------------------------------------------------------------

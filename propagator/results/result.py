@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -15,6 +15,7 @@ import numpy as np
 from ..engine.records import Kind, Record, Status, wire_dtype
 from ..errors import PropagateError
 from ..space import Space
+from ..strategies.pareto import hypervolume, nondominated, nsga2_order
 
 _STATUS = {int(s): s.name.lower() for s in Status}
 
@@ -77,10 +78,16 @@ class Confirmed:
 class Result:
     """Every evaluation of a search, ordered by id, and the best ones.
 
+    With several objectives (``metric`` a list) there is no single best: :attr:`pareto_front`
+    holds the evaluations no other one beats on every objective, and :attr:`best` raises.
+
     Attributes:
         space: the search space.
-        metric: name of the optimized value (``"value"`` when the objective returns floats).
-        direction: ``"minimize"`` or ``"maximize"``.
+        metric: name of the optimized value (``"value"`` when the objective returns floats;
+            the first objective with several).
+        direction: ``"minimize"`` or ``"maximize"`` (the first objective's).
+        objectives: every optimized metric's name (one, unless a search of several).
+        directions: the direction of each objective.
         info: seed, layout, timing and traffic (:class:`RunInfo`).
         rows: the raw records as a numpy structured array (wire format), ordered by id.
         problems: damage found when the result was loaded from a run directory.
@@ -89,8 +96,8 @@ class Result:
     def __init__(
         self,
         space: Space,
-        metric: str | None,
-        direction: str,
+        metric: str | Sequence[str] | None,
+        direction: str | Sequence[str],
         rows: np.ndarray,
         metrics: Mapping[int, dict[str, Any]],
         errors: Mapping[int, str],
@@ -99,8 +106,12 @@ class Result:
         problems: list[str] | None = None,
     ) -> None:
         self.space = space
-        self.metric = metric or "value"
-        self.direction = direction
+        self.objectives = (metric,) if isinstance(metric, str) or not metric else tuple(metric)
+        self.objectives = tuple(m or "value" for m in self.objectives)
+        self.directions = (
+            (direction,) * len(self.objectives) if isinstance(direction, str) else tuple(direction)
+        )
+        self.metric, self.direction = self.objectives[0], self.directions[0]
         self.rows = rows[np.argsort(rows["id"], kind="stable")]
         self._metrics = metrics
         self._errors = errors
@@ -115,14 +126,15 @@ class Result:
         """The result as bytes (JSON header, newline, raw rows), for a broadcast; no pickle."""
         header = {
             "space": self.space.to_dict(),
-            "metric": self.metric,
-            "direction": self.direction,
+            "metric": list(self.objectives),
+            "direction": list(self.directions),
             "info": dataclasses.asdict(self.info),
             "problems": self.problems,
             "metrics": self._metrics,
             "errors": self._errors,
             "reports": self._reports,
             "genes": self.space.dim,
+            "values": self.rows.dtype["values"].shape[0],
             "rungs": self.rows.dtype["rungs"].shape[0] if "rungs" in self.rows.dtype.names else 0,
         }
         return json.dumps(header).encode() + b"\n" + self.rows.tobytes()
@@ -136,7 +148,7 @@ class Result:
             Space.from_dict(h["space"]),
             h["metric"],
             h["direction"],
-            np.frombuffer(raw, dtype=wire_dtype(h["genes"], h["rungs"])).copy(),
+            np.frombuffer(raw, dtype=wire_dtype(h["genes"], h["rungs"], h["values"])).copy(),
             {int(k): v for k, v in h["metrics"].items()},
             {int(k): v for k, v in h["errors"].items()},
             {int(k): [tuple(p) for p in v] for k, v in h["reports"].items()},
@@ -146,13 +158,36 @@ class Result:
 
     def __repr__(self) -> str:
         best = self._best_index()
-        shown = "none succeeded" if best is None else f"best {self.metric}={self.values[best]:.6g}"
+        if best is None:
+            shown = "none succeeded"
+        elif self.multi:
+            shown = f"Pareto front of {len(self._front())} over {', '.join(self.objectives)}"
+        else:
+            shown = f"best {self.metric}={self.values[best]:.6g}"
         return f"<Result: {len(self)} evaluations, {self.n_failed} failed, {shown}>"
 
     @property
+    def multi(self) -> bool:
+        """A search of several objectives."""
+        return len(self.objectives) > 1
+
+    @property
     def values(self) -> np.ndarray:
-        """The optimized metric per record (NaN where failed), in id order."""
+        """The optimized metric per record (NaN where failed), in id order; the first
+        objective's with several (see :attr:`objective_values`)."""
         return self.rows["values"][:, 0]
+
+    @property
+    def objective_values(self) -> np.ndarray:
+        """Every objective's value per record, shape ``(len(result), objectives)``, in id
+        order (NaN where failed)."""
+        return self.rows["values"]
+
+    @property
+    def losses(self) -> np.ndarray:
+        """:attr:`objective_values` turned into losses to minimise (maximised ones negated)."""
+        signs = np.array([1.0 if d == "minimize" else -1.0 for d in self.directions])
+        return self.rows["values"] * signs
 
     @property
     def ok(self) -> np.ndarray:
@@ -178,8 +213,14 @@ class Result:
         """The best successful evaluation.
 
         Raises:
-            PropagateError: when no evaluation succeeded (the message quotes the first error).
+            PropagateError: when no evaluation succeeded (the message quotes the first
+                error), or the search had several objectives (see :attr:`pareto_front`).
         """
+        if self.multi:
+            raise PropagateError(
+                f"a search of several metrics ({', '.join(self.objectives)}) has no single "
+                "best; see result.pareto_front (or result.top(n), ranked as NSGA-II does)"
+            )
         i = self._best_index()
         if i is None:
             raise PropagateError(
@@ -198,8 +239,29 @@ class Result:
         return self.best.params
 
     def top(self, n: int = 5) -> list[Record]:
-        """The ``n`` best successful evaluations, best first."""
+        """The ``n`` best successful evaluations, best first (with several objectives: by
+        Pareto front, then by crowding distance, as NSGA-II ranks them)."""
         return [self._record(int(i)) for i in self._ranked()[:n]]
+
+    @property
+    def pareto_front(self) -> list[Record]:
+        """The successful search evaluations no other one beats on every objective (with
+        one objective: the best ones), in order of the first objective, best first."""
+        return [self._record(int(i)) for i in self._front()]
+
+    def hypervolume(self, reference: Sequence[float]) -> float:
+        """The volume of objective space the Pareto front dominates up to ``reference`` (a
+        point in the objectives' own units and directions, worse than the front on every
+        objective): the usual measure of a front's quality, higher is better."""
+        signs = np.array([1.0 if d == "minimize" else -1.0 for d in self.directions])
+        front = self.losses[self._front()]
+        return hypervolume(front, np.asarray(reference, dtype=np.float64) * signs)
+
+    def _front(self) -> np.ndarray:
+        ok = self._searched()
+        losses = self.losses[ok]
+        front = ok[nondominated(losses)]
+        return front[np.argsort(self.losses[front, 0], kind="stable")]
 
     @cached_property
     def confirmed(self) -> list[Confirmed]:
@@ -222,11 +284,16 @@ class Result:
         sign = 1.0 if self.direction == "minimize" else -1.0
         return sorted(out, key=lambda c: (math.isnan(c.mean), sign * c.mean))
 
+    def _searched(self) -> np.ndarray:
+        """Indices of the successful search evaluations (not confirmations)."""
+        return np.flatnonzero(self.ok & (self.rows["kind"] != Kind.CONFIRMATION))
+
     def _ranked(self) -> np.ndarray:
-        """Successful search evaluations (not confirmations), best first."""
-        ok = np.flatnonzero(self.ok & (self.rows["kind"] != Kind.CONFIRMATION))
-        loss = self.values[ok] * (1.0 if self.direction == "minimize" else -1.0)
-        return ok[np.argsort(loss, kind="stable")]
+        """Successful search evaluations, best first."""
+        ok = self._searched()
+        if self.multi:
+            return ok[nsga2_order(self.losses[ok])]
+        return ok[np.argsort(self.losses[ok, 0], kind="stable")]
 
     def _best_index(self) -> int | None:
         ranked = self._ranked()
@@ -239,7 +306,10 @@ class Result:
         value = float(row["values"][0])
         metrics = self._metrics.get(rid)
         if metrics is None:
-            metrics = {self.metric: value} if not math.isnan(value) else {}
+            values = row["values"].tolist()
+            metrics = (
+                dict(zip(self.objectives, values, strict=True)) if not math.isnan(value) else {}
+            )
         return Record(
             id=rid,
             params=self.space.decode(row["genes"]),
@@ -255,4 +325,5 @@ class Result:
             intermediate=tuple(tuple(p) for p in self._reports.get(rid, ())),
             step=int(row["step"]) if row["step"] >= 0 else None,
             confirmation=int(row["kind"]) == Kind.CONFIRMATION,
+            values=tuple(row["values"].tolist()),
         )

@@ -26,16 +26,8 @@ from ..engine.evaluation import error_headline
 from ..errors import ConfigError, PropagateError
 from ..space import Constant
 from ..store.lock import live_holder
-from .report import (
-    Run,
-    Session,
-    format_duration,
-    format_param,
-    format_rate,
-    format_value,
-    island_table,
-    open_run,
-)
+from .format import format_duration, format_param, format_rate, format_value
+from .report import Run, Session, island_table, open_run
 from .result import Result
 
 _CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen: a terminal redraws in place
@@ -186,6 +178,9 @@ def _time_left(run: Run, session: Session, now: float) -> str | None:
 
 
 def _best(result: Result) -> list[str]:
+    if result.multi and result.ok.any():
+        goals = ", ".join(result.objectives)
+        return [f"front        {len(result.pareto_front)} non-dominated over {goals}"]
     if not result.ok.any():
         return ["best         - (no evaluation succeeded yet)"]
     best = result.best

@@ -82,7 +82,7 @@ def append_worker_rows(
 def _create_worker_file(f: h5py.File, worker: int, dtype: np.dtype, space: Space) -> None:
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["worker"] = worker
-    f.create_dataset("records", (0,), dtype, maxshape=(None,), chunks=(1024,))
+    f.create_dataset("records", (0,), _storable(dtype), maxshape=(None,), chunks=(1024,))
     for name in TEXT_COLUMNS:
         f.create_dataset(name, (0,), _STR, maxshape=(None,), chunks=(1024,))
     group = f.create_group("params")
@@ -139,14 +139,37 @@ def _text_columns(rows: np.ndarray, side: dict[int, dict[str, Any]]) -> dict[str
 
 def _extend(dataset: h5py.Dataset, n: int, values: np.ndarray) -> None:
     dataset.resize((n + len(values),))
+    if values.dtype.names:
+        values = values[list(dataset.dtype.names)]
     dataset[n:] = values
 
 
-def read_worker_file(path: Path) -> tuple[np.ndarray, dict[str, list[str]], list]:
-    """Rows, text columns and last RNG states of a worker file (raises ``OSError``,
-    ``KeyError`` or ``ValueError`` if it is damaged)."""
+def _storable(dtype: np.dtype) -> np.dtype:
+    """``dtype`` without its empty fields (no genes in a space of constants): HDF5 has no
+    arrays of length zero."""
+    fields = [(n, dtype[n]) for n in dtype.names if dtype[n].itemsize]
+    return np.dtype(fields)
+
+
+def _widened(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Stored rows as ``dtype`` (its empty fields back)."""
+    if rows.dtype == dtype:
+        return rows
+    out = np.zeros(len(rows), dtype)
+    for name in rows.dtype.names:
+        out[name] = rows[name]
+    return out
+
+
+def read_worker_file(
+    path: Path, dtype: np.dtype | None = None
+) -> tuple[np.ndarray, dict[str, list[str]], list]:
+    """Rows (as ``dtype``, by default as stored), text columns and last RNG states of a
+    worker file (raises ``OSError``, ``KeyError`` or ``ValueError`` if it is damaged)."""
     with _open(path, "r") as f:
         rows = f["records"][...]
+        if dtype is not None:
+            rows = _widened(rows, dtype)
         text = {name: [s.decode() for s in f[name][...]] for name in TEXT_COLUMNS}
         states = json.loads(f.attrs.get("rng_states", "[]"))
     if any(len(column) != len(rows) for column in text.values()):

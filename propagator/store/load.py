@@ -29,7 +29,15 @@ def read(run_dir: str | Path) -> StoredRun:
 
 def stored_dtype(meta: dict) -> np.dtype:
     """The wire dtype of a stored run's records, from its ``run.h5`` attributes."""
-    return wire_dtype(int(meta["n_genes"]), int(meta.get("n_rungs", 0)))
+    n_values = int(meta.get("n_objectives", 1))
+    return wire_dtype(int(meta["n_genes"]), int(meta.get("n_rungs", 0)), n_values)
+
+
+def objectives(meta: dict) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """A stored run's optimized metrics (``None``: the objective returns a float) and their
+    directions."""
+    metric, direction = json.loads(meta["metric"]), json.loads(meta["direction"])
+    return (tuple(metric) or None), tuple(direction)
 
 
 def load(run_dir: str | Path) -> Result:
@@ -58,11 +66,11 @@ def load(run_dir: str | Path) -> Result:
         migrants_sent=0,
         immigrants_received=0,
     )
-    metric = meta.get("metric") or None
+    metric, direction = objectives(meta)
     return Result(
         stored.space,
         metric,
-        meta["direction"],
+        direction,
         rows,
         stored.metrics,
         stored.errors,

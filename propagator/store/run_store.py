@@ -181,7 +181,7 @@ def _read_worker(
     rows = np.zeros(0, dtype)
     if h5_path.exists():
         try:
-            rows, text, states = _read_settled(h5_path)
+            rows, text, states = _read_settled(h5_path, dtype)
             _add_text(out, rows, text)
             if states:
                 out.rng_states[worker] = states
@@ -226,14 +226,14 @@ def _read_journals(paths: list[Path], dtype: np.dtype, out: StoredRun) -> Journa
     return merged
 
 
-def _read_settled(path: Path) -> tuple[np.ndarray, dict[str, list[str]], list]:
+def _read_settled(path: Path, dtype: np.dtype) -> tuple[np.ndarray, dict[str, list[str]], list]:
     """Read a worker file, retrying briefly: its writer may be in the middle of an update."""
     for delay in (0.05, 0.2, 0.5):
         try:
-            return read_worker_file(path)
+            return read_worker_file(path, dtype)
         except (OSError, KeyError, ValueError):
             time.sleep(delay)
-    return read_worker_file(path)
+    return read_worker_file(path, dtype)
 
 
 def _add_text(out: StoredRun, rows: np.ndarray, text: dict[str, list[str]]) -> None:

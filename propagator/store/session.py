@@ -34,7 +34,6 @@ from ..engine.comm.collect import agree, broadcast_bytes
 from ..engine.context import Monitor, Session
 from ..engine.evaluation import Objective, error_headline
 from ..engine.layout import Layout
-from ..engine.records import wire_dtype
 from ..engine.run import run
 from ..engine.signals import StopOnSignal
 from ..errors import ConfigError, ObjectiveError
@@ -113,14 +112,14 @@ def run_stored(
     lock = RunLock(stored.run_dir)
     try:
         data = agree(comm, lambda: encode_plan(_prepare(stored, space, settings, layout, lock)))
-        the_plan = decode_plan(data, wire_dtype(space.dim, settings.n_rungs))
+        the_plan = decode_plan(data, settings.wire_dtype(space))
         if the_plan.budget is None:
             return Outcome(
                 _whole_run(comm, stored.run_dir), None, the_plan, spent=_spent(stored, the_plan)
             )
         warm = None
         if settings.warm_start is not None:
-            dtype = wire_dtype(space.dim, settings.n_rungs)
+            dtype = settings.wire_dtype(space)
             warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
         return _session(objective, space, settings, layout, comm, stored, the_plan, warm)
     finally:
@@ -263,10 +262,11 @@ def _create(stored: StoredSearch, space: Space, settings: Settings, layout_json:
             "config": json.dumps(stored.config),
             "space": json.dumps(space.to_dict()),
             "seed": seed,
-            "metric": settings.metric or "",
-            "direction": settings.direction,
+            "metric": json.dumps(list(settings.objectives) if settings.metric else []),
+            "direction": json.dumps(list(settings.directions)),
             "n_genes": space.dim,
             "n_rungs": settings.n_rungs,
+            "n_objectives": len(settings.objectives),
             "versions": versions(),
             "created": start["time"],
         },

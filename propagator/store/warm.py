@@ -52,7 +52,9 @@ class Warm:
         )
 
 
-def load_warm(source: str, space: Space, metric: str | None, dtype: np.dtype) -> Warm:
+def load_warm(
+    source: str, space: Space, metric: str | tuple[str, ...] | None, dtype: np.dtype
+) -> Warm:
     """Read the records of ``source`` that fit ``space``.
 
     Args:
@@ -60,7 +62,8 @@ def load_warm(source: str, space: Space, metric: str | None, dtype: np.dtype) ->
             database URL, an SQLite or journal file), optionally ``STORAGE#STUDY`` when it
             holds several studies.
         space: the new search's space.
-        metric: the value it optimizes (``None``: each record's optimized value).
+        metric: the value it optimizes, or the values (a tuple); ``None``: each record's
+            optimized value(s).
         dtype: its wire dtype.
 
     Raises:
@@ -68,17 +71,20 @@ def load_warm(source: str, space: Space, metric: str | None, dtype: np.dtype) ->
     """
     rows = np.zeros(0, dtype)
     kept, skipped = [], 0
+    n = dtype["values"].shape[0]
     for params, metrics, value, status in _records(source, space):
         genes = _genes(params, space)
-        if metric is not None and metrics:  # else the record's own optimized value
-            value = metrics.get(metric, math.nan)
-        if genes is None or (status == Status.OK and not _finite(value)):
+        if metric is not None and metrics:  # else the record's own optimized value(s)
+            names = metric if isinstance(metric, tuple) else (metric,)
+            value = [metrics.get(name, math.nan) for name in names]
+        values = _values(value, n, status == Status.OK)
+        if genes is None or values is None:
             skipped += 1
             continue
         row = np.zeros(1, dtype)[0]
         row["id"], row["island"], row["worker"], row["owner"] = -1 - len(kept), -1, -1, -1
         row["status"], row["kind"], row["step"] = status, Kind.EVALUATED, -1
-        row["values"][0] = float(value) if _finite(value) else math.nan
+        row["values"] = values
         row["genes"] = genes
         kept.append(row)
     if kept:
@@ -158,7 +164,7 @@ def _from_optuna(source: str) -> Iterator[tuple[dict, dict, Any, int]]:
     }
     for t in study.trials:
         if t.state in states:
-            yield t.params, {}, t.value, states[t.state]
+            yield t.params, {}, t.values, states[t.state]
 
 
 def _genes(params: Mapping[str, Any], space: Space) -> np.ndarray | None:
@@ -197,8 +203,16 @@ def _number(text: Any) -> float:
         return math.nan
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def _values(value: Any, n: int, ok: bool) -> np.ndarray | None:
+    """A record's ``n`` objective values (all NaN unless ``ok``); ``None`` when a success
+    lacks a finite value for each."""
+    if not ok:
+        return np.full(n, math.nan)
+    listed = value if isinstance(value, (list, tuple)) else [value]
+    good = len(listed) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in listed
+    )
+    return np.array(listed, dtype=np.float64) if good else None
 
 
 def _opened(path: Path) -> Any:
@@ -209,7 +223,7 @@ def _opened(path: Path) -> Any:
 
 
 def shared_warm(
-    comm: Any, source: str, space: Space, metric: str | None, dtype: np.dtype
+    comm: Any, source: str, space: Space, metric: str | tuple[str, ...] | None, dtype: np.dtype
 ) -> np.ndarray:
     """Collective: rank 0 reads the warm start (and says what it found); every rank gets its
     rows, or the :class:`ConfigError` rank 0 met."""

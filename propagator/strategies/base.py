@@ -51,10 +51,15 @@ class StrategySpec(ABC):
     """Settings of a strategy; subclasses are frozen dataclasses registered by ``name``."""
 
     name: ClassVar[str]
+    # Can search several objectives at once (then ``create`` gets ``objectives`` and ``tell``
+    # vectors of losses); a strategy that does not say so is refused for such a search.
+    multi_objective: ClassVar[bool] = False
 
     @abstractmethod
-    def create(self, space: Space, island_workers: int) -> Breeder:
-        """The breeder for one worker of an island with ``island_workers`` workers."""
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
+        """The breeder for one worker of an island with ``island_workers`` workers, for
+        ``objectives`` objectives (with several, ``tell`` gets losses of shape
+        ``(n, objectives)``)."""
 
     def check(self, space: Space) -> None:  # noqa: B027 - optional hook
         """Raise :class:`ConfigError` if this strategy cannot search ``space`` (called before
@@ -83,3 +88,13 @@ def gene_levels(space: Space, max_levels: int = 100_000) -> list[np.ndarray | No
         else:
             levels.append(None)
     return levels
+
+
+def create_breeder(
+    spec: StrategySpec, space: Space, island_workers: int, objectives: int = 1
+) -> Breeder:
+    """``spec``'s breeder; ``objectives`` is passed only when there are several, so that a
+    strategy written for one objective (``create(space, island_workers)``) keeps working."""
+    if objectives > 1:
+        return spec.create(space, island_workers, objectives)
+    return spec.create(space, island_workers)

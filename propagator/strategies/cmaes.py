@@ -302,5 +302,5 @@ class CMAES(StrategySpec):
                 f"parameters, but the space has {n}; use strategy ga or random for this space"
             )
 
-    def create(self, space: Space, island_workers: int) -> Breeder:
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
         return _CMABreeder(self, _Variables(space), island_workers)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,8 @@ class _GABreeder(Breeder):
         self._sigma = spec.sigma
         self._up, self._down = math.exp(spec.adapt), math.exp(-spec.adapt / 4)
         self._bred: np.ndarray | None = None  # the last child bred (not sampled), until told
-        self._to_beat = math.inf  # the pool's worst loss when it was bred
+        self._bar: Any = math.inf  # what the child had to beat to enter the pool
+        self._passes = Pool.passes
 
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         s, n = self._spec, self._n
@@ -83,7 +85,7 @@ class _GABreeder(Breeder):
         if u[5] < s.mutation:
             child[int(rng.random() * n)] = rng.random()
         child = np.clip(child, 0.0, 1.0)
-        self._bred, self._to_beat = child, float(pool.loss.max())
+        self._bred, self._bar, self._passes = child, pool.bar(), pool.passes
         return child
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
@@ -92,7 +94,7 @@ class _GABreeder(Breeder):
         mine = np.flatnonzero(genes[:, 0] == self._bred[0]) if self._n else ()
         for i in mine:
             if np.array_equal(genes[i], self._bred):
-                success = bool(ok[i]) and loss[i] < self._to_beat
+                success = bool(ok[i]) and self._passes(self._bar, loss[i])
                 self._sigma *= self._up if success else self._down
                 self._sigma = min(max(self._sigma, _SIGMA_RANGE[0]), _SIGMA_RANGE[1])
                 self._bred = None
@@ -121,6 +123,7 @@ class GA(StrategySpec):
     adapt: float = 0.3
 
     name = "ga"
+    multi_objective = True
 
     def __post_init__(self) -> None:
         if self.population is not None and (
@@ -142,6 +145,6 @@ class GA(StrategySpec):
         if not is_real(self.adapt) or not 0.0 <= self.adapt <= 2.0:
             raise ConfigError(f"strategy.adapt must be in [0, 2], but got {self.adapt!r}")
 
-    def create(self, space: Space, island_workers: int) -> Breeder:
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
         population = self.population or max(4, 2 * island_workers)
         return _GABreeder(self, space.dim, population)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
+
+from .pareto import nsga2_order
 
 
 class Pool:
@@ -72,6 +77,16 @@ class Pool:
         order = candidates[np.argsort(self._loss[candidates], kind="stable")[:k]]
         return self._rows[order]
 
+    def bar(self) -> Any:
+        """What a new record must beat to enter the pool now (see :meth:`passes`)."""
+        return float(self.loss.max()) if self._n else math.inf
+
+    @staticmethod
+    def passes(bar: Any, loss: Any) -> bool:
+        """Whether a record with ``loss`` beats ``bar`` (from :meth:`bar`), so would have
+        entered the pool then: a strategy's measure of success."""
+        return bool(loss < bar)
+
     def _add(self, row: np.void, loss: float, always: bool) -> bool:
         record_id = int(row["id"])
         if record_id in self._ids:
@@ -88,3 +103,69 @@ class Pool:
         self._loss[i] = loss
         self._ids.add(record_id)
         return True
+
+
+class ParetoPool(Pool):
+    """The island pool of a search with several objectives: the ``capacity`` records NSGA-II
+    ranks best (by non-dominated front, then crowding distance; see :mod:`.pareto`).
+
+    ``offer`` and ``replace_worst`` take each record's vector of losses; :attr:`loss` is then
+    each member's place in that order (0 the best), so that what reads a pool by its losses
+    (migration's best, the GA's elitism) reads it by NSGA-II's ranking. :attr:`losses` has the
+    vectors.
+    """
+
+    def __init__(self, capacity: int, dtype: np.dtype) -> None:
+        super().__init__(capacity, dtype)
+        self._losses = np.zeros((capacity, dtype["values"].shape[0]))
+
+    @property
+    def losses(self) -> np.ndarray:
+        """Member losses, shape ``(len(pool), n_objectives)`` (a view)."""
+        return self._losses[: self._n]
+
+    def bar(self) -> np.ndarray:
+        """The members' losses: a new record succeeds when none of them dominates it."""
+        return self.losses.copy()
+
+    @staticmethod
+    def passes(bar: np.ndarray, loss: np.ndarray) -> bool:
+        dominated = (bar <= loss).all(axis=1) & (bar < loss).any(axis=1)
+        return bool(np.isfinite(loss).all() and not dominated.any())
+
+    def remove(self, record_id: int) -> bool:
+        record_id = int(record_id)
+        if record_id not in self._ids:
+            return False
+        i = int(np.flatnonzero(self._rows["id"][: self._n] == record_id)[0])
+        self._losses[i] = self._losses[self._n - 1]
+        super().remove(record_id)
+        self._rank()
+        return True
+
+    def _add(self, row: np.void, loss: float, always: bool) -> bool:
+        record_id = int(row["id"])
+        if record_id in self._ids:
+            return False
+        losses = np.asarray(loss, dtype=np.float64)
+        if self._n < self.capacity:
+            i = self._n
+            self._n += 1
+        else:
+            candidates = np.vstack([self.losses, losses])
+            order = nsga2_order(candidates)
+            worst = int(order[-1]) if not always or order[-1] != self._n else int(order[-2])
+            if worst == self._n:  # the newcomer ranks last: it does not enter
+                return False
+            i = worst
+            self._ids.discard(int(self._rows["id"][i]))
+        self._rows[i] = row
+        self._losses[i] = losses
+        self._ids.add(record_id)
+        self._rank()
+        return True
+
+    def _rank(self) -> None:
+        place = np.empty(self._n)
+        place[nsga2_order(self.losses)] = np.arange(self._n)
+        self._loss[: self._n] = place

@@ -24,7 +24,6 @@ all members.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..space import Categorical, Space
-from .base import Breeder, StrategySpec
+from .base import Breeder, StrategySpec, create_breeder
 from .pool import Pool
 
 DEFAULT_MEMBERS = ("ga", "cmaes", "tpe")  # "auto", dealt over islands
@@ -50,7 +49,7 @@ class _PortfolioBreeder(Breeder):
         self._rate = np.full(len(members), 0.5)
         self._memory = memory
         self._floor = floor
-        self._asked: tuple[int, np.ndarray, float] | None = None  # member, child, loss to beat
+        self._asked: tuple[int, np.ndarray, Any, Any] | None = None  # member, child, bar, passes
 
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         k = len(self._members)
@@ -58,8 +57,7 @@ class _PortfolioBreeder(Breeder):
         p = (1.0 - self._floor) * share + self._floor / k
         member = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum()), k - 1))
         child = np.asarray(self._members[member].ask(pool, rng), dtype=np.float64)
-        worst = float(pool.loss.max()) if len(pool) else math.inf
-        self._asked = (member, np.clip(child, 0.0, 1.0), worst)
+        self._asked = (member, np.clip(child, 0.0, 1.0), pool.bar(), pool.passes)
         return child
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
@@ -68,9 +66,9 @@ class _PortfolioBreeder(Breeder):
                 member.tell(genes, loss, ok)
         if self._asked is None or not len(genes):
             return
-        member, child, worst = self._asked
+        member, child, bar, passes = self._asked
         for i in np.flatnonzero((genes == child).all(axis=1)):
-            success = bool(ok[i]) and loss[i] < worst
+            success = bool(ok[i]) and passes(bar, loss[i])
             self._rate[member] += (1.0 - self._memory) * (success - self._rate[member])
             self._asked = None
             return
@@ -114,8 +112,9 @@ class Portfolio(StrategySpec):
         if not 0.0 <= self.floor <= 1.0:
             raise ConfigError(f"strategy.floor must be in [0, 1], but got {self.floor!r}")
 
-    def members_for(self, space: Space) -> tuple[StrategySpec, ...]:
-        """The members that search ``space`` (``"auto"`` resolved)."""
+    def members_for(self, space: Space, objectives: int = 1) -> tuple[StrategySpec, ...]:
+        """The members that search ``space`` (``"auto"`` resolved; with several objectives
+        only members that handle them)."""
         if self.members != AUTO:
             return self.members
         from . import make_strategy
@@ -123,16 +122,22 @@ class Portfolio(StrategySpec):
         structured = any(
             isinstance(p, Categorical) or p.when is not None for p in space.params.values()
         )
-        names = DEFAULT_MEMBERS if structured else ("ga", "cmaes")
-        return tuple(make_strategy(name) for name in names)
+        names = DEFAULT_MEMBERS if structured or objectives > 1 else ("ga", "cmaes")
+        members = tuple(make_strategy(name) for name in names)
+        return tuple(m for m in members if objectives == 1 or m.multi_objective)
 
     def check(self, space: Space) -> None:
         for member in self.members_for(space):
             member.check(space)
 
-    def create(self, space: Space, island_workers: int) -> Breeder:
-        breeders = [m.create(space, island_workers) for m in self.members_for(space)]
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
+        members = self.members_for(space, objectives)
+        breeders = [create_breeder(m, space, island_workers, objectives) for m in members]
         return _PortfolioBreeder(breeders, self.memory, self.floor)
+
+    @property
+    def multi_objective(self) -> bool:  # type: ignore[override]
+        return self.members == AUTO or all(m.multi_objective for m in self.members)
 
     def to_dict(self) -> dict:
         members = self.members if self.members == AUTO else [m.to_dict() for m in self.members]
@@ -152,7 +157,7 @@ def _specs(members: object, make: Any) -> tuple[StrategySpec, ...]:
     return specs
 
 
-def deal(spec: Portfolio, n_islands: int) -> tuple[StrategySpec, ...]:
+def deal(spec: Portfolio, n_islands: int, objectives: int = 1) -> tuple[StrategySpec, ...]:
     """One strategy per island: the members dealt out round-robin, each island's share as a
     portfolio of its own (or the member itself when it gets one); with more islands than
     members, the members repeat."""
@@ -161,6 +166,7 @@ def deal(spec: Portfolio, n_islands: int) -> tuple[StrategySpec, ...]:
     members = spec.members
     if members == AUTO:
         members = tuple(make_strategy(name) for name in DEFAULT_MEMBERS)
+        members = tuple(m for m in members if objectives == 1 or m.multi_objective)
     out: list[StrategySpec] = []
     for island in range(n_islands):
         if island < len(members):

@@ -26,6 +26,7 @@ class Random(StrategySpec):
     """Sample every candidate uniformly (log-uniformly for ``log`` parameters)."""
 
     name = "random"
+    multi_objective = True
 
-    def create(self, space: Space, island_workers: int) -> Breeder:
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
         return _RandomBreeder(space.dim)

@@ -50,6 +50,7 @@ from ..space import Categorical, Constant, Float, Int, Space
 from ..space.conditions import is_active
 from .base import Breeder, StrategySpec
 from .checks import is_int, require
+from .pareto import nsga2_order
 from .pool import Pool
 from .told import SeenFilter
 
@@ -77,9 +78,10 @@ class _Memory:
     """The told records the study is built from: the ``n_best`` best successes ever told and
     the ``n_recent`` latest records, with their arrival numbers (bounded memory)."""
 
-    def __init__(self, dim: int, n_best: int, n_recent: int) -> None:
+    def __init__(self, dim: int, objectives: int, n_best: int, n_recent: int) -> None:
         self._n_best, self._n_recent = n_best, n_recent
-        self._best = (np.zeros((0, dim)), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, int))
+        no_loss = np.zeros(0) if objectives == 1 else np.zeros((0, objectives))
+        self._best = (np.zeros((0, dim)), no_loss, np.zeros(0, dtype=bool), np.zeros(0, int))
         self._recent = self._best
         self._told = 0
 
@@ -92,7 +94,10 @@ class _Memory:
             for a, b in zip(self._recent, new, strict=True)
         )
         best = tuple(np.concatenate([a, b[ok]]) for a, b in zip(self._best, new, strict=True))
-        order = np.argsort(best[1], kind="stable")[: self._n_best]
+        loss = best[1]
+        order = (nsga2_order(loss) if loss.ndim == 2 else np.argsort(loss, kind="stable"))[
+            : self._n_best
+        ]
         self._best = tuple(a[order] for a in best)
 
     def rows(self) -> tuple[np.ndarray, ...]:
@@ -141,7 +146,7 @@ class _Suggestion:
 class _TPEBreeder(Breeder):
     pool_size = 16
 
-    def __init__(self, spec: TPE, space: Space) -> None:
+    def __init__(self, spec: TPE, space: Space, objectives: int) -> None:
         from optuna.distributions import (
             CategoricalDistribution,
             FloatDistribution,
@@ -161,7 +166,8 @@ class _TPEBreeder(Breeder):
             else:
                 self.dists[name] = FloatDistribution(p.low, p.high, log=p.log)
         self._seen = SeenFilter()
-        self._memory = _Memory(space.dim, spec.max_trials // 4, spec.max_trials // 2)
+        self._objectives = objectives
+        self._memory = _Memory(space.dim, objectives, spec.max_trials // 4, spec.max_trials // 2)
         self._study: Any = None
         self._size = 0  # trials in the study
         self._n_ok = self._n_failed = 0  # successes and failures in the study
@@ -218,7 +224,7 @@ class _TPEBreeder(Breeder):
 
         # + 1: room for the trial about to be asked
         if self._study is None or self._size + self._n_unsynced + 1 > self._spec.max_trials:
-            self._study = optuna.create_study(direction="minimize")
+            self._study = optuna.create_study(directions=["minimize"] * self._objectives)
             self._size = self._n_ok = self._n_failed = 0
             self._unsynced = [self._memory.rows()]
         for rows in self._unsynced:
@@ -238,7 +244,7 @@ class _TPEBreeder(Breeder):
         self._n_failed += int(np.count_nonzero(keep & ~ok))
         return genes[keep], loss[keep], ok[keep]
 
-    def _trial(self, genes: np.ndarray, loss: float, ok: bool) -> Any:
+    def _trial(self, genes: np.ndarray, loss: float | np.ndarray, ok: bool) -> Any:
         """A finished trial for a told record (the active parameters only)."""
         from optuna.trial import TrialState, create_trial
 
@@ -252,7 +258,8 @@ class _TPEBreeder(Breeder):
                 params[name] = value
         dists = {name: self.dists[name] for name in params}
         if ok:
-            return create_trial(params=params, distributions=dists, value=float(loss))
+            values = np.atleast_1d(loss).tolist()
+            return create_trial(params=params, distributions=dists, values=values)
         return create_trial(params=params, distributions=dists, state=TrialState.PRUNED)
 
 
@@ -275,6 +282,7 @@ class TPE(StrategySpec):
     max_trials: int = 1000
 
     name = "tpe"
+    multi_objective = True
 
     def __post_init__(self) -> None:
         s = self.startup
@@ -286,5 +294,5 @@ class TPE(StrategySpec):
         if importlib.util.find_spec("optuna") is None:  # found without importing it
             raise ConfigError("strategy tpe needs optuna: pip install 'propagate[optuna]'")
 
-    def create(self, space: Space, island_workers: int) -> Breeder:
-        return _TPEBreeder(self, space)
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
+        return _TPEBreeder(self, space, objectives)

@@ -494,9 +494,40 @@ def initial(args: list[str]) -> dict:
     return {"records": [[r.id, r.params] for r in result.records]}
 
 
+def pareto(args: list[str]) -> dict:
+    """``run_dir budget``: accuracy (maximized) against bytes (minimized) on two islands that
+    move individuals between them; the records' losses, the front and the immigrants."""
+
+    def objective(p: dict) -> dict:
+        x = np.array([p["x0"], p["x1"], p["x2"]])
+        return {"acc": 1.0 - float(((x - 0.3) ** 2).sum()), "bytes": float(x.sum())}
+
+    result = pg.search(
+        objective,
+        {f"x{i}": pg.Float(0.0, 1.0) for i in range(3)},
+        budget=int(args[1]),
+        metric=["acc", "bytes"],
+        direction=["maximize", "minimize"],
+        islands=2,
+        migration=pg.Migration(probability=1.0, pollination=False, migrants=2),
+        strategy="ga",
+        run_dir=args[0],
+        seed=4,
+    )
+    return {
+        "n": len(result),
+        "ids": result.rows["id"].tolist(),
+        "losses": result.losses.tolist(),
+        "front": [r.id for r in result.pareto_front],
+        "immigrants": WORLD.allreduce(result.info.immigrants_received),
+        "objectives": list(result.objectives),
+    }
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
+        pareto,
         initial,
         stopping,
         stopping_store,
