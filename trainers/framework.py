@@ -112,9 +112,9 @@ class Epochs:
     Iterating gives the epochs ``0 .. count - 1``. After each, the trainer calls :meth:`end`
     with the value to report (the validation loss; MAC's training loss): it is reported as step
     ``epoch + 1`` (steps count from 1, so a pruner's first rung, step 1, is the first epoch),
-    and ``trial.should_stop()`` is asked. When that says stop (a pruner, the step budget, the
-    time limit), the iteration ends after this epoch and the trainer returns its metrics for
-    the model as it is, with ``epochs_run`` the epochs it ran.
+    and, unless it was the last epoch, ``trial.should_stop()`` is asked. When that says stop
+    (a pruner, the step budget, the time limit), the iteration ends after this epoch and the
+    trainer returns its metrics for the model as it is, with ``epochs_run`` the epochs it ran.
 
     ``should_stop`` is answered by the worker's first rank and broadcast, so every rank must
     call :meth:`end` at the same epochs, idle ranks of a chain included, and only when no
@@ -141,7 +141,10 @@ class Epochs:
         """Epoch ``epoch`` (from 0) is over: report ``value`` and ask whether to go on."""
         self._ctx.epochs_run = epoch + 1
         self._ctx.trial.report(epoch + 1, value)
-        self.stopped = self._ctx.trial.should_stop()
+        # Not after the last epoch: the training is complete, and a pruner judging that step
+        # (a rung at the last epoch) would record a finished evaluation as pruned.
+        if epoch + 1 < self.count:
+            self.stopped = self._ctx.trial.should_stop()
 
 
 def setup(params: Mapping[str, Any], trial: Trial) -> Context:
