@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from os import PathLike
 from typing import Any
 
@@ -387,12 +388,12 @@ class Settings:
         """Several objectives: a Pareto front, not one best."""
         return len(self.objectives) > 1
 
-    @property
+    @cached_property  # read on every evaluation
     def signs(self) -> np.ndarray:
         """Per objective, the multiplier that turns it into a loss to minimise."""
         return np.array([1.0 if d == "minimize" else -1.0 for d in self.directions])
 
-    @property
+    @cached_property
     def sign(self) -> float:
         """Multiplier that turns the (first) metric into a loss to minimise."""
         return float(self.signs[0])

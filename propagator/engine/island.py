@@ -71,7 +71,8 @@ class Island:
         """The next candidate's genes (in ``[0, 1]``), claimed for this worker; ``None`` when
         the island has evaluated every configuration of the space."""
         for _ in range(_BRED):
-            genes = np.clip(self._breeder.ask(self.pool, rng), 0.0, 1.0)
+            # a strategy may step outside [0, 1] (np.clip is slower on a few genes)
+            genes = np.minimum(np.maximum(self._breeder.ask(self.pool, rng), 0.0), 1.0)
             if self.seen is None or self._take(genes):
                 return genes
             self.duplicates_avoided += 1
@@ -95,18 +96,23 @@ class Island:
         if key in self.seen:
             return False
         self.seen.add(key)
-        return self.claims is None or self.claims.claim(key)
+        # a claim is an MPI round trip to the table's host, spared where no peer can collide
+        return self.claims is None or self.seen.private(genes) or self.claims.claim(key)
 
     def learn(self, row: np.void) -> None:
         """This worker's own finished evaluation (its configuration is already seen)."""
         rows = row[None]
         if self.rungs is not None:
             self.rungs.learn(rows)
-        ok, loss = self._losses(rows)
-        if ok[0]:
-            self.pool.offer(row, loss[0])
+        # one row: scalar work instead of _losses' array expressions (the hot path)
+        ok = row["status"] == _OK
+        loss = row["values"] * self._signs if ok else np.full(len(self._signs), np.nan)
+        if len(loss) == 1:
+            loss = loss[0]
+        if ok:
+            self.pool.offer(row, loss)
         if self._learns:  # a failure's loss is NaN, and a pruned evaluation's
-            self._breeder.tell(rows["genes"], loss, ok)
+            self._breeder.tell(rows["genes"], np.array([loss]), np.array([ok]))
 
     def seed(self, rows: np.ndarray) -> np.ndarray:
         """Start from the stored records of earlier sessions of this run on this island;
@@ -170,7 +176,8 @@ class Island:
             self.rungs.learn(rows)
         immigrant = kind == _IMMIGRANT
         if self.seen is not None and immigrant.any():
-            # Immigrants are not in this island's claim table; island peers' results are.
+            # Immigrants are not in this island's claim table; island peers' results are, or
+            # are private (Seen.private).
             self.seen.add_all(rows["genes"][immigrant])
         ok, loss = self._losses(rows)
         if self._learns:

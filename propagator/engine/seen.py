@@ -70,6 +70,17 @@ class Seen:
             ).tobytes()
         return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
+    def private(self, genes: np.ndarray) -> bool:
+        """Whether no other worker can hold ``genes``' configuration except by drawing the
+        same 64-bit floats: a space of floats without conditions and every gene strictly
+        inside ``(0, 1)`` (a strategy may clip a gene to a bound, where two workers meet).
+        Such a configuration needs no claim in the island's table."""
+        return (
+            self._genes_decide
+            and self._space.dim > 0
+            and all(0.0 < g < 1.0 for g in genes.tolist())
+        )
+
     def __contains__(self, key: int) -> bool:
         return key in self._keys
 

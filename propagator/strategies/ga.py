@@ -62,38 +62,39 @@ class _GABreeder(Breeder):
 
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         s, n = self._spec, self._n
-        # One draw for the step's decisions: numpy's per-call cost dominates here.
-        u = rng.random(6)
-        if len(pool) < self.pool_size or n == 0 or u[0] < s.random_init:
+        # One draw for the step's decisions, read as Python floats, and scalar arithmetic on
+        # the few mutated genes: numpy's per-call cost dominates at these sizes.
+        u = rng.random(6 + 2 * n)
+        fresh, first, second, cross, forced, point = u[:6].tolist()
+        if len(pool) < self.pool_size or n == 0 or fresh < s.random_init:
             self._bred = None
-            return rng.random(n)
+            return u[6 : 6 + n]
         size = len(pool)
-        i = int(u[1] * size)
-        j = int(u[2] * (size - 1))
+        i = int(first * size)
+        j = int(second * (size - 1))
         j += j >= i  # two distinct parents, uniformly
         genes = pool.genes
         child = genes[i].copy()
-        if u[3] < s.crossover:
-            take = rng.random(n) < 0.5
+        if cross < s.crossover:
+            take = u[6 : 6 + n] < 0.5
             child[take] = genes[j][take]
-        mutate = rng.random(n) < 1.0 / n
-        if not mutate.any():
-            mutate[int(u[4] * n)] = True
-        child[mutate] += self._sigma * rng.standard_normal(int(mutate.sum()))
-        child = np.abs(child)  # reflect at 0 and 1: clipping would pile children on the bounds
-        child = np.where(child > 1.0, 2.0 - child, child)
-        if u[5] < s.mutation:
-            child[int(rng.random() * n)] = rng.random()
-        child = np.clip(child, 0.0, 1.0)
+        mutated = (u[6 + n :] < 1.0 / n).nonzero()[0].tolist() or [int(forced * n)]
+        steps = (self._sigma * rng.standard_normal(len(mutated))).tolist()
+        for m, step in zip(mutated, steps, strict=True):
+            # reflected at 0 and 1: clipping would pile children on the bounds
+            x = abs(float(child[m]) + step) % 2.0
+            child[m] = 2.0 - x if x > 1.0 else x
+        if point < s.mutation:
+            child[int(point / s.mutation * n)] = rng.random()
         self._bred, self._bar, self._passes = child, pool.bar(), pool.passes
         return child
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
-        if self._bred is None:
+        bred = self._bred
+        if bred is None:
             return
-        mine = np.flatnonzero(genes[:, 0] == self._bred[0]) if self._n else ()
-        for i in mine:
-            if np.array_equal(genes[i], self._bred):
+        for i in (genes[:, 0] == bred[0]).nonzero()[0].tolist() if self._n else ():
+            if genes[i].tobytes() == bred.tobytes():
                 success = bool(ok[i]) and self._passes(self._bar, loss[i])
                 self._sigma *= self._up if success else self._down
                 self._sigma = min(max(self._sigma, _SIGMA_RANGE[0]), _SIGMA_RANGE[1])

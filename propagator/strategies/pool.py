@@ -30,6 +30,7 @@ class Pool:
         self._loss = np.full(capacity, np.inf)
         self._n = 0
         self._ids: set[int] = set()
+        self._bar: float | None = None  # bar() until the members change
 
     def __len__(self) -> int:
         return self._n
@@ -69,6 +70,7 @@ class Pool:
         self._loss[last] = np.inf
         self._n = last
         self._ids.discard(record_id)
+        self._bar = None
         return True
 
     def best(self, k: int, eligible: np.ndarray | None = None) -> np.ndarray:
@@ -79,7 +81,9 @@ class Pool:
 
     def bar(self) -> Any:
         """What a new record must beat to enter the pool now (see :meth:`passes`)."""
-        return float(self.loss.max()) if self._n else math.inf
+        if self._bar is None:  # asked on every breeding step; most offers change nothing
+            self._bar = float(self.loss.max()) if self._n else math.inf
+        return self._bar
 
     @staticmethod
     def passes(bar: Any, loss: Any) -> bool:
@@ -102,6 +106,7 @@ class Pool:
         self._rows[i] = row
         self._loss[i] = loss
         self._ids.add(record_id)
+        self._bar = None
         return True
 
 

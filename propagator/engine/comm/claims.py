@@ -8,7 +8,9 @@ keys in a window on its first leader. A worker claims a configuration with one
 the ticket counter): a slot holding 0 takes the key and the claim succeeds; a slot holding the
 key means someone claimed it first. Linear probing keeps the table at most half full; should a
 key find no slot within ``_PROBES`` probes (a table filled beyond its size), the claim succeeds
-unchecked rather than stall the search.
+unchecked rather than stall the search. A configuration no peer can hold except by drawing the
+same 64-bit floats (:meth:`..seen.Seen.private`) is not claimed: the round trip would buy
+nothing.
 """
 
 from __future__ import annotations
