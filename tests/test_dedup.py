@@ -53,6 +53,22 @@ def test_floats_without_conditions_are_keyed_by_their_genes():
     assert seen.key(a) == seen.key(a.copy()) != seen.key(np.array([0.25, 0.5000001]))
 
 
+def test_only_floats_strictly_inside_their_range_skip_the_claim():
+    """A claim settles races between an island's workers; two workers meet on a float gene
+    only at a bound (a strategy clipped it), or anywhere in an integer, a category, a
+    condition's inactive parameter or a space without genes."""
+    floats = Seen(pg.Space({"x": pg.Float(0, 1), "y": pg.Float(1e-3, 1, log=True)}))
+    assert floats.private(np.array([0.3, 0.999]))
+    assert not floats.private(np.array([0.0, 0.5]))
+    assert not floats.private(np.array([0.5, 1.0]))
+    assert not Seen(pg.Space({"x": pg.Float(0, 1), "n": pg.Int(1, 3)})).private(
+        np.array([0.3, 0.5])
+    )
+    conditional = {"x": pg.Float(0, 1), "y": pg.Float(0, 1, when="x > 0.5")}
+    assert not Seen(pg.Space(conditional)).private(np.array([0.3, 0.5]))
+    assert not Seen(pg.Space({"c": 3})).private(np.zeros(0))
+
+
 @st.composite
 def discrete_spaces(draw) -> pg.Space:
     params: dict = {"a": pg.Int(draw(st.integers(-3, 0)), draw(st.integers(1, 3)))}

@@ -251,6 +251,7 @@ def trainer(args: list[str]) -> dict:
         metric="val_loss",
         budget=WORLD.size // k,
         ranks_per_worker=k,
+        strategy="ga",  # the trainer is under test: no strategy library to import per rank
         seed=0,
     )
     return {
@@ -357,6 +358,7 @@ def trainer_stopping(args: list[str]) -> dict:
         budget={"steps": int(steps)} if kind == "steps" else 2,
         ranks_per_worker=WORLD.size,
         early_stopping=FirstOnly() if kind == "first_only" else None,
+        strategy="ga",  # the trainer is under test: no strategy library to import per rank
         seed=0,
     )
     records = [
