@@ -157,7 +157,7 @@ class Curves:
         for t, loss in enumerate(self.curve(params, trial.seed, epochs), start=1):
             time.sleep(step_time)
             trial.report(t, float(loss))
-            if trial.should_stop():
+            if t < epochs and trial.should_stop():  # after the last epoch there is nothing to save
                 break
         return {"val_loss": float(loss), "epochs_run": float(t)}
 
