@@ -148,7 +148,18 @@ def failures(args: list[str]) -> dict:
             return {"other": 1.0}
         return {"loss": sphere(params, trial), "extra": 1.0}
 
-    result = pg.search(objective, space2(), metric="loss", budget=int(args[0]), islands=2, seed=11)
+    # one configuration in each failing region first: which ones the search itself visits
+    # depends on the workers' timing
+    initial = [{"x0": 4.0, "x1": 0.0}, {"x0": -4.0, "x1": 0.0}, {"x0": 0.0, "x1": 4.5}]
+    result = pg.search(
+        objective,
+        space2(),
+        metric="loss",
+        budget=int(args[0]),
+        islands=2,
+        initial=initial,
+        seed=11,
+    )
     return summary(result)
 
 
