@@ -60,8 +60,8 @@ class ClaimTable:
         if hosting:
             table = np.frombuffer(self._win.tomemory(), dtype=np.int64)
             table[:] = 0
-            for key in np.unique(preload):
-                self._insert_local(table, int(key))
+            for key in set(preload.tolist()):  # np.unique would import numpy.ma: 20 ms
+                self._insert_local(table, key)
         barrier(comm, IDLE_CAP)
         self._win.Lock_all()
         self._key = np.zeros(1, dtype=np.int64)
