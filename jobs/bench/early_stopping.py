@@ -8,7 +8,8 @@ For each problem the same search runs side by side, for ``--seeds`` seeds (0, 1,
 ``mpiexec -n RANKS`` (one ``mpiexec`` per problem, the searches one after another in it):
 
 * ``none``: no early stopping, ``N`` evaluations (each runs all its epochs, ``N x E`` epochs);
-* ``asha``: ``early_stopping: {name: asha, min_step: 1, reduction: 3}``, the same ``N``
+* ``asha``: ``early_stopping: {name: asha, min_step: 1, reduction: 3}`` (``--min-step``,
+  ``--reduction``), the same ``N``
   evaluations: the saving shows as fewer epochs for as many configurations;
 * ``asha-steps`` (``--budget steps`` or ``both``): ASHA with ``budget.steps`` = ``N x E``,
   the epochs ``none`` spends, so it tries more configurations.
@@ -57,7 +58,6 @@ HERE = Path(__file__).resolve().parent
 JOBS = {"nas": HERE.parent / "nas_mlp_digits.yaml", "oialr": HERE.parent / "oialr_digits.yaml"}
 CURVES = ("curves", "curves-slow")
 PROBLEMS = (*CURVES, *JOBS)
-ASHA = {"name": "asha", "min_step": 1, "reduction": 3}
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -81,6 +81,10 @@ def _problem(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     if args.epochs:
         space = pg.Space({**space.params, "epochs": args.epochs})
     return search.objective(), space, search.settings, None
+
+
+def _asha(args: argparse.Namespace) -> dict[str, Any]:
+    return {"name": "asha", "min_step": args.min_step, "reduction": args.reduction}
 
 
 def _budget(variant: str, evaluations: int, epochs: int) -> dict[str, int]:
@@ -112,7 +116,7 @@ def _run(args: argparse.Namespace) -> None:
             settings = replace(
                 base,
                 budget=budget_from(_budget(variant, args.evaluations, epochs)),
-                pruner=None if variant == "none" else make_pruner(ASHA),
+                pruner=None if variant == "none" else make_pruner(_asha(args)),
                 seed=seed,
             )
             settings.check(space)
@@ -152,6 +156,8 @@ def _launch_args(problem: str, args: argparse.Namespace) -> list[str]:
         "--epochs", str(epochs),
         "--step-time", str(args.step_time),
         "--seeds", str(args.seeds),
+        "--min-step", str(args.min_step),
+        "--reduction", str(args.reduction),
         "--variants", *_variants(args.budget),
     ]  # fmt: skip
 
@@ -188,6 +194,8 @@ def main() -> None:
         default="both",
         help="ASHA with the same evaluations, the same epochs (budget.steps), or both",
     )
+    parser.add_argument("--min-step", type=int, default=1, help="ASHA's first rung (default 1)")
+    parser.add_argument("--reduction", type=int, default=3, help="ASHA's η (default 3)")
     parser.add_argument("--results", type=Path, help="write every search's records here (JSON)")
     # the mpiexec half's own
     parser.add_argument("--problem", help=argparse.SUPPRESS)
