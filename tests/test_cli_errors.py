@@ -109,11 +109,12 @@ def _prepare_command_line(cwd: Path) -> None:
     (cwd / "adir").mkdir()
 
 
-def _propagate(args: list[str], cwd: Path, *, mpi: bool = True) -> Outcome:
+def _propagate(args: list[str], cwd: Path, env: dict[str, str], *, mpi: bool = True) -> Outcome:
     """``propagate ARGS`` in a subprocess; with ``mpi=False`` mpi4py cannot be imported."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _MAIN if mpi else _MAIN_WITHOUT_MPI, *args],
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,6 +134,10 @@ def started(
 ) -> Iterator[dict[str, tuple[Path, Future[Outcome]]]]:
     """The subprocess of every selected test of this module, by node id: (its cwd, its outcome)."""
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    # The threads start their children with a copy of the environment: given none, a child
+    # execs with the process's live environ, which tests on the main thread change meanwhile
+    # (setenv may move it: the exec then fails with EFAULT, "Bad address").
+    env = dict(os.environ)
     jobs: dict[str, tuple[Path, Future[Outcome]]] = {}
     for item in request.session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -142,11 +147,11 @@ def started(
         if "path" in params:
             case = _case(params["path"])
             file, cwd = case.stage(root)
-            future = pool.submit(_propagate, [str(file)], cwd, mpi=case.after_mpi_init)
+            future = pool.submit(_propagate, [str(file)], cwd, env, mpi=case.after_mpi_init)
         else:
             cwd = root
             _prepare_command_line(cwd)
-            future = pool.submit(_propagate, params["args"], cwd)
+            future = pool.submit(_propagate, params["args"], cwd, env)
         jobs[item.nodeid] = (cwd, future)
     yield jobs
     pool.shutdown(cancel_futures=True)
