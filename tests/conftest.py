@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -9,7 +10,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -118,3 +121,21 @@ seed: 3
 {extra}"""
     )
     return path
+
+
+BENCH = Path(__file__).resolve().parents[1] / "jobs" / "bench"
+
+
+@contextmanager
+def bench_modules(*names: str) -> Iterator[dict[str, ModuleType]]:
+    """Modules of ``jobs/bench`` (dotted names allowed), imported by name; ``sys.path`` and
+    the imported modules are restored afterwards, so nothing leaks into other tests."""
+    saved = list(sys.path)
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name) for name in names}
+    finally:
+        sys.path[:] = saved
+        roots = {name.split(".")[0] for name in names}
+        for name in [m for m in sys.modules if m.split(".")[0] in roots]:
+            del sys.modules[name]

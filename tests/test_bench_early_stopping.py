@@ -5,38 +5,29 @@ reports) and the arithmetic of ``_es_tables.py`` (epochs, incumbents, the target
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import BENCH, bench_modules
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
-BENCH = Path(__file__).resolve().parents[1] / "jobs" / "bench"
 _MODULES = ("_curves", "_es_tables")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """The bench modules, imported from ``jobs/bench``; ``sys.path`` and the modules are
-    restored afterwards so nothing leaks into other tests."""
-    saved = list(sys.path)
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield SimpleNamespace(**{name: importlib.import_module(name) for name in _MODULES})
-    finally:
-        sys.path[:] = saved
-        for name in _MODULES:
-            sys.modules.pop(name, None)
+    """The bench modules (:func:`conftest.bench_modules`)."""
+    with bench_modules(*_MODULES) as mods:
+        yield SimpleNamespace(**mods)
 
 
 def configs(bench: SimpleNamespace, n: int, seed: int = 0) -> list[dict]:

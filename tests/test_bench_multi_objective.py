@@ -8,20 +8,18 @@ benchmark runs end to end on a tiny budget.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import BENCH, bench_modules
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-BENCH = Path(__file__).resolve().parents[1] / "jobs" / "bench"
 _MODULES = ("_mo_problems", "multi_objective", "_launch", "_peer_protocol")
 NAMES = ("zdt1", "zdt2", "zdt3", "zdt6", "dtlz2")
 unit = st.floats(0.0, 1.0)
@@ -29,17 +27,9 @@ unit = st.floats(0.0, 1.0)
 
 @pytest.fixture(scope="module")
 def bench():
-    """The benchmark's modules, imported from ``jobs/bench``; ``sys.path`` and the modules
-    are restored afterwards so nothing leaks into other tests."""
-    saved = list(sys.path)
-    sys.path.insert(0, str(BENCH))
-    try:
-        mods = {name: importlib.import_module(name) for name in _MODULES}
+    """The benchmark's modules (:func:`conftest.bench_modules`)."""
+    with bench_modules(*_MODULES) as mods:
         yield SimpleNamespace(problems=mods["_mo_problems"], driver=mods["multi_objective"])
-    finally:
-        sys.path[:] = saved
-        for name in [m for m in sys.modules if m in _MODULES]:
-            del sys.modules[name]
 
 
 def point(bench, name: str, x0: float, rest: float) -> tuple[float, float]:

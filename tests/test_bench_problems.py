@@ -8,20 +8,18 @@ give the objective the same params our space decodes to.
 from __future__ import annotations
 
 import csv
-import importlib
 import itertools
 import math
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import bench_modules
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-BENCH = Path(__file__).resolve().parents[1] / "jobs" / "bench"
 _MODULES = ("problems", "_peer_protocol", "_peer_propulate", "_peer_optuna")
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 cells = st.tuples(*[st.sampled_from(OPS)] * 6)
@@ -29,25 +27,18 @@ cells = st.tuples(*[st.sampled_from(OPS)] * 6)
 
 @pytest.fixture(scope="module")
 def bench():
-    """The bench modules, imported from ``jobs/bench``; ``sys.path`` and the modules are
-    restored afterwards so nothing leaks into other tests."""
-    saved = list(sys.path)
-    sys.path.insert(0, str(BENCH))
-    try:
-        mods = {name: importlib.import_module(name) for name in _MODULES}
+    """The bench modules (:func:`conftest.bench_modules`)."""
+    kinds = ("problems.nas_cell", "problems.tabular", "problems.mixed")
+    with bench_modules(*_MODULES, *kinds) as mods:
         yield SimpleNamespace(
             problems=mods["problems"],
-            nas=importlib.import_module("problems.nas_cell"),
-            tabular=importlib.import_module("problems.tabular"),
-            mixed=importlib.import_module("problems.mixed"),
+            nas=mods["problems.nas_cell"],
+            tabular=mods["problems.tabular"],
+            mixed=mods["problems.mixed"],
             protocol=mods["_peer_protocol"],
             propulate=mods["_peer_propulate"],
             optuna=mods["_peer_optuna"],
         )
-    finally:
-        sys.path[:] = saved
-        for name in [m for m in sys.modules if m.split(".")[0] in _MODULES]:
-            del sys.modules[name]
 
 
 def genes(dim: int) -> st.SearchStrategy[np.ndarray]:
