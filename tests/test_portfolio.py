@@ -47,6 +47,9 @@ def test_the_default_strategy_is_the_portfolio_and_is_dealt_over_islands():
         ({"members": [{"name": "portfolio"}]}, "cannot hold another portfolio"),
         ({"memory": 1.0}, r"memory must be in \[0, 1\)"),
         ({"floor": -0.1}, r"floor must be in \[0, 1\]"),
+        ({"pursuit": 0}, r"pursuit must be in \(0, 1\]"),
+        ({"pursuit": 1.5}, r"pursuit must be in \(0, 1\]"),
+        ({"pursuit": "fast"}, r"pursuit must be a number"),
     ],
 )
 def test_bad_settings_are_refused_with_the_field(settings, message):
@@ -76,7 +79,16 @@ class _FixedSpec(StrategySpec):
         return _Fixed(self.value)
 
 
-def test_effort_shifts_to_the_member_whose_children_enter_the_pool():
+def _drive(b, pool, rng, asks: int, succeeds: int) -> None:
+    """``asks`` asks of a portfolio of two ``_Fixed`` members; only member ``succeeds``'s
+    children enter the pool."""
+    for _ in range(asks):
+        child = b.ask(pool, rng)
+        loss = 0.0 if (child[0] > 0.5) == bool(succeeds) else 1.0
+        b.tell(child[None, :], np.array([loss]), np.array([True]))
+
+
+def test_effort_pursues_the_member_whose_children_enter_the_pool():
     b = Portfolio(members=(_FixedSpec(0.1), _FixedSpec(0.9))).create(SPACE, 1)
     dtype = wire_dtype(2)
     pool = Pool(b.pool_size, dtype)
@@ -85,14 +97,14 @@ def test_effort_shifts_to_the_member_whose_children_enter_the_pool():
         row["id"] = i
         pool.offer(row, loss)
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        child = b.ask(pool, rng)
-        loss = 0.0 if child[0] < 0.5 else 1.0  # the first member's children always succeed
-        b.tell(child[None, :], np.array([loss]), np.array([True]))
-    shares = b.shares
     floor = Portfolio().floor
-    assert shares[0] > 0.8 and shares[1] >= floor / 2 - 1e-12
-    assert shares.sum() == pytest.approx(1.0)
+    _drive(b, pool, rng, 200, succeeds=0)
+    # the leader gets all but the floor; the other member keeps floor / 2
+    np.testing.assert_allclose(b.shares, [1 - floor / 2, floor / 2], atol=1e-3)
+    # the leader changes: within a few dozen asks the shares follow
+    _drive(b, pool, rng, 60, succeeds=1)
+    assert b.shares[1] > 0.9
+    assert b.shares.sum() == pytest.approx(1.0)
 
 
 def test_a_portfolio_search_repeats_for_a_seed_and_finds_the_bowl():

@@ -638,3 +638,17 @@ def test_two_islands_of_two_workers_with_migration(tmp_path, strategy) -> None:
         assert ("slope" in params) == (params["act"] == "relu")
     # random search over [-5, 5]^2 gets about 0.3 with 120 evaluations
     assert min(first["values"]) < 0.1
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("strategy", ["ga", "cmaes", "portfolio"])
+def test_model_based_strategies_get_each_peer_result_at_once(tmp_path, strategy) -> None:
+    """A model-based strategy's worker sends every record to its peer alone (a batch held for
+    a millisecond leaves CMA-ES generations behind); the GA's are batched."""
+    budget = 400
+    ranks = run_mpi(2, "batching", tmp_path, json.dumps(strategy), str(budget), timeout=120)
+    messages = ranks[0]["info"]["messages"]
+    if strategy == "ga":
+        assert messages < budget / 4
+    else:
+        assert messages == budget

@@ -67,6 +67,11 @@ class Island:
         self._learns = type(breeder).tell is not Breeder.tell
         self._signs = np.asarray(signs, dtype=np.float64)
 
+    @property
+    def model_based(self) -> bool:
+        """Whether the strategy fits a model to every result (see :class:`Breeder`)."""
+        return self._breeder.model_based
+
     def propose(self, rng: np.random.Generator) -> np.ndarray | None:
         """The next candidate's genes (in ``[0, 1]``), claimed for this worker; ``None`` when
         the island has evaluated every configuration of the space."""

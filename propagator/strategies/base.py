@@ -28,9 +28,13 @@ class Breeder(ABC):
 
     Attributes:
         pool_size: capacity of the island pool this breeder wants.
+        model_based: its next candidate comes from a model fitted to every result (CMA-ES,
+            TPE), so its island peers' latest results matter to it: the worker then sends
+            each result to them at once instead of in batches (see :class:`Mailbox`).
     """
 
     pool_size: int
+    model_based: bool = False
 
     @abstractmethod
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:

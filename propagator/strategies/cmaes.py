@@ -170,6 +170,8 @@ def _contain(opt: Any, v: np.ndarray) -> np.ndarray:
 
 
 class _CMABreeder(Breeder):
+    model_based = True
+
     def __init__(self, spec: CMAES, variables: _Variables, island_workers: int) -> None:
         self._spec, self._vars = spec, variables
         default = 4 + math.floor(3 * math.log(max(variables.n_model, 1)))

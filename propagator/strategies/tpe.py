@@ -145,6 +145,7 @@ class _Suggestion:
 
 class _TPEBreeder(Breeder):
     pool_size = 16
+    model_based = True
 
     def __init__(self, spec: TPE, space: Space, objectives: int) -> None:
         from optuna.distributions import (

@@ -230,6 +230,15 @@ def strategies(args: list[str]) -> dict:
     return out
 
 
+def batching(args: list[str]) -> dict:
+    """One island, a no-op objective: ``strategy budget``."""
+    import cmaes  # noqa: F401  (as in ``strategies``: imported before the search starts)
+
+    space = pg.Space({"x0": pg.Float(-5, 5), "x1": pg.Float(-5, 5)})
+    result = pg.search(lambda p: 0.0, space, budget=int(args[1]), strategy=json.loads(args[0]))
+    return summary(result)
+
+
 def badlayout(args: list[str]) -> dict:
     """A world size that ranks_per_worker does not divide: a ConfigError on every rank."""
     try:
@@ -552,6 +561,7 @@ SCENARIOS = {
         broken,
         bigspace,
         strategies,
+        batching,
         badlayout,
         trainer,
         chain,

@@ -8,6 +8,8 @@ completes while both sides keep polling.
 Records evaluated in quick succession are batched: a batch goes out when ``flush_interval``
 has passed since the last one, so a slow objective's record leaves right after its
 evaluation while a no-op objective sends one message per interval instead of one per record.
+The leader of a model-based strategy's worker sets the interval to 0 (see
+:class:`~propagator.strategies.Breeder`): its peers' next asks depend on every result.
 
 Shutdown is the NBX consensus (Hoefler et al., 2010): a leader that stops evaluating keeps
 receiving until all its synchronous sends have been matched, then enters a non-blocking
@@ -28,6 +30,7 @@ from mpi4py import MPI
 from .backoff import Backoff
 
 TAG_RECORDS = 11
+FLUSH_INTERVAL = 0.001  # seconds
 # One Iprobe moves only part of the incoming traffic along (MPICH 4/5, shared memory): with a
 # single "probe until empty" per evaluation, messages from 3 peers backed up to ~1 s of latency
 # on 16 ranks; probing on through 5 misses in a row keeps it at about one evaluation.
@@ -50,7 +53,7 @@ class Mailbox:
         comm: MPI.Comm,
         dtype: np.dtype,
         peers: Sequence[int],
-        flush_interval: float = 0.001,
+        flush_interval: float = FLUSH_INTERVAL,
         max_batch: int = 256,
     ) -> None:
         self._comm = comm
