@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 
+# numpy loads numpy.random on first use: imported here, its 7 ms are spent on import, not in
+# the first search of the process
+from numpy.random import SeedSequence, default_rng
+
 from .comm.mailbox import FLUSH_INTERVAL, Mailbox
 from .comm.tickets import TicketCounter, Tickets
 from .context import LeaderOptions, RunContext, Sink
@@ -61,9 +65,9 @@ class Leader:
         flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
         self._mailbox = Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval)
         key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
-        breed_seq, migrate_seq = np.random.SeedSequence(ctx.run_seed, spawn_key=key).spawn(2)
-        self._rng = np.random.default_rng(breed_seq)
-        migrate_rng = np.random.default_rng(migrate_seq)
+        breed_seq, migrate_seq = SeedSequence(ctx.run_seed, spawn_key=key).spawn(2)
+        self._rng = default_rng(breed_seq)
+        migrate_rng = default_rng(migrate_seq)
         if self._options.rng_states:
             self._rng.bit_generator.state = self._options.rng_states[0]
             migrate_rng.bit_generator.state = self._options.rng_states[1]
