@@ -66,6 +66,7 @@ class Mailbox:
         self._sends: list[MPI.Request] = []
         self._buffers: list[np.ndarray] = []
         self._recv_buf = np.zeros(max_batch * dtype.itemsize, dtype=np.uint8)
+        self._nothing = np.zeros(0, dtype=dtype)  # most polls: a view costs a microsecond
         self._status = MPI.Status()
         self.sent_messages = 0
         self.sent_bytes = 0
@@ -131,7 +132,7 @@ class Mailbox:
                 self._recv_buf = grown
             comm.Recv([self._recv_buf[used:], n, MPI.BYTE], status.Get_source(), TAG_RECORDS)
             used += n
-        return self._recv_buf[:used].view(self._dtype)
+        return self._recv_buf[:used].view(self._dtype) if used else self._nothing
 
     # --- shutdown ----------------------------------------------------------------------------
     def drain(self) -> None:
