@@ -20,6 +20,14 @@ categories). A record told twice counts once (:mod:`.told`). On resume only the 
 generations' worth of a large tell is replayed: older generations are superseded, and replay
 time stays bounded.
 
+Arrival order, not one order for the island, was measured (2 ranks, 2-D sphere, 500
+evaluations, median of 5 seeds). Telling results in finish order once no earlier one can
+arrive keeps every worker's distribution identical, but with a fast objective each result
+then waits for a peer's next one: results were 2 to 5 generations old when told, and the
+search reached 2.8e-9 against 8.5e-14 in arrival order. With 5 ms evaluations the two were
+alike (2.2e-16 and 4.2e-16). What did help is fresh peer results: a model-based strategy's
+records go to the peers at once rather than in 1 ms batches (sphere 2.3e-17).
+
 Failures rank below every success of their generation (a surrogate loss worse than the
 generation's worst), so active CMA moves away from them; a generation of failures only is
 dropped and counts as one without improvement.
