@@ -10,6 +10,7 @@ from .base import Breeder, StrategySpec
 from .cmaes import CMAES
 from .ga import GA
 from .portfolio import Portfolio, deal
+from .quadratic import Quadratic
 from .random import Random
 from .tpe import TPE
 
@@ -18,6 +19,7 @@ STRATEGIES: dict[str, type[StrategySpec]] = {
     "random": Random,
     "cmaes": CMAES,
     "tpe": TPE,
+    "quadratic": Quadratic,
     "portfolio": Portfolio,
 }
 
@@ -28,6 +30,7 @@ __all__ = [
     "TPE",
     "Breeder",
     "Portfolio",
+    "Quadratic",
     "Random",
     "StrategySpec",
     "deal",

@@ -230,13 +230,22 @@ def strategies(args: list[str]) -> dict:
     return out
 
 
+def _bowl(p: dict) -> float:
+    """A rotated, ill-conditioned quadratic with its minimum 0 at (1, -2)."""
+    a, b = p["x0"] - 1.0, p["x1"] + 2.0
+    return a * a + 30.0 * b * b + 5.0 * a * b
+
+
 def batching(args: list[str]) -> dict:
-    """One island, a no-op objective: ``strategy budget``."""
+    """One island: ``strategy budget [bowl]`` (a no-op objective, or :func:`_bowl`)."""
     import cmaes  # noqa: F401  (as in ``strategies``: imported before the search starts)
 
     space = pg.Space({"x0": pg.Float(-5, 5), "x1": pg.Float(-5, 5)})
-    result = pg.search(lambda p: 0.0, space, budget=int(args[1]), strategy=json.loads(args[0]))
-    return summary(result)
+    objective = _bowl if args[2:] == ["bowl"] else (lambda p: 0.0)
+    result = pg.search(objective, space, budget=int(args[1]), strategy=json.loads(args[0]))
+    out = summary(result)
+    out["params"] = [r.params for r in result.records]
+    return out
 
 
 def badlayout(args: list[str]) -> dict:

@@ -1,0 +1,156 @@
+"""Local quadratic models: from the best point found so far, a step to the minimum of a
+quadratic fitted to the points around it (a model-based trust region, as in Powell's NEWUOA,
+refitted at every ask from whatever the island has evaluated).
+
+Near a smooth optimum a quadratic is what every function looks like, and a step to the
+model's minimum converges faster than any sampling distribution can shrink: where CMA-ES
+gains a constant factor per generation, the model's step gains about as many digits as the
+fit has. Far from one, or on a rugged landscape, its steps fail, and in the portfolio its
+share falls to the floor (see :mod:`.portfolio`). It takes its points from every result, so
+with CMA-ES it refines the cloud CMA-ES samples.
+
+The model. Around the best point ``b``, the ``2 t`` nearest points (``t = (n+1)(n+2)/2``
+terms of a full quadratic in ``n`` genes) set the radius ``r`` (the farthest of them).
+Coordinates ``(x - b) / r`` and losses scaled to ``[0, 1]`` keep the least-squares fit well
+conditioned at any scale, down to steps of 1e-12. The step solves ``H s = -g`` along each
+eigenvector of the model's Hessian, with flat and concave directions taking long steps
+downhill; its length is capped at ``r``, where the model was fitted. Each step is jittered by
+``jitter`` of its length (at least ``jitter / 10`` of ``r``): workers that ask at the same
+time with the same points then propose different configurations, and the points around the
+best keep spanning every direction. Until there are ``t + 1`` points, and once the points
+around the best are within 1e-11 of it (converged, as far as distinct parameters go), a
+child is a Gaussian step (0.1 of the range) from the best point.
+
+Genes are treated as continuous (an integer or a category decodes to its level); the portfolio
+uses this member only on spaces of at most 10 float genes. Written here rather than taken from
+a library: NEWUOA's and BOBYQA's Python ports (PDFO, Py-BOBYQA) call the objective
+themselves and cannot be driven by ask and tell from asynchronous results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..space import Space
+from .base import Breeder, StrategySpec
+from .checks import is_real, require
+from .pool import Pool
+from .told import SeenFilter
+
+_MAX_GENES = 20  # 231 terms: a fit of 462 points per ask, about a millisecond
+_MEMORY = 5000  # points kept: the best half and the most recent half
+_GAUSSIAN = 0.1  # step of a child bred without a model, in gene units
+# Converged: smaller steps would decode to parameters within a few float roundings of each
+# other, where workers that ask at once may propose the same configuration.
+_MIN_RADIUS = 1e-11
+
+
+class _QuadraticBreeder(Breeder):
+    pool_size = 4
+    model_based = True
+
+    def __init__(self, spec: Quadratic, n_genes: int) -> None:
+        self._jitter = spec.jitter
+        self._n = n_genes
+        self._terms = (n_genes + 1) * (n_genes + 2) // 2
+        upper = np.triu_indices(n_genes)
+        self._pairs = upper
+        self._diagonal = upper[0] == upper[1]
+        self._x = np.zeros((0, n_genes))
+        self._f = np.zeros(0)
+        self._seen = SeenFilter()
+
+    def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
+        keep = self._seen.fresh(genes, loss) & ok & np.isfinite(loss)
+        if not keep.any():
+            return
+        x = np.concatenate([self._x, genes[keep]])
+        f = np.concatenate([self._f, loss[keep]])
+        if len(f) > _MEMORY:
+            half = _MEMORY // 2
+            rows = np.zeros(len(f), dtype=bool)
+            rows[np.argpartition(f, half)[:half]] = True
+            rows[-half:] = True
+            x, f = x[rows], f[rows]
+        self._x, self._f = x, f
+
+    def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
+        n, f = self._n, self._f
+        if not len(f) or n == 0:
+            return rng.random(n)
+        best = int(np.argmin(f))
+        step = self._model_step(best, rng) if len(f) > self._terms else None
+        if step is None:
+            step = _GAUSSIAN * rng.standard_normal(n)
+        return _reflect(self._x[best] + step)
+
+    def _model_step(self, best: int, rng: np.random.Generator) -> np.ndarray | None:
+        """The jittered step to the minimum of the model around ``best`` (``None`` once the
+        points around it are closer than :data:`_MIN_RADIUS`)."""
+        d = self._x - self._x[best]
+        dist = np.einsum("ij,ij->i", d, d)
+        k = min(len(dist), 2 * self._terms)
+        near = np.argpartition(dist, k - 1)[:k]
+        radius = math.sqrt(float(dist[near].max()))
+        if radius < _MIN_RADIUS:
+            return None
+        z = d[near] / radius
+        y = self._f[near] - self._f[best]
+        y = y / max(float(np.abs(y).max()), 1e-300)
+        i, j = self._pairs
+        features = np.column_stack([np.ones(k), z, z[:, i] * z[:, j]])
+        coef = np.linalg.lstsq(features, y, rcond=None)[0]
+        n = self._n
+        g = coef[1 : n + 1]
+        h = np.zeros((n, n))
+        h[i, j] = coef[n + 1 :]
+        h = h + h.T  # the diagonal doubles: d²(h_ii z_i²)/dz_i² = 2 h_ii
+        w, v = np.linalg.eigh(h)
+        floor = 1e-3 * max(float(np.abs(w).max()), 1e-300)
+        s = -v @ ((v.T @ g) / np.maximum(w, floor))
+        length = float(np.linalg.norm(s))
+        if length > 1.0:
+            s, length = s / length, 1.0
+        noise = self._jitter * max(length, 0.1) / math.sqrt(n)
+        return radius * (s + noise * rng.standard_normal(n))
+
+
+def _reflect(genes: np.ndarray) -> np.ndarray:
+    """Genes folded back into ``[0, 1]`` at the bounds (clipping would pile children there)."""
+    x = np.abs(genes) % 2.0
+    return np.where(x > 1.0, 2.0 - x, x)
+
+
+@dataclass(frozen=True)
+class Quadratic(StrategySpec):
+    """Steps to the minimum of a local quadratic model around the best point (see the module).
+
+    Args:
+        jitter: random perturbation of each step, relative to its length (at least a tenth
+            of it relative to the model's radius); in ``(0, 1]`` (default 0.1).
+    """
+
+    jitter: float = 0.1
+
+    name = "quadratic"
+
+    def __post_init__(self) -> None:
+        j = self.jitter
+        require(is_real(j) and 0.0 < j <= 1.0, "jitter", "a number in (0, 1]", j)
+
+    def check(self, space: Space) -> None:
+        """Raises :class:`ConfigError` for more than 20 genes: a full quadratic has
+        ``(n+1)(n+2)/2`` terms to fit at every ask."""
+        if space.dim > _MAX_GENES:
+            raise ConfigError(
+                f"strategy quadratic fits a full quadratic model ((n+1)(n+2)/2 terms) at every "
+                f"ask and takes at most {_MAX_GENES} parameters, but the space has {space.dim}; "
+                "use strategy cmaes, ga or random for this space"
+            )
+
+    def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
+        return _QuadraticBreeder(self, space.dim)
