@@ -132,3 +132,20 @@ def test_a_two_rank_search_converges_on_a_rotated_bowl_without_duplicates(tmp_pa
     params = [tuple(p.values()) for p in first["params"]]
     assert len(set(params)) == len(params) == 300
     assert min(first["values"]) < 1e-12
+
+
+@pytest.mark.parametrize("slope", [0.0, 1e-300, 1.0, 1e300])
+def test_a_flat_model_steps_downhill_within_the_radius(slope: float) -> None:
+    """Losses on a plane (a plateau with ``slope`` 0): the model has no curvature, and the
+    child is a gradient step downhill, no longer than the radius, inside the space."""
+    rng = np.random.default_rng(5)
+    breeder = Quadratic().create(_space(2), 1)
+    points = 0.5 + 1e-6 * rng.uniform(-1, 1, (30, 2))
+    breeder.tell(points, slope * points[:, 0], np.ones(30, dtype=bool))
+    best = points[np.argmin(slope * points[:, 0])] if slope else None
+    for _ in range(10):
+        child = breeder.ask(_pool(2), rng)
+        assert np.all(np.isfinite(child)) and np.all((child >= 0) & (child <= 1))
+        assert np.linalg.norm(child - 0.5) < 1e-5
+        if slope >= 1.0:
+            assert child[0] < best[0]

@@ -96,8 +96,16 @@ def _run(args: argparse.Namespace) -> None:
     import propagator as pg
 
     spec = json.loads(args.spec)
+    refused: set[str] = set()
     for job in read_jobs(Path(args.jobs)):
         problem = get_problem(job.problem)
+        try:
+            pg.strategies.make_strategy(spec).check(problem.space)
+        except pg.ConfigError as error:  # e.g. quadratic on 30 genes: "-" in the tables
+            if MPI.COMM_WORLD.rank == 0 and job.problem not in refused:
+                print(f"{job.problem}: {error}", file=sys.stderr)
+            refused.add(job.problem)
+            continue
         started = MPI.Wtime()
         result = pg.search(problem, problem.space, budget=job.budget, strategy=spec, seed=job.seed)
         if MPI.COMM_WORLD.rank == 0:

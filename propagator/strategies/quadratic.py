@@ -110,7 +110,9 @@ class _QuadraticBreeder(Breeder):
         h[i, j] = coef[n + 1 :]
         h = h + h.T  # the diagonal doubles: d²(h_ii z_i²)/dz_i² = 2 h_ii
         w, v = np.linalg.eigh(h)
-        floor = 1e-3 * max(float(np.abs(w).max()), 1e-300)
+        # Flat and concave directions get the floor's curvature: a long step downhill, cut
+        # to the radius below (also a flat model's: a plain gradient step).
+        floor = max(1e-3 * float(np.abs(w).max()), 1e-6 * float(np.linalg.norm(g)), 1e-300)
         s = -v @ ((v.T @ g) / np.maximum(w, floor))
         length = float(np.linalg.norm(s))
         if length > 1.0:
