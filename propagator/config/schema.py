@@ -123,8 +123,8 @@ _HINTS = {
     "space": "an inline mapping, a YAML file, or a module such as search_spaces.oialr",
     "islands": "a number of islands, or a list of workers per island",
     "strategy": (
-        "portfolio (the default), ga, cmaes, tpe, random, {name: ga, population: 8, ...}, "
-        "or one per island"
+        "portfolio (the default), ga, cmaes, tpe, quadratic, random, "
+        "{name: ga, population: 8, ...}, or one per island"
     ),
     "failure_grace": "seconds, or a duration such as 30s or 2m",
     "trial_timeout": "seconds, or a duration such as 20m or 1h",
