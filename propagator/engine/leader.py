@@ -61,7 +61,7 @@ class Leader:
         ]
         # Batching saves a message per record of a no-op objective, and costs a model-based
         # strategy up to a millisecond of its peers' results: several CMA-ES generations there
-        # (jobs/bench/quality.py: sphere 8.5e-14 batched against 3e-16 at once).
+        # (jobs/bench/quality.py, cmaes: sphere 8.5e-14 batched against 2.3e-17 at once).
         flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
         self._mailbox = Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval)
         key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)

@@ -94,6 +94,12 @@ def gene_levels(space: Space, max_levels: int = 100_000) -> list[np.ndarray | No
     return levels
 
 
+def reflect(genes: np.ndarray) -> np.ndarray:
+    """Genes folded back into ``[0, 1]`` at the bounds (clipping would pile children there)."""
+    x = np.abs(genes) % 2.0
+    return np.where(x > 1.0, 2.0 - x, x)
+
+
 def create_breeder(
     spec: StrategySpec, space: Space, island_workers: int, objectives: int = 1
 ) -> Breeder:

@@ -81,7 +81,7 @@ class _GABreeder(Breeder):
         mutated = (u[6 + n :] < 1.0 / n).nonzero()[0].tolist() or [int(forced * n)]
         steps = (self._sigma * rng.standard_normal(len(mutated))).tolist()
         for m, step in zip(mutated, steps, strict=True):
-            # reflected at 0 and 1: clipping would pile children on the bounds
+            # base.reflect, per gene on Python floats (numpy's per-call cost, as above)
             x = abs(float(child[m]) + step) % 2.0
             child[m] = 2.0 - x if x > 1.0 else x
         if point < s.mutation:

@@ -68,8 +68,8 @@ class _PortfolioBreeder(Breeder):
         k = len(self._members)
         target = np.full(k, self._floor / k)
         target[int(np.argmax(self._rate))] += 1.0 - self._floor
+        self._share += self._pursuit * (target - self._share)
         p = self._share
-        p += self._pursuit * (target - p)
         member = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum()), k - 1))
         child = np.asarray(self._members[member].ask(pool, rng), dtype=np.float64)
         self._asked = (member, np.clip(child, 0.0, 1.0), pool.bar(), pool.passes)

@@ -12,7 +12,7 @@ with CMA-ES it refines the cloud CMA-ES samples.
 The model. Around the best point ``b``, the ``2 t`` nearest points (``t = (n+1)(n+2)/2``
 terms of a full quadratic in ``n`` genes) set the radius ``r`` (the farthest of them).
 Coordinates ``(x - b) / r`` and losses scaled to ``[0, 1]`` keep the least-squares fit well
-conditioned at any scale, down to steps of 1e-12. The step solves ``H s = -g`` along each
+conditioned at any scale, down to steps of 1e-11. The step solves ``H s = -g`` along each
 eigenvector of the model's Hessian, with flat and concave directions taking long steps
 downhill; its length is capped at ``r``, where the model was fitted. Each step is jittered by
 ``jitter`` of its length (at least ``jitter / 10`` of ``r``): workers that ask at the same
@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..space import Space
-from .base import Breeder, StrategySpec
+from .base import Breeder, StrategySpec, reflect
 from .checks import is_real, require
 from .pool import Pool
 from .told import SeenFilter
@@ -57,26 +57,35 @@ class _QuadraticBreeder(Breeder):
         self._jitter = spec.jitter
         self._n = n_genes
         self._terms = (n_genes + 1) * (n_genes + 2) // 2
-        upper = np.triu_indices(n_genes)
-        self._pairs = upper
-        self._diagonal = upper[0] == upper[1]
-        self._x = np.zeros((0, n_genes))
-        self._f = np.zeros(0)
+        self._pairs = np.triu_indices(n_genes)
+        # Points in buffers that grow by doubling (a tell copies only what it adds);
+        # _x and _f are views of the filled part.
+        self._xs, self._fs = np.zeros((64, n_genes)), np.zeros(64)
+        self._x, self._f = self._xs[:0], self._fs[:0]
         self._seen = SeenFilter()
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
         keep = self._seen.fresh(genes, loss) & ok & np.isfinite(loss)
         if not keep.any():
             return
-        x = np.concatenate([self._x, genes[keep]])
-        f = np.concatenate([self._f, loss[keep]])
-        if len(f) > _MEMORY:
+        old, new = len(self._f), int(keep.sum())
+        size = old + new
+        if size > len(self._fs):
+            grown = max(2 * len(self._fs), size)
+            self._xs = np.concatenate([self._x, np.zeros((grown - old, self._n))])
+            self._fs = np.concatenate([self._f, np.zeros(grown - old)])
+        self._xs[old:size], self._fs[old:size] = genes[keep], loss[keep]
+        if size > _MEMORY:
             half = _MEMORY // 2
-            rows = np.zeros(len(f), dtype=bool)
-            rows[np.argpartition(f, half)[:half]] = True
-            rows[-half:] = True
-            x, f = x[rows], f[rows]
-        self._x, self._f = x, f
+            rows = np.zeros(size, dtype=bool)
+            rows[np.argpartition(self._fs[:size], half)[:half]] = True
+            rows[size - half : size] = True
+            size = int(rows.sum())
+            self._xs[:size], self._fs[:size] = (
+                self._xs[: len(rows)][rows],
+                self._fs[: len(rows)][rows],
+            )
+        self._x, self._f = self._xs[:size], self._fs[:size]
 
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         n, f = self._n, self._f
@@ -86,7 +95,7 @@ class _QuadraticBreeder(Breeder):
         step = self._model_step(best, rng) if len(f) > self._terms else None
         if step is None:
             step = _GAUSSIAN * rng.standard_normal(n)
-        return _reflect(self._x[best] + step)
+        return reflect(self._x[best] + step)
 
     def _model_step(self, best: int, rng: np.random.Generator) -> np.ndarray | None:
         """The jittered step to the minimum of the model around ``best`` (``None`` once the
@@ -119,12 +128,6 @@ class _QuadraticBreeder(Breeder):
             s, length = s / length, 1.0
         noise = self._jitter * max(length, 0.1) / math.sqrt(n)
         return radius * (s + noise * rng.standard_normal(n))
-
-
-def _reflect(genes: np.ndarray) -> np.ndarray:
-    """Genes folded back into ``[0, 1]`` at the bounds (clipping would pile children there)."""
-    x = np.abs(genes) % 2.0
-    return np.where(x > 1.0, 2.0 - x, x)
 
 
 @dataclass(frozen=True)
