@@ -46,12 +46,15 @@ to 4096) and the search restarts at the next point of the R_d low-discrepancy se
 same results and restart at about the same time, restart to the same distribution.
 
 NOTE: the clipping reads the optimizer's mean, step size, margin scaling and eigenbasis, and
-told points are built as ``Solution(x, z, c, v)``: private parts of ``cmaes`` 0.12 - 0.13,
-checked by ``tests/test_strategies.py``.
+told points are built as ``Solution(x, z, c, v)``: private parts of ``cmaes`` 0.12 - 0.13
+(pyproject.toml caps the version), checked by ``tests/test_strategies.py`` and, on every new
+optimizer, by :func:`_check_private_parts`, which names the installed version when one is
+missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections import deque
@@ -71,6 +74,8 @@ _MAX_LEVELS = 100
 _MAX_POPULATION = 4096
 _REPLAY_GENERATIONS = 100
 _MAX_GAUSSIAN = 2000  # a full covariance: 32 MB and seconds per eigendecomposition here
+_PRIVATE = ("_mean", "_sigma", "_A", "_eigen_decomposition")  # what _contain reads
+_SOLUTION_FIELDS = ("x", "z", "c", "_v_raw")  # how _solutions builds a told point
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,29 @@ def _rd_point(k: int, n: int) -> np.ndarray:
     return (0.5 + k * phi ** -np.arange(1.0, n + 1.0)) % 1.0
 
 
+def _check_private_parts(opt: Any, gaussian: bool) -> None:
+    """Raise ``RuntimeError`` naming the installed ``cmaes`` when ``opt`` lacks a private part
+    this module reads (those of the Gaussian part only where it has one); a release that
+    renamed one would otherwise fail deep inside a tell, or build a told point from the wrong
+    fields."""
+    missing = [name for name in _PRIVATE if gaussian and not hasattr(opt, name)]
+    solution = getattr(opt, "Solution", None)
+    fields = ()
+    if solution is not None and dataclasses.is_dataclass(solution):
+        fields = tuple(f.name for f in dataclasses.fields(solution))
+    if fields != _SOLUTION_FIELDS:
+        missing.append(f"Solution{_SOLUTION_FIELDS}")
+    if missing:
+        import cmaes
+
+        version = getattr(cmaes, "__version__", "(version unknown)")
+        raise RuntimeError(
+            f"strategy cmaes reads private parts of the cmaes package that the installed "
+            f"cmaes {version} lacks ({type(opt).__name__}: {', '.join(missing)}); "
+            f"install a supported release: pip install 'cmaes>=0.13,<0.14'"
+        )
+
+
 def _contain(opt: Any, v: np.ndarray) -> np.ndarray:
     """Scale rows of ``v`` towards the mean to Mahalanobis distance at most ``√n + 2n/(n+2)``
     under the optimizer's sampling distribution ``N(m, σ² A C A)``."""
@@ -253,6 +281,7 @@ class _CMABreeder(Breeder):
             n = vars_.n_gaussian
             gaussian = {"mean": _rd_point(k, n), "sigma": self._spec.sigma, "cov": np.eye(n)}
         self._opt = CatCMAwM(**vars_.optimizer_args(), population_size=lam, seed=0, **gaussian)
+        _check_private_parts(self._opt, bool(vars_.n_gaussian))
         patience = self._spec.patience or 10 + math.ceil(30 * vars_.n_model / lam)
         self._bests: deque[float] = deque(maxlen=2 * patience)
 
