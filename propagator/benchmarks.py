@@ -9,7 +9,8 @@ can be checked against the true answer::
     result.best.value - bench.minimum
 
 Search files can name them as ``propagator.benchmarks:rastrigin``; ``space(name)`` gives the
-matching space. All functions are minimised.
+matching space. All functions are minimised. The noise of ``quartic`` is drawn from the
+evaluation's ``trial.seed`` in a search, so a seeded search repeats.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 from .errors import ConfigError
 from .space import Float, Space
 
-# The quartic noise has its own generator so that benchmarks neither read nor disturb the
-# global numpy state a user's code may rely on.
+# The quartic noise outside a search (no trial, no seed) has its own generator so that
+# benchmarks neither read nor disturb the global numpy state a user's code may rely on.
 _RNG = np.random.default_rng()
 
 
@@ -42,8 +43,10 @@ class Benchmark:
         high: upper bound of each coordinate.
         minimum: the true minimum value on the box (for noisy functions, of the noiseless part).
         argmin: one point where ``minimum`` is attained.
-        noisy: whether repeated calls at the same point give different values.
-        f: the function on a 1-D array of the coordinates, in order.
+        noisy: whether repeated calls at the same point give different values (calls with
+            trials of different seeds; with the same seed they give the same value).
+        f: the function on a 1-D array of the coordinates, in order; a noisy one also takes
+            the ``numpy.random.Generator`` to draw its noise from (default: an unseeded one).
     """
 
     name: str
@@ -61,12 +64,16 @@ class Benchmark:
         return Space({f"x{i}": Float(self.low[i], self.high[i]) for i in range(self.dim)})
 
     def __call__(self, params: Mapping[str, float], trial: Any = None) -> float:
-        """Evaluate on a params dict with keys ``x0 .. x{dim-1}``; ``trial`` is ignored.
+        """Evaluate on a params dict with keys ``x0 .. x{dim-1}``; a noisy benchmark draws
+        its noise from ``trial.seed`` (the engine's seed of this evaluation and repeat), or
+        unseeded without a trial.
 
         The ``trial`` parameter is there so the engine sees two positional parameters and
         the same object works as ``objective(params, trial)``.
         """
         x = np.array([params[f"x{i}"] for i in range(self.dim)], dtype=float)
+        if self.noisy and trial is not None:
+            return float(self.f(x, np.random.default_rng(trial.seed)))
         return float(self.f(x))
 
 
@@ -84,10 +91,10 @@ def _step(x: np.ndarray) -> float:
     return np.sum(x.astype(int))
 
 
-def _quartic(x: np.ndarray) -> float:
+def _quartic(x: np.ndarray, rng: np.random.Generator | None = None) -> float:
     i = np.arange(1, x.size + 1)
-    # Looked up at call time so tests can substitute a seeded or noiseless generator.
-    noise = _RNG.standard_normal(x.size)
+    # _RNG is looked up at call time so tests can substitute a seeded or noiseless generator.
+    noise = (_RNG if rng is None else rng).standard_normal(x.size)
     return abs(np.sum(i * x**4 + noise))
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import propagator as pg
 from propagator import benchmarks
 from propagator.benchmarks import BENCHMARKS, Benchmark
 from propagator.engine.evaluation import wants_trial
@@ -138,6 +139,31 @@ def test_quartic_at_zero_is_the_absolute_value_of_30_unit_normals(monkeypatch):
     # E|N(0, 30)| = sqrt(30) sqrt(2/pi) ≈ 4.370; the standard error of this mean is ≈ 0.05.
     assert values.mean() == pytest.approx(math.sqrt(30 * 2 / math.pi), abs=0.25)
     assert len(set(values.tolist())) == len(values)
+
+
+class _Trial:
+    """What a benchmark reads of the engine's trial: the evaluation's seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+
+def test_quartic_noise_is_drawn_from_the_trial_seed():
+    params = {f"x{i}": 0.5 for i in range(30)}
+    value = benchmarks.quartic(params, _Trial(7))
+    assert benchmarks.quartic(params, _Trial(7)) == value
+    others = [benchmarks.quartic(params, _Trial(seed)) for seed in range(8, 20)]
+    assert len(set(others)) == len(others) and value not in others
+    noise = np.random.default_rng(7).standard_normal(30)
+    assert value == pytest.approx(abs(np.sum(np.arange(1, 31) * 0.5**4 + noise)), rel=1e-12)
+
+
+def test_a_seeded_search_on_quartic_repeats_its_values():
+    def values(seed: int) -> list[float]:
+        result = pg.search(benchmarks.quartic, benchmarks.quartic.space, budget=12, seed=seed)
+        return [r.value for r in result.records]
+
+    assert values(3) == values(3)
 
 
 def test_quartic_noise_leaves_the_global_numpy_state_alone():
