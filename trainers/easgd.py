@@ -149,7 +149,13 @@ class AsyncCentre:
         self._buf = np.zeros(n, dtype=np.float32)
 
     def read(self) -> torch.Tensor:
-        self._win.Get(self._buf, 0)
+        from mpi4py import MPI
+
+        # Not Get: a Get that overlaps other ranks' Accumulate into x̃ is undefined in MPI,
+        # while accumulate operations (NO_OP reads) are atomic with respect to each other.
+        # NO_OP ignores the origin buffer, so the target gives the count.
+        n = len(self._buf)
+        self._win.Get_accumulate([None, MPI.FLOAT], self._buf, 0, (0, n, MPI.FLOAT), MPI.NO_OP)
         self._win.Flush(0)
         return torch.from_numpy(self._buf.copy()).to(self.ctx.device)
 
