@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import propagator as pg
+from propagator.engine.island import Island
 from propagator.engine.records import wire_dtype
+from propagator.engine.seen import Seen
 from propagator.settings import Settings, strategies_for
 from propagator.strategies import GA, Breeder, Portfolio, Random, StrategySpec, deal
 from propagator.strategies.pool import Pool
@@ -88,14 +90,19 @@ def _drive(b, pool, rng, asks: int, succeeds: int) -> None:
         b.tell(child[None, :], np.array([loss]), np.array([True]))
 
 
-def test_effort_pursues_the_member_whose_children_enter_the_pool():
-    b = Portfolio(members=(_FixedSpec(0.1), _FixedSpec(0.9))).create(SPACE, 1)
+def _full_pool(b) -> Pool:
     dtype = wire_dtype(2)
     pool = Pool(b.pool_size, dtype)
     for i, loss in enumerate((0.5, 0.6, 0.7, 0.8)):
         row = np.zeros(1, dtype)[0]
         row["id"] = i
         pool.offer(row, loss)
+    return pool
+
+
+def test_effort_pursues_the_member_whose_children_enter_the_pool():
+    b = Portfolio(members=(_FixedSpec(0.1), _FixedSpec(0.9))).create(SPACE, 1)
+    pool = _full_pool(b)
     rng = np.random.default_rng(0)
     floor = Portfolio().floor
     _drive(b, pool, rng, 200, succeeds=0)
@@ -105,6 +112,42 @@ def test_effort_pursues_the_member_whose_children_enter_the_pool():
     _drive(b, pool, rng, 60, succeeds=1)
     assert b.shares[1] > 0.9
     assert b.shares.sum() == pytest.approx(1.0)
+
+
+def test_members_tied_for_the_best_rate_share_the_leaders_part():
+    """Equal rates favour no member (argmax would pursue the first); here member 2's children
+    fail, members 0 and 1 stay tied at the starting rate (only peers' results are told)."""
+    b = Portfolio(members=(_FixedSpec(0.1), _FixedSpec(0.5), _FixedSpec(0.9))).create(SPACE, 1)
+    pool = _full_pool(b)
+    rng = np.random.default_rng(0)
+    peer = np.full((1, 2), 0.3)
+    b.ask(pool, rng)
+    np.testing.assert_allclose(b.shares, 1 / 3)
+    for _ in range(200):
+        child = b.ask(pool, rng)
+        if child[0] > 0.5:
+            b.tell(child[None, :], np.array([np.nan]), np.array([False]))
+        else:
+            b.tell(peer, np.array([0.0]), np.array([True]))
+    floor = Portfolio().floor
+    lead = (1 - floor) / 2 + floor / 3
+    np.testing.assert_allclose(b.shares, [lead, lead, floor / 3], atol=1e-3)
+
+
+def test_the_shares_move_once_per_candidate_not_per_re_ask_after_a_duplicate():
+    b = Portfolio(members=(_FixedSpec(0.1), _FixedSpec(0.9))).create(SPACE, 1)
+    rng = np.random.default_rng(0)
+    _drive(b, _full_pool(b), rng, 5, succeeds=0)  # member 0 leads, the shares not yet settled
+    island = Island(SPACE, b, wire_dtype(2), np.array([1.0]), Seen(SPACE))
+    for value in (0.1, 0.9):  # both members' only children are evaluated already
+        island.reserve(np.full(2, value))
+    before = b.shares
+    floor, pursuit = Portfolio().floor, Portfolio().pursuit
+    once = before + pursuit * (np.array([1 - floor / 2, floor / 2]) - before)
+    genes = island.propose(rng)  # every bred child is refused: a uniform sample instead
+    assert island.duplicates_avoided > 1
+    assert genes is not None and not np.isin(genes, (0.1, 0.9)).all()
+    np.testing.assert_allclose(b.shares, once)
 
 
 def test_a_portfolio_search_repeats_for_a_seed_and_finds_the_bowl():

@@ -4,7 +4,11 @@ Every member is told every result, so each keeps a full picture of the island; a
 one member breeds. Which one is drawn by adaptive pursuit (Thierens 2005): each member's
 recent success rate is an exponentially weighted mean of "its child entered the pool"
 (starting at 1/2), and at every ask the shares move a step ``pursuit`` toward giving the
-member with the best rate all but ``floor`` of the asks, the others ``floor / members`` each.
+member with the best rate all but ``floor`` of the asks, the others ``floor / members`` each
+(members tied for the best rate split the leader's part, so the equal starting rates favour
+none). When the island refuses a child as a duplicate and asks again (nothing is told in
+between), a member is drawn again but the shares stay: they step once per candidate, not once
+per try.
 A strategy that stops improving fades but is still tried now and then, and takes over again
 when the landscape turns in its favour (as TPE on a rugged start, CMA-ES near a smooth
 optimum). Pursuit replaced shares proportional to the rates, which left two members that
@@ -63,12 +67,17 @@ class _PortfolioBreeder(Breeder):
         self._floor = floor
         self._pursuit = pursuit
         self._asked: tuple[int, np.ndarray, Any, Any] | None = None  # member, child, bar, passes
+        # Whether a result arrived since the last ask: the island re-asks (after a duplicate)
+        # without telling anything in between, and it tells every result it evaluates.
+        self._told = True
 
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         k = len(self._members)
-        target = np.full(k, self._floor / k)
-        target[int(np.argmax(self._rate))] += 1.0 - self._floor
-        self._share += self._pursuit * (target - self._share)
+        if self._told:
+            best = self._rate == self._rate.max()
+            target = self._floor / k + best * (1.0 - self._floor) / np.count_nonzero(best)
+            self._share += self._pursuit * (target - self._share)
+            self._told = False
         p = self._share
         member = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum()), k - 1))
         child = np.asarray(self._members[member].ask(pool, rng), dtype=np.float64)
@@ -79,7 +88,10 @@ class _PortfolioBreeder(Breeder):
         for member, learns in zip(self._members, self._learns, strict=True):
             if learns:
                 member.tell(genes, loss, ok)
-        if self._asked is None or not len(genes):
+        if not len(genes):
+            return
+        self._told = True
+        if self._asked is None:
             return
         member, child, bar, passes = self._asked
         for i in np.flatnonzero((genes == child).all(axis=1)):
