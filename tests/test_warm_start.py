@@ -1,5 +1,6 @@
 """Warm starts from an earlier run, its exports and an Optuna study; records outside the new
-space are skipped and counted (issue 13, "start from what is known")."""
+space are skipped and counted, a source without the search's metric is refused (issue 13,
+"start from what is known")."""
 
 from __future__ import annotations
 
@@ -67,3 +68,61 @@ def test_an_unknown_source_or_study_is_a_config_error(earlier, tmp_path):
     db = f"sqlite:///{earlier['dir'] / 'study.db'}"
     with pytest.raises(pg.ConfigError, match="has no study 'nope'; it holds "):
         pg.search(bowl, NARROW, budget=2, metric="loss", warm_start=db + "#nope")
+
+
+@pytest.mark.parametrize("source", ["run", "all.csv", "all.jsonl", "study.db"])
+def test_every_source_gives_the_values_of_the_metric_by_its_name(earlier, source):
+    """A run of loss seeds a search of acc with acc's values (the objective returned both),
+    from every source alike: the study keeps acc in each trial's metrics attribute."""
+    warm = load_warm(str(earlier["dir"] / source), NARROW, "acc", wire_dtype(NARROW.dim))
+    assert len(warm.rows) == earlier["inside"]
+    assert (warm.rows["values"][:, 0] == 1.0).all()
+
+
+@pytest.mark.parametrize("source", ["run", "all.csv", "all.jsonl", "study.db"])
+def test_every_source_refuses_a_metric_it_does_not_hold(earlier, source):
+    with pytest.raises(
+        pg.ConfigError,
+        match=r"holds no values of 'val_acc', which this search optimizes; its records have "
+        r"'acc', 'loss'$",
+    ):
+        load_warm(str(earlier["dir"] / source), NARROW, "val_acc", wire_dtype(NARROW.dim))
+
+
+def _study(tmp_path, names: list[str] | None):
+    """A plain Optuna study of three trials (value x + 10 for x = 0.1, 0.2, 0.3), its metric
+    named ``names``; its storage."""
+    import warnings
+
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(storage=storage, study_name="plain")
+    if names is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    space = {"x": FloatDistribution(0, 1), "act": CategoricalDistribution(["relu", "tanh"])}
+    for x in (0.1, 0.2, 0.3):
+        params = {"x": x, "act": "relu"}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=x + 10))
+    return storage
+
+
+def test_a_study_gives_the_values_of_its_named_metric_and_refuses_another(tmp_path):
+    storage = _study(tmp_path, ["loss"])
+    warm = load_warm(storage, NARROW, "loss", wire_dtype(NARROW.dim))
+    np.testing.assert_allclose(warm.rows["values"][:, 0], [10.1, 10.2, 10.3])
+    with pytest.raises(pg.ConfigError, match=r"holds no values of 'acc', .*records have 'loss'$"):
+        load_warm(storage, NARROW, "acc", wire_dtype(NARROW.dim))
+    with pytest.raises(pg.ConfigError, match="holds no values of 'acc'"):
+        pg.search(bowl, NARROW, budget=2, metric="acc", warm_start=storage)
+
+
+def test_a_study_without_metric_names_seeds_only_a_search_without_one(tmp_path):
+    storage = _study(tmp_path, None)
+    with pytest.raises(pg.ConfigError, match=r"does not name its metrics.*set_metric_names"):
+        load_warm(storage, NARROW, "loss", wire_dtype(NARROW.dim))
+    warm = load_warm(storage, NARROW, None, wire_dtype(NARROW.dim))
+    np.testing.assert_allclose(warm.rows["values"][:, 0], [10.1, 10.2, 10.3])

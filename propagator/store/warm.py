@@ -8,6 +8,13 @@ value, or be absent), and it has a value of the metric the new search optimizes.
 skipped and counted. Warm records are not evaluations of the new run: they are not stored in
 it, and a configuration they hold may still be evaluated again (the settings around it may
 have changed).
+
+The metric is found by name in every source: a run's or an export's metrics are what its
+objective returned, an Optuna study's are its values under ``study.metric_names`` (and what
+``propagate optuna`` keeps in each trial's ``metrics`` attribute). A source whose successful
+records have no value of the metric is refused, as it measured something else. A study that
+does not name its metrics can seed only a search that does not name its own either (an
+objective returning a number): its values could be any metric's.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,15 +74,20 @@ def load_warm(
         dtype: its wire dtype.
 
     Raises:
-        ConfigError: the source cannot be read.
+        ConfigError: the source cannot be read, or it holds no values of ``metric``.
     """
     rows = np.zeros(0, dtype)
     kept, skipped = [], 0
     n = dtype["values"].shape[0]
-    for params, metrics, value, status in _records(source, space):
+    names = None if metric is None else metric if isinstance(metric, tuple) else (metric,)
+    held: set[str] = set()  # the metrics the source's successful records have
+    succeeded = False
+    for params, metrics, value, status in _records(source, space, names):
         genes = _genes(params, space)
-        if metric is not None and metrics:  # else the record's own optimized value(s)
-            names = metric if isinstance(metric, tuple) else (metric,)
+        if names is not None:  # else the record's own optimized value(s)
+            if status == Status.OK:
+                succeeded = True
+                held.update(metrics)
             value = [metrics.get(name, math.nan) for name in names]
         values = _values(value, n, status == Status.OK)
         if genes is None or values is None:
@@ -87,12 +99,24 @@ def load_warm(
         row["values"] = values
         row["genes"] = genes
         kept.append(row)
+    missing = [name for name in names or () if name not in held]
+    if succeeded and missing:
+        raise ConfigError(
+            f"warm_start: {source!r} holds no values of {_listed(missing)}, which this search "
+            f"optimizes; its records have {_listed(sorted(held)) or 'no metrics'}"
+        )
     if kept:
         rows = np.array(kept, dtype=dtype)
     return Warm(rows, source, skipped)
 
 
-def _records(source: str, space: Space) -> Iterator[tuple[dict, dict, Any, int]]:
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def _records(
+    source: str, space: Space, names: tuple[str, ...] | None
+) -> Iterator[tuple[dict, dict, Any, int]]:
     path = Path(source.split("#")[0])
     if "://" not in source and not path.exists():
         raise ConfigError(
@@ -106,7 +130,7 @@ def _records(source: str, space: Space) -> Iterator[tuple[dict, dict, Any, int]]
     elif path.suffix.lower() in (".jsonl", ".json"):
         yield from _from_jsonl(path)
     else:
-        yield from _from_optuna(source)
+        yield from _from_optuna(source, names)
 
 
 def _from_run(path: Path) -> Iterator[tuple[dict, dict, Any, int]]:
@@ -139,24 +163,34 @@ def _from_jsonl(path: Path) -> Iterator[tuple[dict, dict, Any, int]]:
                 yield r.get("params", {}), r.get("metrics") or {}, r.get("value"), status
 
 
-def _from_optuna(source: str) -> Iterator[tuple[dict, dict, Any, int]]:
+def _from_optuna(
+    source: str, names: tuple[str, ...] | None
+) -> Iterator[tuple[dict, dict, Any, int]]:
     import optuna  # a core dependency (the TPE strategy)
 
     from ..results.export import open_storage
 
     spec, _, name = source.partition("#")
     storage = open_storage(spec)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    if name and name not in names:
+    studies = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if name and name not in studies:
         raise ConfigError(
-            f"warm_start: {spec!r} has no study {name!r}; it holds {', '.join(names) or 'none'}"
+            f"warm_start: {spec!r} has no study {name!r}; it holds {', '.join(studies) or 'none'}"
         )
-    if not name and len(names) != 1:
+    if not name and len(studies) != 1:
         raise ConfigError(
-            f"warm_start: {spec!r} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+            f"warm_start: {spec!r} holds {len(studies)} studies ({', '.join(studies) or 'none'}); "
             "name one as STORAGE#STUDY"
         )
-    study = optuna.load_study(study_name=name or names[0], storage=storage)
+    study = optuna.load_study(study_name=name or studies[0], storage=storage)
+    named = study.metric_names
+    if names is not None and named is None:
+        raise ConfigError(
+            f"warm_start: study {study.study_name!r} of {spec!r} does not name its metrics, so "
+            f"its values cannot be taken for {_listed(names)}; name them with "
+            f"optuna.load_study(study_name={study.study_name!r}, storage=...)"
+            ".set_metric_names([...])"
+        )
     states = {
         optuna.trial.TrialState.COMPLETE: Status.OK,
         optuna.trial.TrialState.FAIL: Status.FAILED,
@@ -164,7 +198,11 @@ def _from_optuna(source: str) -> Iterator[tuple[dict, dict, Any, int]]:
     }
     for t in study.trials:
         if t.state in states:
-            yield t.params, {}, t.values, states[t.state]
+            kept = t.user_attrs.get("metrics")  # every metric, in a propagate export
+            metrics = dict(kept) if isinstance(kept, dict) else {}
+            if named is not None and t.values is not None:
+                metrics.update(zip(named, t.values, strict=True))
+            yield t.params, metrics, t.values, states[t.state]
 
 
 def _genes(params: Mapping[str, Any], space: Space) -> np.ndarray | None:
