@@ -109,13 +109,14 @@ def test_a_pruned_evaluation_never_outranks_a_completed_one_in_the_pool():
 
 
 def test_the_step_budget_is_exact():
-    """budget.steps counts reports; the one that finds the budget spent is refused (its
-    evaluation stops), so the counted steps are exactly the budget."""
+    """budget.steps counts reports; each step is reserved before it runs (should_stop after
+    the report before it), so the stored steps are exactly the budget."""
     result = pg.search(curve, SPACE, budget={"steps": 100}, seed=0, strategy="random")
     reports = sum(len(r.intermediate) for r in result.records)
-    assert reports == 101  # 100 counted and the one refused, with one worker
+    assert reports == 100
     assert result.records[-1].pruned and "step budget is spent" in result.records[-1].error
-    assert sum(1 for r in result.records if r.ok) == 3  # 3 × 27 steps, then 19 + 1 refused
+    assert result.records[-1].step == 19  # 3 × 27 steps, then 19 of the fourth
+    assert sum(1 for r in result.records if r.ok) == 3
 
 
 def test_pg_pruned_from_the_objective_records_the_last_value():

@@ -100,11 +100,11 @@ def test_every_trainer_stops_after_the_epoch_a_pruner_stops_it_at(name):
 
 
 @pytest.mark.parametrize("name", ["baseline", "mac"])
-def test_a_step_budget_stops_a_trainer_at_the_report_past_it(name):
-    # 3 steps for the first evaluation, the 4th for the second's first epoch; its second
-    # report finds the budget spent, and the run stops there
+def test_a_step_budget_stops_a_trainer_before_a_step_past_it(name):
+    # 3 steps for the first evaluation, the 4th for the second's first epoch; no 5th can be
+    # reserved after it, so the second stops there and the run has spent exactly 4
     out = trainer_stopping([name, "steps:4", _params(name)])
-    _check_stopped(out, name, 2, "step budget is spent")
+    _check_stopped(out, name, 1, "step budget is spent")
 
 
 def test_ab_stopped_inside_an_independent_phase_merges_as_at_its_end():
@@ -165,15 +165,14 @@ MPI_CASES = [
 def test_every_rank_of_a_worker_stops_after_the_same_epoch(tmp_path, name, ranks, rule, extra):
     params = _params(name, **extra)
     out = run_mpi(ranks, "trainer_stopping", tmp_path, name, rule, params, timeout=300)
-    step = 1 if rule == "first_only" else 2
     first, stopped = out[0]["records"]
     assert first["status"] == "ok", first["error"]
-    assert stopped["status"] == "pruned" and stopped["step"] == step, stopped["error"]
-    assert [s for s, _ in stopped["reports"]] == list(range(1, step + 1))
+    assert stopped["status"] == "pruned" and stopped["step"] == 1, stopped["error"]
+    assert [s for s, _ in stopped["reports"]] == [1]
     for rank in out:
         seen = rank["seen"]
         assert [s["id"] for s in seen] == [s["id"] for s in out[0]["seen"]]
-        assert [s["steps"] for s in seen] == [[1, 2, 3], list(range(1, step + 1))]
+        assert [s["steps"] for s in seen] == [[1, 2, 3], [1]]
         assert [s["stopped"] for s in seen] == [s["stopped"] for s in out[0]["seen"]]
         assert seen[0]["stopped"] is None and seen[1]["stopped"] is not None
-        assert [s["metrics"]["epochs_run"] for s in seen] == [3, step]
+        assert [s["metrics"]["epochs_run"] for s in seen] == [3, 1]

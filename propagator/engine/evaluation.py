@@ -29,11 +29,13 @@ class Pruned(Exception):
 class Stopping(Protocol):
     """How a trial learns that it should stop early (see :mod:`.stopping`)."""
 
-    def start(self) -> None: ...
+    def start(self, repeat: int) -> str | None: ...
 
     def reported(self, trial: Trial, step: int, value: float) -> None: ...
 
     def decide(self, trial: Trial) -> str | None: ...
+
+    def finish(self) -> None: ...
 
 
 class Trial:
@@ -105,8 +107,9 @@ class Trial:
     def should_stop(self) -> bool:
         """Whether the evaluation should stop now and return what it has: the pruner found it
         hopeless at its last reported step, the search's step budget is spent, or its time
-        limit passed. Call it on every rank of the worker at the same points (after each
-        :meth:`report`): the decision is taken once, by the worker's first rank, and is the
+        limit passed. Call it on every rank of the worker at the same points, after each
+        :meth:`report` but the last (a training told to stop after its last step is recorded
+        as stopped early): the decision is taken once, by the worker's first rank, and is the
         same on every rank, so ranks inside collectives stop together. Always ``False``
         when the search sets no pruner, step budget or trial time limit."""
         if self.stopped is None and self._stopping is not None:
@@ -196,18 +199,26 @@ def wants_trial(objective: Objective) -> bool:
 
 
 def evaluate(
-    objective: Objective, params: dict[str, Any], trial: Trial, metric: str | None, pass_trial: bool
+    objective: Objective,
+    params: dict[str, Any],
+    trial: Trial,
+    metric: str | tuple[str, ...] | None,
+    pass_trial: bool,
+    counts: bool = True,
 ) -> Outcome:
     """Run the objective once and classify what came back. Never raises for its errors.
 
     ``SystemExit`` (``sys.exit`` or argparse inside the objective) and other exceptions are
     failed evaluations; ``KeyboardInterrupt`` (raised by the objective, or Ctrl-C where
-    propagate does not handle signals) asks the search to stop.
+    propagate does not handle signals) asks the search to stop. ``counts=False`` (a
+    follower rank of a multi-rank worker, whose value does not count): whatever it returns is
+    a success.
     """
+    nothing = Outcome(Status.OK, math.nan, None, None)
     try:
         returned = objective(params, trial) if pass_trial else objective(params)
     except Pruned:
-        return _stopped(Outcome(Status.OK, math.nan, None, None), trial, "it raised pg.Pruned")
+        return _stopped(nothing, trial, "it raised pg.Pruned")
     except KeyboardInterrupt:
         return Outcome(Status.FAILED, math.nan, None, _trimmed(traceback.format_exc()), stop=True)
     except SystemExit as exc:
@@ -218,18 +229,25 @@ def evaluate(
         )
     except BaseException:
         return _failed(traceback.format_exc())
-    outcome = classify(returned, metric)
-    return outcome if trial.stopped is None else _stopped(outcome, trial, trial.stopped)
+    if not counts:
+        return nothing
+    if trial.stopped is None:
+        return classify(returned, metric)
+    # A stopped evaluation may return nothing (its last report counts), but what it does
+    # return must hold the metric: a pruned record must not hide a mistyped one.
+    outcome = nothing if returned is None else classify(returned, metric)
+    return _stopped(outcome, trial, trial.stopped)
 
 
 def _stopped(outcome: Outcome, trial: Trial, why: str) -> Outcome:
     """An evaluation stopped early: pruned with what it returned (its last reported value
-    if it returned nothing usable), or failed if its time limit stopped it."""
-    if outcome.mistake or outcome.stop:
+    if it returned nothing), or failed if its time limit stopped it or what it returned is
+    not a value."""
+    if outcome.mistake or outcome.stop or outcome.status == Status.FAILED:
         return outcome
     if why.startswith("its time limit"):
         return Outcome(Status.FAILED, math.nan, outcome.metrics, f"timed out: {why}")
-    value = outcome.value if outcome.status == Status.OK else math.nan
+    value = outcome.value
     if not math.isfinite(value) and trial.reports:
         value = trial.reports[-1][1]
     if not math.isfinite(value):

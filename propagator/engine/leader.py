@@ -19,12 +19,13 @@ import numpy as np
 # the first search of the process
 from numpy.random import SeedSequence, default_rng
 
+from .candidate import Evaluated, run_candidate
 from .comm.mailbox import FLUSH_INTERVAL, Mailbox
 from .comm.tickets import TicketCounter, Tickets
 from .context import LeaderOptions, RunContext, Sink
+from .crew import Crew
 from .evaluation import Outcome
 from .failures import FailureWatch
-from .follower import Crew, run_trial
 from .island import Island
 from .ledger import Ledger
 from .migration import Emigration
@@ -51,8 +52,9 @@ class Leader:
         self._options = options or LeaderOptions()
         layout, settings = ctx.layout, ctx.settings
         self._island = island
+        self._crew = Crew(ctx, self._record_stuck)
         self._stopping = (
-            LeaderStopping(ctx, counter, island.rungs, self._absorb)
+            LeaderStopping(ctx, counter, island.rungs, self._absorb, self._crew)
             if stopping_active(ctx)
             else None
         )
@@ -79,7 +81,6 @@ class Leader:
         self._ledger = Ledger(
             ctx, counter, self._options.sink, self._options.monitor, self._rng_states
         )
-        self._crew = Crew(ctx, self._record_stuck)
         self.abort_error: str | None = None
         self.abort_is_mistake = False
         self.interrupted = False
@@ -125,11 +126,10 @@ class Leader:
             genes = tasks[record_id - first_id]
             self._crew.hand_out(record_id, genes, _CONFIRMATION)
             # A confirmation runs to its end: a pruned one would confirm nothing.
-            outcome, start, end, reports = run_trial(ctx, record_id, genes)
-            outcome = self._crew.settled(outcome, record_id, genes, (start, end))
-            if outcome.stop or outcome.mistake:
+            evaluated = run_candidate(ctx, self._crew, record_id, genes)
+            if evaluated.outcome.stop or evaluated.outcome.mistake:
                 break
-            self._ledger.record(record_id, genes, outcome, (start, end), reports, _CONFIRMATION)
+            self._ledger.record(record_id, genes, evaluated, _CONFIRMATION)
         self._ledger.close()
         self._crew.release()
         return self._ledger.log
@@ -173,10 +173,13 @@ class Leader:
             self._exhausted()
             return False
         self._crew.hand_out(record_id, genes)
-        outcome, start, end, reports = run_trial(ctx, record_id, genes, self._stopping)
-        outcome = self._crew.settled(outcome, record_id, genes, (start, end))
-        if outcome.mistake:  # not recorded: the search was set up wrong, not this config
-            self.abort_error, self.abort_is_mistake = outcome.error, True
+        evaluated = run_candidate(ctx, self._crew, record_id, genes, self._stopping)
+        if evaluated is None:  # the step budget was spent before it started
+            return self._steps_spent()
+        outcome = evaluated.outcome
+        mistake = outcome.error if outcome.mistake else self._reports_nothing(evaluated)
+        if mistake is not None:  # not recorded: the search was set up wrong, not this config
+            self.abort_error, self.abort_is_mistake = mistake, True
             self._counter.stop()
             return False
         if outcome.stop:
@@ -188,7 +191,7 @@ class Leader:
             self.interrupted = True
             self._counter.stop()
             return False
-        row = self._ledger.record(record_id, genes, outcome, (start, end), reports)
+        row = self._ledger.record(record_id, genes, evaluated)
         self._island.learn(row)
         self._mailbox.post(row)
         self._failures.island_success |= self._island.heard_success
@@ -196,12 +199,29 @@ class Leader:
         if self.abort_error is not None:
             return False
         if self._stopping is not None and self._stopping.budget_spent:
-            _log.info("worker %d: the step budget is spent; stopping the search", ctx.worker)
-            self._counter.stop()
-            return False
+            return self._steps_spent()
         self._emigration.maybe(self._island.pool)
         self._mailbox.flush()
         return True
+
+    def _steps_spent(self) -> bool:
+        _log.info("worker %d: the step budget is spent; stopping the search", self._ctx.worker)
+        self._counter.stop()
+        return False
+
+    def _reports_nothing(self, evaluated: Evaluated) -> str | None:
+        """Why a search whose only budget is in steps cannot go on: an evaluation succeeded
+        without a report, so the budget would never be spent."""
+        budget = self._ctx.settings.budget
+        if budget.steps is None or budget.evaluations is not None or budget.time is not None:
+            return None
+        if evaluated.outcome.status != Status.OK or evaluated.reports:
+            return None
+        return (
+            "budget.steps counts trial.report calls, but the objective returned without "
+            "reporting a step, so the search would never end: call trial.report(step, value) "
+            "after each step (epoch), or set budget.evaluations or budget.time"
+        )
 
     def _exhausted(self) -> None:
         size = self._island.seen.size() if self._island.seen is not None else None
@@ -219,9 +239,8 @@ class Leader:
         self, record_id: int, genes: np.ndarray, times: tuple[float, float], error: str
     ) -> None:
         """Record the failure after which this worker's other ranks are stuck."""
-        self._ledger.record(
-            record_id, genes, Outcome(Status.FAILED, np.nan, None, error), times, []
-        )
+        failure = Outcome(Status.FAILED, np.nan, None, error)
+        self._ledger.record(record_id, genes, Evaluated(failure, *times, [], []))
 
     def _rng_states(self) -> list[dict[str, Any]]:
         return [self._rng.bit_generator.state, self._migrate_rng.bit_generator.state]

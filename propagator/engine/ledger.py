@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from .candidate import Evaluated, wire_row
 from .comm.tickets import TicketCounter
 from .context import Monitor, RunContext, Sink
-from .evaluation import Outcome, error_headline
-from .follower import wire_row
+from .evaluation import error_headline
 from .records import Kind, LocalLog, Status
 
 _log = logging.getLogger("propagate")
@@ -53,18 +53,22 @@ class Ledger:
         self._stored = 0  # records of the log already in the store's HDF5 file
 
     def record(
-        self,
-        record_id: int,
-        genes: np.ndarray,
-        outcome: Outcome,
-        times: tuple[float, float],
-        reports: list[tuple[int, float]],
-        kind: int = _EVALUATED,
+        self, record_id: int, genes: np.ndarray, evaluated: Evaluated, kind: int = _EVALUATED
     ) -> np.void:
         """Log and journal a finished evaluation; returns its row."""
+        outcome, reports = evaluated.outcome, evaluated.reports
         status, value = int(outcome.status), outcome.value
-        values = outcome.row_values
-        row = wire_row(self._ctx, record_id, self.log.size, status, times, values, genes, reports)
+        row = wire_row(
+            self._ctx,
+            record_id,
+            self.log.size,
+            status,
+            evaluated.times,
+            outcome.row_values,
+            genes,
+            reports,
+            evaluated.judged,
+        )
         row = self.log.append((*row[:6], kind, *row[7:]), outcome.metrics, outcome.error, reports)
         if self._sink is not None:
             self._sink.append(row, outcome.metrics, outcome.error, reports)

@@ -9,8 +9,9 @@ to take part (intranode it is a shared-memory atomic, internode an RDMA atomic w
 network has them). A second slot counts the workers that have had a successful evaluation, so
 a worker can tell "my objective is broken" from "my corner of the space fails"; three more
 collect progress (evaluations done, failed, best loss) that leaders publish now and then and
-rank 0 shows. The last counts the steps that evaluations reported (``trial.report``), for a
-budget in steps: each report claims one, and none is granted past the limit.
+rank 0 shows. The last counts the steps of a budget in steps (``trial.report`` calls): a step is
+reserved before it runs (see :mod:`propagator.engine.stopping`), and none is granted past the
+limit.
 """
 
 from __future__ import annotations
@@ -80,14 +81,20 @@ class TicketCounter:
         return Claim(old, count, max(0, self._limit - old - count))
 
     def claim_step(self) -> bool:
-        """Claim one reported step; ``False`` once the step budget is spent."""
+        """Reserve one step of the step budget; ``False`` once it is spent."""
         if self._steps is None:
             return True
-        return self._fetch_add(1, _STEPS) < self._steps
+        if self._fetch_add(1, _STEPS) < self._steps:
+            return True
+        # A refusal takes its increment back, so that the slot counts exactly the steps
+        # granted and a step given back (:meth:`return_step`) can be granted again.
+        self._fetch_add(-1, _STEPS)
+        return False
 
-    def steps_claimed(self) -> int:
-        """Steps claimed so far this session (past the budget included)."""
-        return self._fetch_add(0, _STEPS)
+    def return_step(self) -> None:
+        """Give back a step reserved by :meth:`claim_step` and never reported."""
+        if self._steps is not None:
+            self._fetch_add(-1, _STEPS)
 
     def stop(self) -> None:
         """Make every later claim, by any worker, fail."""
