@@ -300,6 +300,15 @@ def _finish(search: Any, outcome: Any) -> None:
         file=sys.stderr,
         flush=True,
     )
+    if run.n_failed:
+        from ..engine.evaluation import error_headline
+
+        print(
+            f"propagate: first failure: {error_headline(run.first_error)} (propagate report "
+            f"{search.run_dir} --errors shows every kind)",
+            file=sys.stderr,
+            flush=True,
+        )
     if run.multi and run.ok.any():
         print(
             f"  Pareto front: {len(run.pareto_front)} configurations (propagate report and "

@@ -72,11 +72,6 @@ def run(
             follow(ctx)
         counter.close()
         if claims is not None:
-            if claims.overflowed:
-                _log.warning(
-                    "the island's claim table overflowed: some repeated configurations may "
-                    "have been evaluated"
-                )
             claims.close()
         parts = allgather_bytes(comms.world, pack(log, leader))
         if settings.confirm is not None and ended_normally(parts):
@@ -125,8 +120,7 @@ def _claims(ctx: RunContext, known: np.ndarray | None) -> ClaimTable:
     """Collective: the islands' claim tables, the host of each filled with its stored
     configurations."""
     known = np.zeros(0, dtype=np.int64) if known is None else known
-    evaluations = ctx.settings.budget.evaluations
-    slots = table_slots(None if evaluations is None else evaluations + len(known))
+    slots = table_slots(ctx.settings.budget.evaluations, len(known))
     return ClaimTable(ctx.comms.world, ctx.layout, ctx.island, slots, known)
 
 

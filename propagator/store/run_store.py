@@ -160,9 +160,9 @@ def read_run(run_dir: Path, dtype: np.dtype, repair: bool = False) -> StoredRun:
     space = Space.from_dict(json.loads(meta["space"]))
     out = StoredRun(meta, events, np.zeros(0, dtype))
     parts: list[np.ndarray] = []
-    names = (
-        re.fullmatch(r"worker-(\d+)\.(h5|journal)", p.name) for p in (run_dir / WORKERS).iterdir()
-    )
+    # A run killed between writing run.h5 and its first worker's file has no workers/ yet.
+    files = (run_dir / WORKERS).iterdir() if (run_dir / WORKERS).is_dir() else ()
+    names = (re.fullmatch(r"worker-(\d+)\.(h5|journal)", p.name) for p in files)
     workers = sorted({int(m.group(1)) for m in names if m})
     for worker in workers:
         parts.append(_read_worker(run_dir, worker, dtype, space, out, repair))

@@ -7,13 +7,16 @@ keys in a window on its first leader. A worker claims a configuration with one
 ``MPI_Compare_and_swap`` per probe (passive target, one ``Lock_all`` epoch for the run, as
 the ticket counter): a slot holding 0 takes the key and the claim succeeds; a slot holding the
 key means someone claimed it first. Linear probing keeps the table at most half full; should a
-key find no slot within ``_PROBES`` probes (a table filled beyond its size), the claim succeeds
-unchecked rather than stall the search. A configuration no peer can hold except by drawing the
+key find no free slot in the whole table (a time-only budget that ran past the table's size),
+the claim succeeds unchecked rather than stall the search, and the worker says so at once. A
+configuration no peer can hold except by drawing the
 same 64-bit floats (:meth:`..seen.Seen.private`) is not claimed: the round trip would buy
 nothing.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 from mpi4py import MPI
@@ -21,18 +24,18 @@ from mpi4py import MPI
 from ..layout import Layout
 from .backoff import IDLE_CAP, barrier
 
-_PROBES = 64
+_log = logging.getLogger("propagate")
+
 _MIN_SLOTS = 1 << 10
 _MAX_SLOTS = 1 << 23  # 64 MiB per island host at most
-_TIME_ONLY_SLOTS = 1 << 20  # a budget in time only: room for about 500,000 configurations
+_TIME_ONLY = 1 << 19  # a budget in time only: room for about 500,000 new configurations
 
 
-def table_slots(evaluations: int | None) -> int:
-    """Slots for an island that will hold up to ``evaluations`` configurations (a power of 2,
-    at least twice as many)."""
-    if evaluations is None:
-        return _TIME_ONLY_SLOTS
-    want = max(_MIN_SLOTS, 2 * evaluations)
+def table_slots(evaluations: int | None, stored: int = 0) -> int:
+    """Slots for an island that will hold its ``stored`` configurations and up to
+    ``evaluations`` new ones (``None``: a budget in time only): a power of 2, at least twice
+    as many."""
+    want = max(_MIN_SLOTS, 2 * ((_TIME_ONLY if evaluations is None else evaluations) + stored))
     return min(_MAX_SLOTS, 1 << (want - 1).bit_length())
 
 
@@ -71,14 +74,14 @@ class ClaimTable:
 
     def claim(self, key: int) -> bool:
         """Claim a configuration for this worker: ``True`` if nobody on the island had."""
-        if not self.shared:
+        if not self.shared or self.overflowed:
             return True
         key = key or 1  # 0 marks an empty slot
         self._key[0] = key
         win, host, mask = self._win, self._host, self._slots - 1
         cas, flush, found = win.Compare_and_swap, win.Flush, self._found
         slot = key & mask
-        for _ in range(_PROBES):
+        for _ in range(self._slots):
             cas(self._key, self._empty, found, host, slot)
             flush(host)
             if found[0] == 0:
@@ -86,13 +89,19 @@ class ClaimTable:
             if found[0] == key:
                 return False
             slot = (slot + 1) & mask
-        self.overflowed = True
+        if not self.overflowed:
+            self.overflowed = True
+            _log.warning(
+                "the island's claim table is full (%d configurations): from now on two workers "
+                "of the island may evaluate the same configuration at the same moment",
+                self._slots,
+            )
         return True
 
     def _insert_local(self, table: np.ndarray, key: int) -> None:
         key = key or 1
         slot = key & (self._slots - 1)
-        for _ in range(_PROBES):
+        for _ in range(self._slots):
             if table[slot] in (0, key):
                 table[slot] = key
                 return
