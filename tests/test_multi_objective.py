@@ -19,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 import propagator as pg
 from propagator.engine.island import Island
 from propagator.engine.records import Status, wire_dtype
+from propagator.store.warm import load_warm
 from propagator.strategies import make_strategy
 from propagator.strategies.pareto import crowding, fronts, hypervolume, nondominated, nsga2_order
 from propagator.strategies.pool import ParetoPool
@@ -320,14 +321,34 @@ def test_the_optuna_export_is_a_multi_objective_study_with_the_same_front(tmp_pa
 
 def test_a_warm_start_carries_every_objective(tmp_path, one_thread):
     run_dir = _write_front_run(tmp_path)
+    earlier = pg.load(run_dir)
+    warm = load_warm(str(run_dir), pg.Space(_SPACE), ("f1", "f2"), wire_dtype(4, n_values=2))
+    np.testing.assert_array_equal(warm.rows["values"], earlier.objective_values)
     result = pg.search(
-        _zdt1, _SPACE, budget=10, metric=["f1", "f2"], warm_start=str(run_dir), seed=1
+        _zdt1,
+        _SPACE,
+        budget=10,
+        metric=["f1", "f2"],
+        warm_start=str(run_dir),
+        seed=1,
+        strategy="ga",
     )
     assert len(result) == 10 and result.ok.all()
+    # The GA's pool of four starts as the warm run's four best by NSGA-II's ranking of both
+    # objectives: its children carry their genes bit for bit (a child keeps the genes it does
+    # not mutate), and no other warm record's.
+    best = earlier.rows["genes"][nsga2_order(earlier.losses)[:4]]
+    carried = _genes_of(result.rows["genes"]) & _genes_of(earlier.rows["genes"])
+    assert len(carried) >= 3 and carried <= _genes_of(best)
+
+
+def _genes_of(genes: np.ndarray) -> set[tuple[int, float]]:
+    """Every gene value of the rows of ``genes``, with its position."""
+    return {(j, g) for row in genes.tolist() for j, g in enumerate(row)}
 
 
 @pytest.mark.mpi
-def test_islands_with_migration_and_a_resume_keep_the_front(tmp_path):
+def test_islands_with_migration_and_a_resume_seed_the_pools_and_keep_the_front(tmp_path):
     run_dir = tmp_path / "run"
     first = run_mpi(4, "pareto", tmp_path / "a", str(run_dir), "60")
     assert all(r == first[0] for r in first)  # every rank returns the same front
@@ -335,11 +356,18 @@ def test_islands_with_migration_and_a_resume_keep_the_front(tmp_path):
     assert second["n"] == 120 and second["immigrants"] > 0
     losses = np.array(second["losses"])
     assert set(second["front"]) == set(np.array(second["ids"])[_brute_front(losses)].tolist())
-    # what the first session found is either still on the front or beaten by a later record
-    before = np.array(first[0]["losses"])[_brute_front(np.array(first[0]["losses"]))]
-    after = losses[_brute_front(losses)]
-    for point in before:
-        assert any((a <= point).all() for a in after)
+    # The pools were seeded from the first session: children of the second carry genes of
+    # its records bit for bit (a child keeps the genes it does not mutate; no sample has
+    # them), and only of those its pools held: each island's four best as NSGA-II ranks them
+    # (pools of 2 x 2 workers).
+    old = {k: np.array(first[0][k]) for k in ("ids", "islands", "genes", "losses")}
+    best = [
+        old["genes"][old["islands"] == j][nsga2_order(old["losses"][old["islands"] == j])[:4]]
+        for j in (0, 1)
+    ]
+    carried = _genes_of(np.array(second["genes"])[np.array(second["ids"]) >= 60])
+    carried &= _genes_of(old["genes"])
+    assert len(carried) >= 3 and carried <= _genes_of(np.concatenate(best))
     assert json.loads(json.dumps(second["objectives"])) == ["acc", "bytes"]
 
 

@@ -527,7 +527,8 @@ def initial(args: list[str]) -> dict:
 
 def pareto(args: list[str]) -> dict:
     """``run_dir budget``: accuracy (maximized) against bytes (minimized) on two islands that
-    move individuals between them; the records' losses, the front and the immigrants."""
+    move individuals between them; the records' islands, genes and losses, the front and the
+    immigrants."""
 
     def objective(p: dict) -> dict:
         x = np.array([p["x0"], p["x1"], p["x2"]])
@@ -548,6 +549,8 @@ def pareto(args: list[str]) -> dict:
     return {
         "n": len(result),
         "ids": result.rows["id"].tolist(),
+        "islands": result.rows["island"].tolist(),
+        "genes": result.rows["genes"].tolist(),
         "losses": result.losses.tolist(),
         "front": [r.id for r in result.pareto_front],
         "immigrants": WORLD.allreduce(result.info.immigrants_received),
