@@ -86,7 +86,8 @@ def run_candidate(
         judged = judged if repeat else trial.reports
         if outcome.status != Status.OK or outcome.stop:
             break
-    combined = _combined(outcomes, repeats, ctx.settings.metric, cut)
+    # A follower's values never count: only its status, the worker's, does.
+    combined = _combined(outcomes, repeats, ctx.settings.metric, cut) if crew.leads else outcome
     return Evaluated(combined, start, time.time() - ctx.t0, reports, judged)
 
 
