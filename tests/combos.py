@@ -47,6 +47,7 @@ class Scenario:
     strategy: str = "ga"
     kill_at: float | None = None  # seconds after the start of the first run
     seed: int = 0
+    amount: float | None = None  # the budget's size (default: a small one per kind)
 
     @property
     def ranks(self) -> int:
@@ -59,7 +60,7 @@ class Scenario:
 
     @property
     def budget_value(self) -> float:
-        return {"evaluations": 12, "steps": 30, "time": 2.5}[self.budget]
+        return self.amount or {"evaluations": 12, "steps": 30, "time": 2.5}[self.budget]
 
 
 def search_file(s: Scenario, folder: Path, sources: dict[str, str]) -> Path:
@@ -107,6 +108,7 @@ class Run:
     code: int
     output: str
     seconds: float
+    started: float  # epoch seconds
 
 
 def run_once(s: Scenario, path: Path, kill_at: float | None = None) -> Run:
@@ -114,7 +116,7 @@ def run_once(s: Scenario, path: Path, kill_at: float | None = None) -> Run:
     (the whole process group, as a batch system's kill). A hang fails."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = ["mpiexec", "-n", str(s.ranks), *_PROPAGATE, str(path), "--progress", "none"]
-    began = time.monotonic()
+    began, started = time.monotonic(), time.time()
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -126,14 +128,14 @@ def run_once(s: Scenario, path: Path, kill_at: float | None = None) -> Run:
     )
     try:
         output, _ = proc.communicate(timeout=kill_at if kill_at is not None else RUN_TIMEOUT)
-        return Run(proc.returncode, output, time.monotonic() - began)
+        return Run(proc.returncode, output, time.monotonic() - began, started)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
     if kill_at is None:
         (path.parent / "hung.log").write_text(output)  # kept for a look: the test fails
         raise AssertionError(f"{s}: a run hung for {RUN_TIMEOUT} s:\n{output[-3000:]}")
-    return Run(-9, output, time.monotonic() - began)
+    return Run(-9, output, time.monotonic() - began, started)
 
 
 def play(s: Scenario, folder: Path, sources: dict[str, str]) -> list[Run]:
