@@ -232,11 +232,12 @@ def _prepare(
 
 
 def _refuse_foreign(run_dir: Path) -> None:
-    """A directory that holds no run must be empty (but for our lock or a torn ``run.h5``
-    left by a kill while a run was being created), or it is someone else's."""
+    """A directory that holds no run must be empty (but for our lock, a lock takeover's
+    ``lock.break`` or a torn ``run.h5`` left by a kill while a run was being created), or it
+    is someone else's."""
     for torn in run_dir.glob(f".{META}.tmp-*"):
         torn.unlink()
-    if any(p.name != "lock" for p in run_dir.iterdir()):
+    if any(p.name not in ("lock", "lock.break") for p in run_dir.iterdir()):
         raise ConfigError(
             f"run_dir {str(run_dir)!r} exists but holds no propagate run; "
             "choose another run_dir or empty it"
