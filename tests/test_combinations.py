@@ -103,6 +103,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 @pytest.mark.mpi
+@pytest.mark.timeout(120 + 90 * EXAMPLES)  # the suite's 300 s are for one example's worth
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
