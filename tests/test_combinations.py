@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 
 import pytest
 from combos import Scenario, check, play
@@ -62,7 +63,9 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         study = optuna.create_study(
             storage=storage, study_name=f"s{n}", directions=["minimize"] * n
         )
-        study.set_metric_names(names)
+        with warnings.catch_warnings():  # experimental in optuna, and what a user calls
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
         for i in range(6):
             params = {"x": i / 6, "k": 1 + i % 4, "act": "abc"[i % 3]}
             values = _warm_objective(params)
