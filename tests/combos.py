@@ -248,6 +248,8 @@ def _check_ranks(s: Scenario, folder: Path, records: list) -> None:
                 t = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by the kill
+            if t["phase"] != "end":
+                continue
             seen[t["id"]][t["session"]][t["rank"]][t["repeat"]] = t
             latest[t["id"]] = max(latest.get(t["id"], (0.0, 0)), (t["time"], t["session"]))
     for r in records:

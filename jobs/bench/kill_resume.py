@@ -8,8 +8,9 @@ The search (``tests/combos.py``'s objective: a 4-epoch curve of 10 ms epochs, on
 for each of ``--kills`` fresh runs, the whole ``mpiexec`` process group gets SIGKILL at
 moment ``0.2 + (T - 0.2) (i + 0.5) / kills`` s after its start (uniform over start-up and
 search), and the search is run again until it says its budget is spent. Measured per kill:
-the evaluations stored when it was killed, those lost (finished by their objective in the
-killed run but not stored: in flight when the kill came), how many runs it took to finish,
+the evaluations stored when it was killed, those lost (started by the killed run but not
+stored by it: in flight when the kill came), how many runs it took to finish (the last run
+only finds the budget spent),
 and whether the run then holds exactly its budget with unique ids and every invariant of the
 combination test. Target: every run exactly its budget; losses never above the 4 workers in
 flight. Results in ``runs/bench/kill_resume.json``.
@@ -67,28 +68,28 @@ def _one(s: Scenario, folder: Path) -> dict:
 
     runs = play(s, folder, {})
     killed = runs[0].code == -9
-    finished, later = set(), set()
+    started, later = set(), set()
     if killed:
-        finished = _finished_in(folder, runs[0].started, runs[1].started)
-        later = _finished_in(folder, runs[1].started, float("inf"))
+        started = _started_in(folder, runs[0].started, runs[1].started)
+        later = _started_in(folder, runs[1].started, float("inf"))
     check(s, folder, runs)
     records = [r for r in pg.load(folder / "run").records if not r.confirmation]
-    # Ids continue after the largest stored one, so an id the killed run finished and a later
-    # run used again was not stored by the killed run.
-    first_session = {r.id for r in records if r.id in finished - later}
+    # Ids continue after the largest stored one, so an id the killed run started and a later
+    # run started again was not stored by the killed run.
+    first_session = {r.id for r in records if r.id in started - later}
     return {
         "kill_at": round(s.kill_at, 2),
         "killed": killed,
         "stored_at_kill": len(first_session) if killed else len(records),
-        "lost_in_flight": len(finished - first_session),
+        "lost_in_flight": len(started - first_session),
         "runs": len(runs),
         "final": len(records),
         "exact": len(records) == s.budget_value,
     }
 
 
-def _finished_in(folder: Path, since: float, until: float) -> set[int]:
-    """Ids whose objective returned between two moments (epoch seconds)."""
+def _started_in(folder: Path, since: float, until: float) -> set[int]:
+    """Ids whose evaluation started (on its worker's first rank) between two moments."""
     ids = set()
     for path in (folder / "trace").glob("rank-*.jsonl"):
         for line in path.read_text().splitlines():
@@ -96,7 +97,7 @@ def _finished_in(folder: Path, since: float, until: float) -> set[int]:
                 t = json.loads(line)
             except json.JSONDecodeError:
                 continue  # cut by the kill
-            if since <= t["time"] < until:
+            if t["phase"] == "start" and t["rank"] == 0 and since <= t["time"] < until:
                 ids.add(t["id"])
     return ids
 

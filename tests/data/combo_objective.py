@@ -1,7 +1,7 @@
 """The objective of the combination test (``tests/combos.py``): a learning curve that reports
 each epoch and asks ``should_stop`` between epochs, fails in a corner of the space on the
-ranks it is told to, returns ``None`` on follower ranks when told to, and traces what every
-rank saw of every repeat to ``TRACE/rank-PID.jsonl``."""
+ranks it is told to, returns ``None`` on follower ranks when told to, and traces when every
+rank started each repeat and what it saw of it to ``TRACE/rank-PID.jsonl``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def objective(params: dict, trial) -> dict | None:
     rank = trial.comm.rank
     raised = _fails(params, rank)
     steps: list[int] = []
+    _trace(params["trace"], trial, steps, False, "start")
     value = math.inf
     try:
         if raised:
@@ -32,7 +33,7 @@ def objective(params: dict, trial) -> dict | None:
             if t < epochs and trial.should_stop():
                 break
     finally:
-        _trace(params["trace"], trial, steps, raised)
+        _trace(params["trace"], trial, steps, raised, "end")
     if rank > 0 and params["none_on_followers"]:
         return None
     return {"loss": value, "size": float(params["k"])}
@@ -45,8 +46,9 @@ def _fails(params: dict, rank: int) -> bool:
     return where == "all" or (where == "leader") == (rank == 0)
 
 
-def _trace(folder: str, trial, steps: list[int], raised: bool) -> None:
+def _trace(folder: str, trial, steps: list[int], raised: bool, phase: str) -> None:
     line = {
+        "phase": phase,
         "session": os.getppid(),  # the MPI launcher's proxy: one per run of the command
         "time": time.time(),
         "id": trial.id,
