@@ -177,7 +177,7 @@ class Leader:
         if evaluated is None:  # the step budget was spent before it started
             return self._steps_spent()
         outcome = evaluated.outcome
-        mistake = outcome.error if outcome.mistake else self._reports_nothing(evaluated)
+        mistake = outcome.error if outcome.mistake else _reports_nothing(ctx, evaluated)
         if mistake is not None:  # not recorded: the search was set up wrong, not this config
             self.abort_error, self.abort_is_mistake = mistake, True
             self._counter.stop()
@@ -209,20 +209,6 @@ class Leader:
         self._counter.stop()
         return False
 
-    def _reports_nothing(self, evaluated: Evaluated) -> str | None:
-        """Why a search whose only budget is in steps cannot go on: an evaluation succeeded
-        without a report, so the budget would never be spent."""
-        budget = self._ctx.settings.budget
-        if budget.steps is None or budget.evaluations is not None or budget.time is not None:
-            return None
-        if evaluated.outcome.status != Status.OK or evaluated.reports:
-            return None
-        return (
-            "budget.steps counts trial.report calls, but the objective returned without "
-            "reporting a step, so the search would never end: call trial.report(step, value) "
-            "after each step (epoch), or set budget.evaluations or budget.time"
-        )
-
     def _exhausted(self) -> None:
         size = self._island.seen.size() if self._island.seen is not None else None
         what = f"all {size}" if size is not None else "all"
@@ -250,3 +236,18 @@ class Leader:
         rows = self._mailbox.receive()
         if len(rows):
             self._island.absorb(rows)
+
+
+def _reports_nothing(ctx: RunContext, evaluated: Evaluated) -> str | None:
+    """Why a search whose only budget is in steps cannot go on: an evaluation succeeded
+    without a report, so the budget would never be spent."""
+    budget = ctx.settings.budget
+    if budget.steps is None or budget.evaluations is not None or budget.time is not None:
+        return None
+    if evaluated.outcome.status != Status.OK or evaluated.reports:
+        return None
+    return (
+        "budget.steps counts trial.report calls, but the objective returned without "
+        "reporting a step, so the search would never end: call trial.report(step, value) "
+        "after each step (epoch), or set budget.evaluations or budget.time"
+    )
