@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -106,8 +106,19 @@ class Context:
         return self.comm.size
 
 
+class Checkpointed(Protocol):
+    """A trainer's state beyond the epoch count and the random generators: its model,
+    optimizer, schedule, step counters and method state (what a paused training needs to go
+    on exactly as if it had never stopped)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
 class Epochs:
-    """A trainer's epoch loop, which ends early when the search says so.
+    """A trainer's epoch loop, which ends early when the search says so, and is paused and
+    resumed from checkpoints when the search pauses it.
 
     Iterating gives the epochs ``0 .. count - 1``. After each, the trainer calls :meth:`end`
     with the value to report (the validation loss; MAC's training loss): it is reported as step
@@ -115,6 +126,11 @@ class Epochs:
     and, unless it was the last epoch, ``trial.should_stop()`` is asked. When that says stop
     (a pruner, the step budget, the time limit), the iteration ends after this epoch and the
     trainer returns its metrics for the model as it is, with ``epochs_run`` the epochs it ran.
+
+    With ``state``, a stop that pauses the training (``trial.paused``) first saves a checkpoint
+    of this rank: the epochs run, the random generators' states and ``state.state_dict()``
+    (tensors copied to the CPU). A trial that resumes the training (``trial.resumed``) loads
+    it back before the first epoch, and the iteration starts at the epoch after the pause.
 
     ``should_stop`` is answered by the worker's first rank and broadcast, so every rank must
     call :meth:`end` at the same epochs, idle ranks of a chain included, and only when no
@@ -124,27 +140,64 @@ class Epochs:
     Args:
         ctx: the rank's context (its trial; :attr:`Context.epochs_run` is kept up to date).
         count: the epochs to run when nothing stops them (``epochs``).
+        state: the trainer's state, for pausing and resuming (``None``: a pause is a stop).
     """
 
-    def __init__(self, ctx: Context, count: int) -> None:
+    def __init__(self, ctx: Context, count: int, state: Checkpointed | None = None) -> None:
         self._ctx = ctx
         self.count = count
         self.stopped = False
+        self._state = state
 
     def __iter__(self) -> Iterator[int]:
-        for epoch in range(self.count):
+        for epoch in range(self._restore(), self.count):
             if self.stopped:
                 return
             yield epoch
 
     def end(self, epoch: int, value: float) -> None:
         """Epoch ``epoch`` (from 0) is over: report ``value`` and ask whether to go on."""
+        trial = self._ctx.trial
         self._ctx.epochs_run = epoch + 1
-        self._ctx.trial.report(epoch + 1, value)
+        trial.report(epoch + 1, value)
         # Not after the last epoch: the training is complete, and a pruner judging that step
         # (a rung at the last epoch) would record a finished evaluation as pruned.
         if epoch + 1 < self.count:
-            self.stopped = self._ctx.trial.should_stop()
+            self.stopped = trial.should_stop()
+        if self.stopped and self._state is not None and trial.paused:
+            rng, trainer = _rng_states(self._ctx.device), to_cpu(self._state.state_dict())
+            trial.save({"epoch": epoch + 1, "rng": rng, "trainer": trainer})
+
+    def _restore(self) -> int:
+        """The first epoch to run: after the pause, for a resumed training."""
+        if self._state is None or (saved := self._ctx.trial.restore()) is None:
+            return 0
+        self._state.load_state_dict(saved["trainer"])
+        _set_rng_states(saved["rng"], self._ctx.device)
+        self._ctx.epochs_run = saved["epoch"]
+        return saved["epoch"]
+
+
+def to_cpu(state: Any) -> Any:
+    """``state`` with every tensor in it (in dicts, lists, tuples) copied to the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, Mapping):
+        return {k: to_cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(to_cpu(v) for v in state)
+    return state
+
+
+def _rng_states(device: torch.device) -> dict[str, Any]:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_states(states: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and states["cuda"] is not None:
+        torch.cuda.set_rng_state(states["cuda"], device)
 
 
 def setup(params: Mapping[str, Any], trial: Trial) -> Context:

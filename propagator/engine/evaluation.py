@@ -9,7 +9,7 @@ import numbers
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -17,8 +17,12 @@ from ..errors import ConfigError
 from ..space import Space
 from .records import Status
 
+if TYPE_CHECKING:  # the store's package loads h5py: not for every objective's import
+    from ..store.checkpoints import Checkpoints
+
 Objective = Callable[..., Any]
 _MAX_ERROR_CHARS = 8000
+PAUSED_PREFIX = "paused"  # a stop reason that pauses the training (see Trial.paused)
 
 
 class Pruned(Exception):
@@ -52,9 +56,12 @@ class Trial:
         stopped: why :meth:`should_stop` said stop (``None`` until it did).
         repeat: which of the search's ``repeats`` evaluations of these params this is
             (0, 1, ...; always 0 without repeats).
+        resumed: this trial continues a paused training: :meth:`restore` gives the state it
+            saved, and :attr:`reports` already holds what it reported before the pause.
     """
 
     __slots__ = (
+        "_checkpoints",
         "_reports",
         "_run_seed",
         "_stopping",
@@ -63,6 +70,7 @@ class Trial:
         "island",
         "rank",
         "repeat",
+        "resumed",
         "stopped",
         "worker",
     )
@@ -76,6 +84,8 @@ class Trial:
         run_seed: int,
         stopping: Stopping | None = None,
         repeat: int = 0,
+        checkpoints: Checkpoints | None = None,
+        resumed: Sequence[tuple[int, float]] | None = None,
     ) -> None:
         self.id = id
         self.repeat = repeat
@@ -84,9 +94,11 @@ class Trial:
         self.island = island
         self.rank = comm.rank
         self.stopped: str | None = None
+        self.resumed = resumed is not None
         self._run_seed = run_seed
-        self._reports: list[tuple[int, float]] = []
+        self._reports: list[tuple[int, float]] = list(resumed or ())
         self._stopping = stopping
+        self._checkpoints = checkpoints
 
     @property
     def seed(self) -> int:
@@ -117,8 +129,38 @@ class Trial:
         return self.stopped is not None
 
     @property
+    def paused(self) -> bool:
+        """:meth:`should_stop` said stop to *pause* this training (ASHA with promotion): it may
+        be resumed later, from the state given to :meth:`save` before returning. Without a
+        saved state a paused training cannot be resumed and is recorded as pruned."""
+        return self.stopped is not None and self.stopped.startswith(PAUSED_PREFIX)
+
+    def save(self, state: Any) -> None:
+        """Save this rank's checkpoint of the training: a picklable object, e.g. a dict of
+        tensors (on the CPU, to be restorable on another device) and plain values.
+
+        Written atomically under the run directory (one file per rank of the worker; the last
+        save counts), and removed once the evaluation is over unless it was paused. Call it
+        when :attr:`paused` is set, before returning; saving more often costs only disk time.
+
+        Raises:
+            RuntimeError: the trial has no checkpoint store (a trial made outside a search).
+        """
+        if self._checkpoints is None:
+            raise RuntimeError("this trial has no checkpoint store: it was not made by a search")
+        self._checkpoints.save(self.id, self.rank, state)
+
+    def restore(self) -> Any | None:
+        """The state this rank saved before the training was paused, when this trial resumes
+        it (:attr:`resumed`); ``None`` for a training that starts afresh. Continue from it
+        and report the steps after the last one in :attr:`reports`."""
+        if not self.resumed or self._checkpoints is None:
+            return None
+        return self._checkpoints.load(self.id, self.rank)
+
+    @property
     def reports(self) -> list[tuple[int, float]]:
-        """The ``(step, value)`` pairs reported so far."""
+        """The ``(step, value)`` pairs reported so far (before a pause too)."""
         return list(self._reports)
 
 
