@@ -51,6 +51,7 @@ def search(
     deduplicate: bool = True,
     early_stopping: str | Mapping[str, Any] | PrunerSpec | None = None,
     trial_timeout: float | str | None = None,
+    checkpoint_disk: float = 10.0,
     repeats: int = 1,
     confirm: Confirm | Mapping[str, int] | None = None,
     initial: Sequence[Mapping[str, Any]] = (),
@@ -104,15 +105,22 @@ def search(
             breeds again, and a small discrete space that has been evaluated completely ends
             the search early (``result.info.exhausted``). ``False`` allows repeats, e.g. to
             average a noisy objective over them.
-        early_stopping: a pruner that stops hopeless evaluations early: ``"asha"``
-            (asynchronous successive halving), ``"median"``, a mapping such as ``{"name":
-            "asha", "min_step": 1, "reduction": 3}``, or ``None`` (default: none). The
-            objective reports with ``trial.report(step, value)`` and asks
-            ``trial.should_stop()``; a stopped evaluation returns what it has and is recorded
-            as pruned.
+        early_stopping: a pruner that stops or pauses hopeless evaluations early:
+            ``"auto"`` (the recommended one: ASHA that pauses and promotes), ``"asha"``
+            (asynchronous successive halving), ``"curve"`` (learning-curve extrapolation),
+            ``"median"``, a mapping such as ``{"name": "asha", "min_step": 1, "reduction": 3,
+            "promotion": True, "brackets": 2}`` (see :mod:`propagator.pruners`), or ``None``
+            (default: none). The objective reports with ``trial.report(step, value)`` and
+            asks ``trial.should_stop()``; a stopped evaluation returns what it has and is
+            recorded as pruned. A paused one (``trial.paused``) saves its training with
+            ``trial.save(state)`` first, is recorded as paused, and is resumed later if it
+            comes to rank among the best at its rung (``trial.restore()`` gives the state).
         trial_timeout: seconds (or a duration such as ``"20m"``) one evaluation may run:
             after it ``trial.should_stop()`` is true, and the evaluation is recorded as
             failed (timed out). Default ``None``: no limit.
+        checkpoint_disk: GiB the checkpoints of paused trainings may take on disk (default
+            10), shared equally by the workers; past it, a worker deletes the checkpoints of
+            its longest-paused trainings, which are then recorded as pruned, with a warning.
         repeats: evaluate every candidate this many times, with different ``trial.seed``
             (``trial.repeat`` 0, 1, ...), and optimize the mean (default 1). The record holds
             the means of the numeric metrics and ``<metric>_std``; a budget of evaluations
@@ -169,6 +177,7 @@ def search(
         deduplicate=deduplicate,
         pruner=make_pruner(early_stopping),
         trial_timeout=trial_timeout,
+        checkpoint_disk=checkpoint_disk,
         repeats=repeats,
         confirm=confirm_from(confirm),
         initial=initial,

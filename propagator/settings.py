@@ -206,6 +206,7 @@ class Settings:
     deduplicate: bool = True
     pruner: PrunerSpec | None = None
     trial_timeout: float | None = None
+    checkpoint_disk: float = 10.0
     repeats: int = 1
     confirm: Confirm | None = None
     initial: tuple[Mapping[str, Any], ...] = ()
@@ -248,6 +249,9 @@ class Settings:
                 )
         if self.trial_timeout is not None:
             object.__setattr__(self, "trial_timeout", _seconds(self.trial_timeout, "trial_timeout"))
+        disk = self.checkpoint_disk
+        if not isinstance(disk, (int, float)) or isinstance(disk, bool) or not disk > 0:
+            raise ConfigError(f"checkpoint_disk must be a positive number of GiB, got {disk!r}")
         if isinstance(self.islands, Sequence):
             if not self.islands:
                 raise ConfigError("islands must not be an empty list")
@@ -289,6 +293,7 @@ class Settings:
             "deduplicate": self.deduplicate,
             "early_stopping": None if self.pruner is None else self.pruner.to_dict(),
             "trial_timeout": self.trial_timeout,
+            "checkpoint_disk": self.checkpoint_disk,
             "repeats": self.repeats,
             "confirm": None if self.confirm is None else asdict(self.confirm),
             "initial": [dict(c) for c in self.initial],

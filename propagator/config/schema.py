@@ -92,6 +92,7 @@ SCHEMA: dict[str, Any] = {
         "max_initial_failures": _POS_INT,
         "failure_grace": _DURATION,
         "trial_timeout": _DURATION,
+        "checkpoint_disk": {"type": "number", "exclusiveMinimum": 0},
         "repeats": _POS_INT,
         "initial": {"type": "array", "items": {"type": "object"}},
         "warm_start": {"type": "string", "minLength": 1},
@@ -128,7 +129,11 @@ _HINTS = {
     ),
     "failure_grace": "seconds, or a duration such as 30s or 2m",
     "trial_timeout": "seconds, or a duration such as 20m or 1h",
-    "early_stopping": "asha, median, none, or {name: asha, min_step: 1, reduction: 3}",
+    "early_stopping": (
+        "auto, asha, curve, median, none, or {name: asha, min_step: 1, reduction: 3, "
+        "promotion: true, brackets: 2}"
+    ),
+    "checkpoint_disk": "GiB that paused trainings' checkpoints may take, e.g. 20",
     "migration.topology": "fully_connected, ring, or a square matrix of migrant counts",
 }
 

@@ -187,6 +187,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             deduplicate=data.get("deduplicate", True),
             pruner=make_pruner(data.get("early_stopping")),
             trial_timeout=data.get("trial_timeout"),
+            checkpoint_disk=data.get("checkpoint_disk", 10.0),
             repeats=data.get("repeats", 1),
             confirm=confirm_from(data.get("confirm")),
             initial=data.get("initial", ()),

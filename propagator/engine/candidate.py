@@ -15,6 +15,7 @@ from .evaluation import Outcome, Stopping, Trial, evaluate
 from .records import Kind, Status
 
 _EVALUATED = int(Kind.EVALUATED)
+_ALONE = (Status.FAILED, Status.PAUSED)  # a candidate's outcome is its repeat's
 
 
 @dataclass(frozen=True)
@@ -46,19 +47,24 @@ def run_candidate(
     record_id: int,
     genes: np.ndarray,
     stopping: Stopping | None = None,
+    paused: Evaluated | None = None,
 ) -> Evaluated | None:
     """Evaluate a candidate ``repeats`` times (collective over the worker's ranks).
 
     Repeats stop at the first that does not succeed: a failure fails the candidate; one
     stopped early (the pruner judges only the first repeat; the step budget or the time limit
-    any) makes it pruned, with the mean of the repeats that completed.
+    any) makes it pruned, with the mean of the repeats that completed. The first repeat may
+    be paused instead (its training saved by every rank): the candidate is then paused.
+
+    ``paused``: the candidate is a paused training, resumed: its first repeat continues from
+    its checkpoint, after the reports ``paused`` holds (none on a follower).
 
     Returns:
         ``None`` when the step budget was spent before the first repeat could start: nothing
         ran, so there is nothing to record.
     """
     params = ctx.space.decode(genes)
-    start = time.time() - ctx.t0
+    start = time.time() - ctx.t0 if paused is None else paused.start
     repeats, limit = ctx.settings.repeats, ctx.settings.trial_timeout
     outcomes: list[Outcome] = []
     reports: list[tuple[int, float]] = []
@@ -69,8 +75,17 @@ def run_candidate(
             if repeat == 0:
                 return None
             break
+        prior = paused.judged if paused is not None and repeat == 0 else None
         trial = Trial(
-            record_id, ctx.comms.trial, ctx.worker, ctx.island, ctx.run_seed, stopping, repeat
+            record_id,
+            ctx.comms.trial,
+            ctx.worker,
+            ctx.island,
+            ctx.run_seed,
+            stopping,
+            repeat,
+            ctx.checkpoints,
+            prior,
         )
         began = time.time()
         outcome = evaluate(
@@ -81,6 +96,8 @@ def run_candidate(
         if crew.leads:  # the leader's clock decides
             outcome = _in_time(outcome, time.time() - began, limit)
         outcome = crew.settle(outcome, record_id, genes, start)
+        if trial.paused and crew.leads:  # every rank has saved its shard, or never will
+            outcome = _paused(outcome, ctx, record_id, trial.stopped)
         outcomes.append(outcome)
         reports += trial.reports
         judged = judged if repeat else trial.reports
@@ -89,6 +106,20 @@ def run_candidate(
     # A follower's values never count: only its status, the worker's, does.
     combined = _combined(outcomes, repeats, ctx.settings.metric, cut) if crew.leads else outcome
     return Evaluated(combined, start, time.time() - ctx.t0, reports, judged)
+
+
+def _paused(outcome: Outcome, ctx: RunContext, record_id: int, why: str) -> Outcome:
+    """A paused repeat: paused if every rank saved its training, else pruned (it cannot be
+    resumed)."""
+    if outcome.status != Status.PRUNED:
+        return outcome
+    if ctx.checkpoints.complete(record_id, ctx.layout.ranks_per_worker):
+        return replace(outcome, status=Status.PAUSED, error=why)
+    return replace(
+        outcome,
+        error=f"stopped early: {why}; but it saved no checkpoint (trial.save), so it cannot "
+        "be resumed",
+    )
 
 
 def _in_time(outcome: Outcome, seconds: float, limit: float | None) -> Outcome:
@@ -110,7 +141,7 @@ def _combined(
     """The candidate's outcome from its repeats' (see :func:`run_candidate`); ``cut``: why a
     repeat after the last of ``outcomes`` could not start."""
     last = outcomes[-1]
-    if repeats == 1 or last.status == Status.FAILED or last.stop or last.mistake:
+    if repeats == 1 or last.status in _ALONE or last.stop or last.mistake:
         return last
     complete = [o for o in outcomes if o.status == Status.OK]
     if len(complete) == repeats:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..settings import Settings
 from ..space import Space
+from ..store.checkpoints import Checkpoints
 from .comm.groups import Comms
 from .evaluation import Objective
 from .layout import Layout
@@ -35,6 +36,7 @@ class RunContext:
     deadline: float | None  # time.perf_counter() after which no evaluation starts
     session: int = 0  # 0 for a new run, n for its n-th resumption
     run_dir: Path | None = None  # the run store, if any
+    checkpoints: Checkpoints | None = None  # where trial.save writes (always set by run)
 
 
 class Sink(Protocol):
@@ -75,6 +77,7 @@ class LeaderOptions:
         initial: genes of the configurations to evaluate first (the ``initial`` ones not yet
             stored), one row each: the ids from ``first_id`` on are theirs.
         first_id: the session's first evaluation id.
+        stored: the island's records of earlier sessions (paused trainings are taken over).
     """
 
     sink: Sink | None = None
@@ -83,6 +86,7 @@ class LeaderOptions:
     monitor: Monitor | None = None
     initial: np.ndarray | None = None
     first_id: int = 0
+    stored: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,17 @@ import logging
 
 import numpy as np
 
-from .candidate import run_candidate, wire_row
+from .candidate import Evaluated, run_candidate, wire_row
 from .comm.backoff import barrier
 from .context import RunContext
 from .crew import Crew
+from .evaluation import Outcome
 from .records import Kind, Status
 from .stopping import FollowerStopping, stopping_active
 
 _log = logging.getLogger("propagate")
-_CONFIRMATION, _FAILED = int(Kind.CONFIRMATION), int(Status.FAILED)
+_CONFIRMATION, _RESUMED, _FAILED = int(Kind.CONFIRMATION), int(Kind.RESUMED), int(Status.FAILED)
+_RESUMING = Evaluated(Outcome(Status.PAUSED, np.nan, None, None), 0.0, 0.0, [], [])
 
 
 def follow(ctx: RunContext) -> None:
@@ -32,7 +34,11 @@ def follow(ctx: RunContext) -> None:
     while (candidate := crew.receive()) is not None:
         record_id, kind, genes = candidate
         confirming = kind == _CONFIRMATION  # runs to its end (see Leader)
-        evaluated = run_candidate(ctx, crew, record_id, genes, None if confirming else stopping)
+        # a resumed training: the leader alone holds what it reported before its pause
+        paused = _RESUMING if kind == _RESUMED else None
+        evaluated = run_candidate(
+            ctx, crew, record_id, genes, None if confirming else stopping, paused
+        )
         if evaluated is not None and evaluated.outcome.status == _FAILED:
             _log.warning("evaluation %d failed", record_id)
         generation += 1

@@ -29,13 +29,14 @@ from .failures import FailureWatch
 from .island import Island
 from .ledger import Ledger
 from .migration import Emigration
+from .promotion import Paused, PausedTrainings, Replace
 from .records import Kind, LocalLog, Status
 from .stopping import LeaderStopping, stopping_active
 
 _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
-_CONFIRMATION = int(Kind.CONFIRMATION)
+_CONFIRMATION, _EVALUATED, _RESUMED = int(Kind.CONFIRMATION), int(Kind.EVALUATED), int(Kind.RESUMED)
 
 
 class Leader:
@@ -81,6 +82,7 @@ class Leader:
         self._ledger = Ledger(
             ctx, counter, self._options.sink, self._options.monitor, self._rng_states
         )
+        self._paused = _paused_trainings(ctx, island, self._replace)
         self.abort_error: str | None = None
         self.abort_is_mistake = False
         self.interrupted = False
@@ -98,8 +100,12 @@ class Leader:
             ctx.layout.ranks_per_worker,
             ctx.session,
         )
+        if self._paused is not None:
+            self._paused.take_over(self._options.stored)
         while self._step():
             pass
+        if self._paused is not None:
+            self._paused.leave()
         _log.info(
             "worker %d stops after %d evaluations (%d failed; %d duplicate proposals avoided)",
             ctx.worker,
@@ -160,6 +166,9 @@ class Leader:
             self.interrupted = True
             self._counter.stop()
             return False
+        resumed = self._paused.next() if self._paused is not None else None
+        if resumed is not None:
+            return self._resume(resumed)
         record_id = self._tickets.next(now)
         if record_id is None:
             return False
@@ -173,7 +182,32 @@ class Leader:
             self._exhausted()
             return False
         self._crew.hand_out(record_id, genes)
+        if self._stopping is not None:
+            self._stopping.candidate(record_id, [])
         evaluated = run_candidate(ctx, self._crew, record_id, genes, self._stopping)
+        return self._settle(record_id, genes, evaluated, _EVALUATED)
+
+    def _resume(self, paused: Paused) -> bool:
+        """Resume a paused training from its checkpoint (ASHA's promotion)."""
+        record_id, genes = paused.record_id, paused.genes
+        _log.info("evaluation %d: resumed (promoted at its rung %d)", record_id, paused.rung)
+        self._crew.hand_out(record_id, genes, _RESUMED)
+        self._stopping.candidate(record_id, paused.evaluated.judged)
+        evaluated = run_candidate(
+            self._ctx, self._crew, record_id, genes, self._stopping, paused.evaluated
+        )
+        return self._settle(record_id, genes, evaluated, _RESUMED, replaces=True)
+
+    def _settle(
+        self,
+        record_id: int,
+        genes: np.ndarray,
+        evaluated: Evaluated | None,
+        kind: int,
+        replaces: bool = False,
+    ) -> bool:
+        """Record an evaluation and share it; whether the search goes on."""
+        ctx = self._ctx
         if evaluated is None:  # the step budget was spent before it started
             return self._steps_spent()
         outcome = evaluated.outcome
@@ -191,9 +225,11 @@ class Leader:
             self.interrupted = True
             self._counter.stop()
             return False
-        row = self._ledger.record(record_id, genes, evaluated)
-        self._island.learn(row)
-        self._mailbox.post(row)
+        self._share(self._ledger.record(record_id, genes, evaluated, kind, replaces))
+        if evaluated.outcome.status == Status.PAUSED:
+            self._paused.keep(record_id, genes, evaluated, self._stopping.paused_at)
+        elif (ctx.checkpoints.root / str(record_id)).exists():  # over: its checkpoint goes
+            ctx.checkpoints.remove(record_id)
         self._failures.island_success |= self._island.heard_success
         self.abort_error = self._failures.broken(outcome)
         if self.abort_error is not None:
@@ -203,6 +239,14 @@ class Leader:
         self._emigration.maybe(self._island.pool)
         self._mailbox.flush()
         return True
+
+    def _share(self, row: np.void) -> None:
+        self._island.learn(row)
+        self._mailbox.post(row)
+
+    def _replace(self, record_id: int, genes: np.ndarray, evaluated: Evaluated) -> None:
+        """Record what became of a paused training that will not be resumed."""
+        self._share(self._ledger.record(record_id, genes, evaluated, replaces=True))
 
     def _steps_spent(self) -> bool:
         _log.info("worker %d: the step budget is spent; stopping the search", self._ctx.worker)
@@ -236,6 +280,14 @@ class Leader:
         rows = self._mailbox.receive()
         if len(rows):
             self._island.absorb(rows)
+
+
+def _paused_trainings(ctx: RunContext, island: Island, replace: Replace) -> PausedTrainings | None:
+    """The worker's paused trainings, with a pruner that pauses."""
+    pruner = ctx.settings.pruner
+    if pruner is None or not pruner.promotion:
+        return None
+    return PausedTrainings(ctx, island.rungs, replace)
 
 
 def _reports_nothing(ctx: RunContext, evaluated: Evaluated) -> str | None:

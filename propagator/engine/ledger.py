@@ -47,15 +47,22 @@ class Ledger:
         self._rng_states = rng_states
         self.log = LocalLog(ctx.dtype)
         self.n_failed = 0
+        self.n_replaced = 0  # records that replaced a paused training's
         self.best_loss = np.inf
         self._published = (0, 0)  # evaluations and failures already published
         self._next_publish = 0.0
         self._stored = 0  # records of the log already in the store's HDF5 file
 
     def record(
-        self, record_id: int, genes: np.ndarray, evaluated: Evaluated, kind: int = _EVALUATED
+        self,
+        record_id: int,
+        genes: np.ndarray,
+        evaluated: Evaluated,
+        kind: int = _EVALUATED,
+        replaces: bool = False,
     ) -> np.void:
-        """Log and journal a finished evaluation; returns its row."""
+        """Log and journal a finished evaluation; returns its row. ``replaces``: the record of
+        a paused training, recorded before (counted once)."""
         outcome, reports = evaluated.outcome, evaluated.reports
         status, value = int(outcome.status), outcome.value
         row = wire_row(
@@ -72,6 +79,7 @@ class Ledger:
         row = self.log.append((*row[:6], kind, *row[7:]), outcome.metrics, outcome.error, reports)
         if self._sink is not None:
             self._sink.append(row, outcome.metrics, outcome.error, reports)
+        self.n_replaced += replaces
         if outcome.status == Status.OK:
             self.best_loss = min(self.best_loss, self._ctx.settings.sign * value)
         elif outcome.status == Status.FAILED:
@@ -87,7 +95,7 @@ class Ledger:
         now = time.perf_counter()
         if not force and now < self._next_publish:
             return
-        done, failed = self.log.size, self.n_failed
+        done, failed = self.log.size - self.n_replaced, self.n_failed
         if (done, failed) != self._published or force:
             self._counter.publish(
                 done - self._published[0], failed - self._published[1], self.best_loss
@@ -107,7 +115,7 @@ class Ledger:
     def restart(self, counter: TicketCounter, sink: Sink | None) -> None:
         """A new phase (the confirmations): a new log, counter and store writer."""
         self._counter, self._sink = counter, sink
-        self.log, self._stored = LocalLog(self._ctx.dtype), 0
+        self.log, self._stored, self.n_replaced = LocalLog(self._ctx.dtype), 0, 0
 
     def _unstored(self) -> np.ndarray:
         """Records journaled but not yet in the HDF5 file."""

@@ -21,6 +21,7 @@ class Status(enum.IntEnum):
     OK = 0
     FAILED = 1
     PRUNED = 2
+    PAUSED = 3  # stopped at a rung with its training saved: it may be resumed (promotion)
 
 
 class Kind(enum.IntEnum):
@@ -31,6 +32,7 @@ class Kind(enum.IntEnum):
     DEPARTED = 2  # migrated away (migration, not pollination): drop it from the pool
     STOP = 3  # leader -> worker ranks: no more candidates
     CONFIRMATION = 4  # a winner evaluated again on a fresh seed, after the search
+    RESUMED = 5  # evaluated, after a pause: a promoted training (see Record.promoted)
 
 
 def wire_dtype(n_genes: int, n_rungs: int = 0, n_values: int = 1) -> np.dtype:
@@ -58,6 +60,17 @@ def wire_dtype(n_genes: int, n_rungs: int = 0, n_values: int = 1) -> np.dtype:
     return np.dtype(fields)
 
 
+def latest(rows: np.ndarray) -> np.ndarray:
+    """One row per id, ordered by id: the one that ended last (later in ``rows`` on a tie).
+    A paused training's record is replaced so by the record of its resumption."""
+    if len(rows) < 2:
+        return rows
+    order = np.lexsort((np.arange(len(rows)), rows["end"], rows["id"]))
+    ids = rows["id"][order]
+    last = np.append(ids[1:] != ids[:-1], True)
+    return rows[order[last]]
+
+
 @dataclass(frozen=True)
 class Record:
     """One evaluation, as the user sees it.
@@ -67,7 +80,8 @@ class Record:
         params: the parameters the objective got (active ones only).
         value: the optimized metric (the first, with several); NaN when the evaluation failed.
         metrics: every value the objective returned (``{metric: value}`` for a float).
-        status: ``"ok"``, ``"failed"`` or ``"pruned"``.
+        status: ``"ok"``, ``"failed"``, ``"pruned"`` or ``"paused"`` (stopped at a rung with
+            its training saved; a later session with budget left may resume it).
         error: the failure message (with traceback) when failed, else ``None``.
         island: island index.
         worker: worker index (a worker is a group of ``ranks_per_worker`` ranks).
@@ -79,6 +93,7 @@ class Record:
         confirmation: a winner evaluated again on a fresh seed after the search.
         values: every optimized metric's value, in the order of ``metric`` (``(value,)``
             with one).
+        promoted: the training was paused at a rung and resumed later (ASHA's promotion).
     """
 
     id: int
@@ -96,6 +111,7 @@ class Record:
     step: int | None = None
     confirmation: bool = False
     values: tuple[float, ...] = ()
+    promoted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -105,6 +121,11 @@ class Record:
     def pruned(self) -> bool:
         """Stopped early (by the pruner, the step budget or ``pg.Pruned``)."""
         return self.status == "pruned"
+
+    @property
+    def paused(self) -> bool:
+        """Paused at a rung, its training saved (see :attr:`status`)."""
+        return self.status == "paused"
 
     @property
     def duration(self) -> float:
@@ -144,12 +165,12 @@ class LocalLog:
             self.rows = grown
         self.rows[self.size] = row
         i = row[0]
-        if metrics is not None:
-            self.metrics[i] = metrics
-        if error is not None:
-            self.errors[i] = error
-        if reports:
-            self.reports[i] = reports
+        # a resumed training's record replaces its paused one's side data too
+        for side, value in ((self.metrics, metrics), (self.errors, error), (self.reports, reports)):
+            if value:
+                side[i] = value
+            else:
+                side.pop(i, None)
         self.size += 1
         return self.rows[self.size - 1]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
@@ -14,6 +16,7 @@ from mpi4py import MPI
 from ..results.result import Result
 from ..settings import Settings
 from ..space import Space
+from ..store.checkpoints import CHECKPOINTS, Checkpoints
 from ..strategies.base import create_breeder
 from .comm.claims import ClaimTable, table_slots
 from .comm.collect import allgather_bytes, broadcast_ints
@@ -107,7 +110,7 @@ def _island(ctx: RunContext, session: Session) -> tuple[Island, np.ndarray]:
     workers, objectives = ctx.layout.island_sizes[ctx.island], len(settings.objectives)
     breeder = create_breeder(settings.strategy[ctx.island], ctx.space, workers, objectives)
     seen = Seen(ctx.space) if settings.deduplicate else None
-    rungs = None if settings.pruner is None else Rungs(settings.pruner, settings.sign)
+    rungs = None if settings.pruner is None else Rungs(settings.pruner, settings.sign, ctx.run_seed)
     island = Island(ctx.space, breeder, ctx.dtype, settings.signs, seen, rungs=rungs)
     if session.warm is not None:
         island.seed_warm(session.warm)
@@ -144,6 +147,7 @@ def _leader_options(ctx: RunContext, session: Session, monitor: Monitor | None) 
     return LeaderOptions(
         initial=_initial(ctx, session),
         first_id=session.next_id,
+        stored=session.islands.get(ctx.island),
         sink=sink,
         rng_states=session.rng_states.get(ctx.worker),
         should_stop=session.should_stop,
@@ -180,4 +184,9 @@ def _context(
         deadline=time.perf_counter() + settings.budget.time if settings.budget.time else None,
         session=session.number,
         run_dir=session.run_dir,
+        checkpoints=Checkpoints(
+            session.run_dir / CHECKPOINTS
+            if session.run_dir is not None
+            else Path(tempfile.gettempdir()) / f"propagate-{run_seed}-{t0_ns}"
+        ),
     )

@@ -24,13 +24,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..pruners import RUNGS, PrunerSpec
+from ..pruners import RUNGS, PrunerSpec, RungView
 from .comm.tickets import TicketCounter
 from .context import RunContext
 from .crew import Crew
-from .evaluation import Trial
+from .evaluation import PAUSED_PREFIX, Trial
+from .records import Status
 
 _OUT_OF_STEPS = "the search's step budget is spent"
+_OK = int(Status.OK)
 
 
 def stopping_active(ctx: RunContext) -> bool:
@@ -40,33 +42,70 @@ def stopping_active(ctx: RunContext) -> bool:
 
 
 class Rungs:
-    """The losses the island's evaluations had at each rung, as this worker knows them.
+    """The losses the island's evaluations had at each rung of their bracket, as this worker
+    knows them, and the best complete evaluation's loss and last step.
 
     Args:
-        pruner: the pruner (its rungs' steps).
+        pruner: the pruner (its rungs' steps, its brackets).
         sign: +1 when minimising, -1 when maximising.
+        seed: the run seed (it draws each evaluation's bracket).
     """
 
-    def __init__(self, pruner: PrunerSpec, sign: float) -> None:
+    def __init__(self, pruner: PrunerSpec, sign: float, seed: int) -> None:
         self.pruner = pruner
         self.steps = pruner.steps()
-        self._sign = sign
-        self._losses: list[list[float]] = [[] for _ in range(RUNGS)]
-        self._seen: set[int] = set()
+        self.sign = sign
+        self.horizon: int | None = None  # the last step of the longest complete evaluation
+        self.incumbent: float | None = None  # the best loss of a complete evaluation
+        self._seed = seed
+        self._losses = [[[] for _ in range(RUNGS)] for _ in range(pruner.brackets)]
+        self._learned: dict[int, int] = {}  # id -> rungs taken in (a resumed one adds more)
+
+    def bracket(self, record_id: int) -> int:
+        return self.pruner.bracket(record_id, self._seed)
 
     def learn(self, rows: np.ndarray) -> None:
-        """Add the rung values of records (each record once: immigrants may come again)."""
+        """Add the rung values of records (each value once: immigrants may come again, and a
+        paused training's record comes again, with more rungs, when it is resumed)."""
         for row in rows:
             record_id = int(row["id"])
-            if record_id in self._seen:
-                continue
-            self._seen.add(record_id)
-            for k, value in enumerate(row["rungs"]):
-                if math.isfinite(value):
-                    self._losses[k].append(self._sign * float(value))
+            values = row["rungs"]
+            reached = int(np.count_nonzero(np.isfinite(values)))
+            learned = self._learned.get(record_id, 0)
+            if reached > learned:
+                self._learned[record_id] = reached
+                bracket = self.bracket(record_id)
+                rungs = self._losses[bracket]
+                for k in range(max(learned, bracket), reached):
+                    rungs[k].append(self.sign * float(values[k]))
+            if row["status"] == _OK:
+                self._complete(int(row["step"]), self.sign * float(row["values"][0]))
 
-    def at(self, k: int) -> np.ndarray:
-        return np.array(self._losses[k])
+    def _complete(self, step: int, loss: float) -> None:
+        if math.isfinite(loss) and (self.incumbent is None or loss < self.incumbent):
+            self.incumbent = loss
+        if step > 0 and (self.horizon is None or step > self.horizon):
+            self.horizon = step
+
+    def at(self, bracket: int, k: int) -> np.ndarray:
+        return np.array(self._losses[bracket][k])
+
+    def view(
+        self,
+        loss: float,
+        bracket: int,
+        rung: int,
+        reports: list[tuple[int, float]],
+        counted: bool = False,
+    ) -> RungView:
+        """What the pruner judges an evaluation by at a rung of its bracket; ``counted``: its
+        own loss is among the rung's (a paused training's), and is left out of the others."""
+        others = self.at(bracket, rung)
+        if counted:
+            others = np.delete(others, np.flatnonzero(others == loss)[:1])
+        steps = np.array([s for s, _ in reports], dtype=float)
+        losses = self.sign * np.array([v for _, v in reports], dtype=float)
+        return RungView(loss, others, steps, losses, self.horizon, self.incumbent)
 
 
 class LeaderStopping:
@@ -95,18 +134,33 @@ class LeaderStopping:
         self._refresh = refresh
         self._crew = crew
         self._started = 0.0
+        self._first_rung = 0  # the first rung the candidate is judged at
         self._next_rung = 0
+        self._bracket = 0
         self._pending: tuple[int, int, float] | None = None  # rung, step, value to judge
         self._prunes = False  # the pruner judges this repeat
         self._reserved = False  # a step of the budget is reserved for the next report
         self._out_of_steps = False
         self.budget_spent = False  # the step budget ran out (then no evaluation starts)
+        self.paused_at: tuple[int, int, float] | None = None  # bracket, rung, loss of a pause
+
+    def candidate(self, record_id: int, reports: list[tuple[int, float]]) -> None:
+        """The next candidate is ``record_id``, resumed after ``reports`` (a paused training)
+        or new (none): it is judged from its bracket's first rung, or from the rung after
+        the one it was paused at."""
+        if self._rungs is None:
+            return
+        self._bracket = self._rungs.bracket(record_id)
+        last = reports[-1][0] if reports else 0
+        passed = int(np.count_nonzero(self._rungs.steps <= last))
+        self._first_rung = max(self._bracket, passed)
 
     def start(self, repeat: int) -> str | None:
         """A repeat begins: ``None``, or why it must not (the step budget is spent)."""
         self._started = time.monotonic()
-        self._next_rung = 0
+        self._next_rung = self._first_rung
         self._pending = None
+        self.paused_at = None
         self._prunes = repeat == 0 and self._rungs is not None
         self._out_of_steps = False
         self._reserved = False
@@ -124,7 +178,7 @@ class LeaderStopping:
             self._next_rung += 1
 
     def decide(self, trial: Trial) -> str | None:
-        reason = self._reason()
+        reason = self._reason(trial)
         if reason is None and not self._reserved and not self._reserve():
             reason = _OUT_OF_STEPS
         return self._crew.tell(reason)
@@ -142,7 +196,7 @@ class LeaderStopping:
         self.budget_spent |= not self._reserved
         return self._reserved
 
-    def _reason(self) -> str | None:
+    def _reason(self, trial: Trial) -> str | None:
         if self._out_of_steps:
             return _OUT_OF_STEPS
         limit = self._ctx.settings.trial_timeout
@@ -153,11 +207,15 @@ class LeaderStopping:
         rung, step, value = self._pending
         self._pending = None
         self._refresh()
-        loss, others = self._ctx.settings.sign * value, self._rungs.at(rung)
+        loss = self._ctx.settings.sign * value
+        view = self._rungs.view(loss, self._bracket, rung, trial.reports)
         pruner = self._rungs.pruner
-        if pruner.keeps(loss, others):
+        if pruner.judge(view):
             return None
-        return f"pruned by {pruner.name} at step {step}: {pruner.explain(loss, others)}"
+        if pruner.promotion:
+            self.paused_at = (self._bracket, rung, loss)
+            return f"{PAUSED_PREFIX} by {pruner.name} at step {step}: {pruner.why(view)}"
+        return f"pruned by {pruner.name} at step {step}: {pruner.why(view)}"
 
 
 class FollowerStopping:

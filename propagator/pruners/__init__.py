@@ -1,5 +1,6 @@
-"""Pruners: stopping hopeless evaluations early (see :mod:`.base`). ``make_pruner`` turns a
-name, a mapping (``{name: asha, min_step: 1, reduction: 3}``) or a spec into a spec."""
+"""Pruners: stopping (or pausing) hopeless evaluations early (see :mod:`.base`).
+``make_pruner`` turns a name, a mapping (``{name: asha, min_step: 1, reduction: 3}``) or a
+spec into a spec."""
 
 from __future__ import annotations
 
@@ -7,13 +8,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..named import from_name
-from .asha import ASHA
-from .base import RUNGS, PrunerSpec, rung_values
+from .asha import ASHA, Auto, Curve
+from .base import RUNGS, PrunerSpec, RungView, rung_values
 from .median import Median
 
-PRUNERS: dict[str, type[PrunerSpec]] = {"asha": ASHA, "median": Median}
+PRUNERS: dict[str, type[PrunerSpec]] = {
+    "asha": ASHA,
+    "auto": Auto,
+    "curve": Curve,
+    "median": Median,
+}
 
-__all__ = ["ASHA", "PRUNERS", "RUNGS", "Median", "PrunerSpec", "make_pruner", "rung_values"]
+__all__ = [
+    "ASHA",
+    "PRUNERS",
+    "RUNGS",
+    "Auto",
+    "Curve",
+    "Median",
+    "PrunerSpec",
+    "RungView",
+    "make_pruner",
+    "rung_values",
+]
 
 
 def make_pruner(spec: str | Mapping[str, Any] | PrunerSpec | None) -> PrunerSpec | None:

@@ -3,16 +3,24 @@
 A pruner watches a few *rungs*: geometric steps ``min_step · reduction^k``. Every record of an
 evaluation carries the value it reported at each rung it reached (``Record.rungs``; at the
 first report at or after the rung's step), so a worker learns every rung value of its island
-from the records it receives anyway: its island peers' (finished or pruned), immigrants and,
-on resume, the stored ones. No message is sent for pruning. The decision for a running
-evaluation is taken when it reports the value of a rung, against the values of that rung the
-worker knows of then.
+from the records it receives anyway: its island peers' (finished, pruned or paused),
+immigrants and, on resume, the stored ones. No message is sent for pruning. The decision for a
+running evaluation is taken when it reports the value of a rung, against the values of that
+rung the worker knows of then (:class:`RungView`).
 
 This costs freshness: a rung value is known once its evaluation has finished (or was
-pruned), not when it was reported. Early in a search, when few evaluations have finished,
-pruning is therefore gentle; the decisions sharpen as the island's records come in.
-Migration adds other islands' rung values with their immigrants; resume restores every stored
-one.
+pruned or paused), not when it was reported. Early in a search, when few evaluations have
+finished, pruning is therefore gentle; the decisions sharpen as the island's records come in.
+
+*Brackets* (Hyperband; Li et al., 2018) judge some configurations late: with ``brackets`` B,
+each configuration is drawn into bracket ``b`` (from its id and the run seed, the same on
+every rank) and judged from rung ``b`` on, against the configurations of its own bracket
+only. Bracket ``b`` gets a share proportional to ``reduction^(B-1-b) / (B-b)``, Hyperband's
+numbers of configurations per bracket.
+
+With ``promotion`` an evaluation that is not good enough at a rung is *paused* (its training
+saved with ``trial.save``), not stopped, and resumed later if it comes to rank among the best
+of its rung as more values arrive (ASHA as published; Li et al., 2020).
 """
 
 from __future__ import annotations
@@ -29,30 +37,82 @@ RUNGS = 12  # rungs recorded per evaluation: min_step · reduction^0 .. ^11
 
 
 @dataclass(frozen=True)
+class RungView:
+    """What a pruner judges an evaluation at a rung by. Losses are minimised (a maximised
+    metric's values are negated).
+
+    Attributes:
+        loss: the evaluation's loss at the rung.
+        others: the losses the island's other evaluations (of its bracket) had at the rung.
+        steps, losses: the evaluation's reports so far (its learning curve).
+        horizon: the last step of the longest complete evaluation known (``None``: none yet);
+            where a curve is extrapolated to.
+        incumbent: the best loss of a complete evaluation known (``None``: none yet).
+    """
+
+    loss: float
+    others: np.ndarray
+    steps: np.ndarray
+    losses: np.ndarray
+    horizon: int | None = None
+    incumbent: float | None = None
+
+
+@dataclass(frozen=True)
 class PrunerSpec(ABC):
     """Settings of a pruner; subclasses are frozen dataclasses registered by ``name``.
 
     Args:
         min_step: the first rung's step (default 1).
         reduction: the factor between rungs' steps (default 3).
+        brackets: Hyperband brackets, each judging from one rung later (default 1).
+        promotion: pause instead of stop, and resume paused trainings that come to rank
+            among the best of their rung (default false; needs an objective that saves and
+            restores its training with ``trial.save`` / ``trial.restore``).
     """
 
     min_step: int = 1
     reduction: int = 3
+    brackets: int = 1
+    promotion: bool = False
 
     name: ClassVar[str]
 
     def __post_init__(self) -> None:
-        for field, low in (("min_step", 1), ("reduction", 2)):
+        for field, low in (("min_step", 1), ("reduction", 2), ("brackets", 1)):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(
                     f"early_stopping.{field} must be an integer >= {low}, but got {value!r}"
                 )
+        if self.brackets > RUNGS:
+            raise ConfigError(f"early_stopping.brackets must be at most {RUNGS}")
+        if not isinstance(self.promotion, bool):
+            raise ConfigError(
+                f"early_stopping.promotion must be true or false, but got {self.promotion!r}"
+            )
 
     def steps(self) -> np.ndarray:
         """The rungs' steps."""
         return self.min_step * self.reduction ** np.arange(RUNGS, dtype=np.int64)
+
+    def bracket(self, record_id: int, seed: int) -> int:
+        """The bracket of evaluation ``record_id`` (0 with one bracket): the rung it is first
+        judged at."""
+        if self.brackets == 1:
+            return 0
+        b = np.arange(self.brackets)
+        share = self.reduction ** (self.brackets - 1.0 - b) / (self.brackets - b)
+        u = np.random.SeedSequence([seed, record_id, 0xB4]).generate_state(1)[0] / 2.0**32
+        return int(np.searchsorted(np.cumsum(share) / share.sum(), u, side="right"))
+
+    def judge(self, view: RungView) -> bool:
+        """Whether the evaluation goes on past the rung (or, paused, is resumed)."""
+        return self.keeps(view.loss, view.others)
+
+    def why(self, view: RungView) -> str:
+        """Why :meth:`judge` said no, in words."""
+        return self.explain(view.loss, view.others)
 
     @abstractmethod
     def keeps(self, loss: float, others: np.ndarray) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.records import Kind, Record, Status, wire_dtype
+from ..engine.records import Kind, Record, Status, latest, wire_dtype
 from ..errors import PropagateError
 from ..space import Space
 from ..strategies.pareto import hypervolume, nondominated, nsga2_order
@@ -112,7 +112,7 @@ class Result:
             (direction,) * len(self.objectives) if isinstance(direction, str) else tuple(direction)
         )
         self.metric, self.direction = self.objectives[0], self.directions[0]
-        self.rows = rows[np.argsort(rows["id"], kind="stable")]
+        self.rows = latest(rows)
         self._metrics = metrics
         self._errors = errors
         self._reports = reports
@@ -326,4 +326,5 @@ class Result:
             step=int(row["step"]) if row["step"] >= 0 else None,
             confirmation=int(row["kind"]) == Kind.CONFIRMATION,
             values=tuple(row["values"].tolist()),
+            promoted=int(row["kind"]) == Kind.RESUMED,
         )

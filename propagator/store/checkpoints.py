@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 _SUFFIX = ".ckpt"
+CHECKPOINTS = "checkpoints"  # the folder of a run directory that holds them
 
 
 class Checkpoints:
@@ -78,6 +79,15 @@ class Checkpoints:
     def remove(self, record_id: int) -> None:
         """Delete the checkpoint of ``record_id`` (nothing if it has none)."""
         shutil.rmtree(self.root / str(record_id), ignore_errors=True)
+
+    def keep_only(self, record_ids: set[int]) -> list[int]:
+        """Delete every checkpoint but those of ``record_ids``; returns the ids deleted. A
+        resumed run keeps its paused trainings' and drops those of evaluations a kill cut
+        short (their ids are given out again, or never)."""
+        gone = [i for i in self.stored() if i not in record_ids]
+        for record_id in gone:
+            self.remove(record_id)
+        return gone
 
     def stored(self) -> list[int]:
         """The evaluations that have a checkpoint folder."""

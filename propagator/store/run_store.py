@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.records import latest
 from ..space import Space
 from .hdf5 import append_worker_rows, read_meta, read_worker_file
 from .journal import JournalContents, JournalWriter, read_journal
@@ -159,18 +160,25 @@ def read_run(run_dir: Path, dtype: np.dtype, repair: bool = False) -> StoredRun:
     meta, events = read_meta(run_dir / META)
     space = Space.from_dict(json.loads(meta["space"]))
     out = StoredRun(meta, events, np.zeros(0, dtype))
-    parts: list[np.ndarray] = []
+    parts: dict[int, tuple[np.ndarray, StoredRun]] = {}
     # A run killed between writing run.h5 and its first worker's file has no workers/ yet.
     files = (run_dir / WORKERS).iterdir() if (run_dir / WORKERS).is_dir() else ()
     names = (re.fullmatch(r"worker-(\d+)\.(h5|journal)", p.name) for p in files)
-    workers = sorted({int(m.group(1)) for m in names if m})
-    for worker in workers:
-        parts.append(_read_worker(run_dir, worker, dtype, space, out, repair))
-    rows = np.concatenate(parts) if parts else np.zeros(0, dtype)
-    ids, first = np.unique(rows["id"], return_index=True)
-    if len(ids) != len(rows):
-        out.problems.append(f"{len(rows) - len(ids)} duplicate record(s) ignored")
-    out.rows = rows[first]
+    for worker in sorted({int(m.group(1)) for m in names if m}):
+        part = StoredRun(meta, events, np.zeros(0, dtype))
+        parts[worker] = (_read_worker(run_dir, worker, dtype, space, part, repair), part)
+        out.problems += part.problems
+        out.rng_states.update(part.rng_states)
+    out.rows = latest(np.concatenate([r for r, _ in parts.values()] or [out.rows]))
+    # The side data of the row kept: a paused training may have been resumed by another
+    # worker, in a later session.
+    for record_id, worker in zip(out.rows["id"].tolist(), out.rows["worker"].tolist(), strict=True):
+        part = parts[worker][1]
+        for mine, theirs in ((out.metrics, part.metrics), (out.errors, part.errors)):
+            if record_id in theirs:
+                mine[record_id] = theirs[record_id]
+        if record_id in part.reports:
+            out.reports[record_id] = part.reports[record_id]
     return out
 
 
@@ -195,8 +203,12 @@ def _read_worker(
     if not journals:
         return rows
     journal = _read_journals(journals, dtype, out)
-    missing = journal.rows[~np.isin(journal.rows["id"], rows["id"])]
+    missing = journal.rows[~_settled(journal.rows, rows)]
+    newer = set(missing["id"].tolist())  # a resumed training's record replaces its paused one's
     for record_id, side in journal.side.items():
+        if record_id in newer:
+            for store in (out.metrics, out.errors, out.reports):
+                store.pop(record_id, None)
         if side.get("m"):
             out.metrics.setdefault(record_id, side["m"])
         if side.get("e"):
@@ -207,6 +219,14 @@ def _read_worker(
         states = out.rng_states.get(worker)
         append_worker_rows(h5_path, worker, missing, space, journal.side, states)
     return np.concatenate([rows, missing]) if len(missing) else rows
+
+
+def _settled(journaled: np.ndarray, settled: np.ndarray) -> np.ndarray:
+    """Which journaled rows the HDF5 file holds already: the same id and end (a paused
+    training's id comes again with a later end when it is resumed)."""
+    held = set(zip(settled["id"].tolist(), settled["end"].tolist(), strict=True))
+    ids, ends = journaled["id"].tolist(), journaled["end"].tolist()
+    return np.array([(i, e) in held for i, e in zip(ids, ends, strict=True)], dtype=bool)
 
 
 def _read_journals(paths: list[Path], dtype: np.dtype, out: StoredRun) -> JournalContents:
@@ -241,9 +261,13 @@ def _add_text(out: StoredRun, rows: np.ndarray, text: dict[str, list[str]]) -> N
         rows, text["metrics"], text["errors"], text["reports"], strict=True
     ):
         record_id = int(row["id"])
-        if metrics != "{}":
-            out.metrics[record_id] = json.loads(metrics)
-        if error:
-            out.errors[record_id] = error
-        if reports != "[]":
-            out.reports[record_id] = [tuple(p) for p in json.loads(reports)]
+        # in row order: a resumed training's record replaces its paused one's side data
+        for store, value in (
+            (out.metrics, json.loads(metrics) if metrics != "{}" else None),
+            (out.errors, error or None),
+            (out.reports, [tuple(p) for p in json.loads(reports)] if reports != "[]" else None),
+        ):
+            if value is None:
+                store.pop(record_id, None)
+            else:
+                store[record_id] = value

@@ -34,12 +34,14 @@ from ..engine.comm.collect import agree, broadcast_bytes
 from ..engine.context import Monitor, Session
 from ..engine.evaluation import Objective, error_headline
 from ..engine.layout import Layout
+from ..engine.records import Status
 from ..engine.run import run
 from ..engine.signals import StopOnSignal
 from ..errors import ConfigError, ObjectiveError
 from ..results.result import Result
 from ..settings import Settings
 from ..space import Space
+from .checkpoints import CHECKPOINTS, Checkpoints
 from .hdf5 import add_event, read_meta, update_meta, versions, write_meta
 from .load import load, stored_dtype
 from .lock import RunLock
@@ -214,6 +216,8 @@ def _prepare(
         )
     for problem in found.problems:
         _say(f"warning: {problem}")
+    paused = found.rows["id"][found.rows["status"] == int(Status.PAUSED)]
+    Checkpoints(run_dir / CHECKPOINTS).keep_only(set(paused.tolist()))
     the_plan = plan(found, settings, layout)
     update_meta(meta, {"config": json.dumps(stored.config), "config_yaml": stored.text})
     if the_plan.budget is not None:
