@@ -320,3 +320,19 @@ def test_every_rank_of_a_worker_pauses_and_resumes_together_from_its_own_shard(t
         assert a["ran"] == b["ran"] and a["stopped"] == b["stopped"]
         if resumed:  # each rank restored its own shard
             assert a["restored"][1] == 0 and b["restored"][1] == 1
+
+
+def test_the_report_counts_paused_promoted_and_promoted_in_the_top_ten(tmp_path):
+    from propagator.results.report import promotion_counts, step_counts
+
+    result = _search(tmp_path, 60)
+    paused, resumed, top = promotion_counts(result)
+    records = result.records
+    promoted = [r for r in records if r.promoted]
+    assert resumed == len(promoted) > 0
+    assert paused == len(promoted) + sum(r.paused for r in records)
+    best10 = sorted((r for r in records if r.ok), key=lambda r: r.value)[:10]
+    assert top == sum(r.promoted for r in best10)
+    spent, saved = step_counts(result)
+    assert spent == sum(len(r.intermediate) for r in records)
+    assert saved == round(sum(EPOCHS - len(r.intermediate) for r in records if not r.ok))

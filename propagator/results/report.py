@@ -215,7 +215,8 @@ def summary(run: Run) -> list[str]:
     result = run.result
     counts = Counter(r.status for r in result.records)
     of = f" of {run.budget}" if run.budget else ""
-    outcome = ", ".join(f"{counts[s]} {s}" for s in ("ok", "failed", "pruned") if counts[s])
+    statuses = ("ok", "failed", "pruned", "paused")
+    outcome = ", ".join(f"{counts[s]} {s}" for s in statuses if counts[s])
     wall = sum(s.wall_time for s in run.sessions)
     lines = [
         f"run          {run.path}",
@@ -233,6 +234,13 @@ def summary(run: Run) -> list[str]:
     if steps is not None:
         spent, saved = steps
         lines.append(f"steps        {spent} reported, about {saved} saved by stopping early")
+    promoted = promotion_counts(result)
+    if promoted is not None:
+        paused, resumed, top = promoted
+        lines.append(
+            f"promotion    {paused} paused, {resumed} of them resumed later, {top} of those "
+            "in the top 10"
+        )
     if len(run.sessions) > 1:
         rows = [
             [
@@ -259,8 +267,22 @@ def step_counts(result: Result) -> tuple[int, int] | None:
     spent = sum(len(r.intermediate) for r in records)
     full = [len(r.intermediate) for r in records if r.ok]
     typical = float(np.median(full)) if full else 0.0
-    saved = sum(max(0.0, typical - len(r.intermediate)) for r in records if r.pruned)
+    stopped = (r for r in records if r.pruned or r.paused)
+    saved = sum(max(0.0, typical - len(r.intermediate)) for r in stopped)
     return spent, round(saved)
+
+
+def promotion_counts(result: Result) -> tuple[int, int, int] | None:
+    """Trainings paused at a rung (those still paused and those resumed since), how many of
+    them were resumed, and how many of those rank in the top 10 of the successful
+    evaluations. ``None`` when nothing was paused."""
+    records = result.records
+    resumed = [r for r in records if r.promoted]
+    paused = len(resumed) + sum(r.paused for r in records)
+    if not paused:
+        return None
+    top = {r.id for r in result.top(10)}
+    return paused, len(resumed), sum(r.id in top for r in resumed)
 
 
 def confirmed_table(result: Result) -> list[str]:
