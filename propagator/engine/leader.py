@@ -91,14 +91,10 @@ class Leader:
     def run(self) -> LocalLog:
         """Evaluate until the budget is spent, the time is up or the search is stopped; then
         release the followers and drain the mailbox (collective over all ranks)."""
-        ctx = self._ctx
+        ctx, layout = self._ctx, self._ctx.layout
         _log.info(
             "worker %d of %d (island %d, %d rank(s)) starts; session %d",
-            ctx.worker,
-            ctx.layout.n_workers,
-            ctx.island,
-            ctx.layout.ranks_per_worker,
-            ctx.session,
+            *(ctx.worker, layout.n_workers, ctx.island, layout.ranks_per_worker, ctx.session),
         )
         if self._paused is not None:
             self._paused.take_over(self._options.stored)
@@ -106,12 +102,10 @@ class Leader:
             pass
         if self._paused is not None:
             self._paused.leave()
+        ledger = self._ledger
         _log.info(
             "worker %d stops after %d evaluations (%d failed; %d duplicate proposals avoided)",
-            ctx.worker,
-            self._ledger.log.size,
-            self._ledger.n_failed,
-            self._island.duplicates_avoided,
+            *(ctx.worker, ledger.log.size, ledger.n_failed, self._island.duplicates_avoided),
         )
         self._ledger.publish(force=True)
         self._ledger.close()
@@ -212,17 +206,9 @@ class Leader:
             return self._steps_spent()
         outcome = evaluated.outcome
         mistake = outcome.error if outcome.mistake else _reports_nothing(ctx, evaluated)
-        if mistake is not None:  # not recorded: the search was set up wrong, not this config
-            self.abort_error, self.abort_is_mistake = mistake, True
-            self._counter.stop()
-            return False
-        if outcome.stop:
-            _log.warning(
-                "evaluation %d was interrupted (KeyboardInterrupt in the objective); it is not "
-                "recorded; stopping the search",
-                record_id,
-            )
-            self.interrupted = True
+        if mistake is not None or outcome.stop:  # not recorded: the search must stop
+            self.abort_error, self.abort_is_mistake = mistake, mistake is not None
+            self.interrupted = _interrupted(record_id, outcome)
             self._counter.stop()
             return False
         self._share(self._ledger.record(record_id, genes, evaluated, kind, replaces))
@@ -254,14 +240,12 @@ class Leader:
         return False
 
     def _exhausted(self) -> None:
-        size = self._island.seen.size() if self._island.seen is not None else None
-        what = f"all {size}" if size is not None else "all"
+        seen = self._island.seen
+        what = f"all {seen.size()}" if seen is not None else "all"
         _log.warning(
             "island %d has evaluated %s configurations of the space (or has them in flight): "
             "worker %d stops",
-            self._ctx.island,
-            what,
-            self._ctx.worker,
+            *(self._ctx.island, what, self._ctx.worker),
         )
         self.exhausted = True
 
@@ -280,6 +264,17 @@ class Leader:
         rows = self._mailbox.receive()
         if len(rows):
             self._island.absorb(rows)
+
+
+def _interrupted(record_id: int, outcome: Outcome) -> bool:
+    """Whether the objective was interrupted (then the search stops; said once here)."""
+    if outcome.stop and not outcome.mistake:
+        _log.warning(
+            "evaluation %d was interrupted (KeyboardInterrupt in the objective); it is not "
+            "recorded; stopping the search",
+            record_id,
+        )
+    return outcome.stop and not outcome.mistake
 
 
 def _paused_trainings(ctx: RunContext, island: Island, replace: Replace) -> PausedTrainings | None:
