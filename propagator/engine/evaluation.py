@@ -118,8 +118,8 @@ class Trial:
 
     def should_stop(self) -> bool:
         """Whether the evaluation should stop now and return what it has: the pruner found it
-        hopeless at its last reported step, the search's step budget is spent, or its time
-        limit passed. Call it on every rank of the worker at the same points, after each
+        hopeless at its last reported step (or pauses it: :attr:`paused`), the search's step
+        budget is spent, or its time limit passed. Call it on every rank of the worker at the same points, after each
         :meth:`report` but the last (a training told to stop after its last step is recorded
         as stopped early): the decision is taken once, by the worker's first rank, and is the
         same on every rank, so ranks inside collectives stop together. Always ``False``

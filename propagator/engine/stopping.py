@@ -1,9 +1,11 @@
 """Stopping an evaluation early, from inside it: what ``trial.should_stop()`` asks.
 
-The worker's first rank applies the rules: the pruner at each rung the first repeat of an
-evaluation reaches (see :mod:`propagator.pruners`; later repeats are of a candidate that
-passed every rung it reached), the search's step budget, and the time limit of one evaluation
-(``trial_timeout``). Every rank of the worker gets the same answer through its
+The worker's first rank applies the rules: the pruner at each rung of its bracket the first
+repeat of an evaluation reaches (see :mod:`propagator.pruners`; later repeats are of a
+candidate that passed every rung it reached; a resumed training is judged from the rung after
+its pause), the search's step budget, and the time limit of one evaluation
+(``trial_timeout``). A pruner that promotes pauses instead of stopping (the reason starts with
+"paused", see :attr:`Trial.paused`); the worker keeps the paused training (:mod:`.promotion`). Every rank of the worker gets the same answer through its
 :class:`~.crew.Crew`, so ranks that train inside collectives stop at the same step. With
 neither a pruner, a step budget nor a time limit no trial gets a stopping channel and
 ``should_stop`` costs nothing.
