@@ -125,10 +125,12 @@ from propagator import ConfigError, Trial
 from .auxnet_steps import (
     CHANNELS,
     Batch,
+    Progress,
     Settings,
     Stage,
     Stats,
     build_stages,
+    checkpoint,
     initialise_store,
     iteration,
 )
@@ -257,14 +259,15 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     if stages and not cfg.auxnet:
         initialise_store(split, stages, cfg, data.x_train.to(ctx.device), batch)
     start = time.perf_counter()
-    epoch_times, stats = [], []
-    loop = Epochs(ctx, epochs)
+    run = Progress()
+    loop = Epochs(ctx, epochs, checkpoint(ctx, split, stages, run))
     for epoch in loop:
         tick = time.perf_counter()
-        stats = list(_epoch(ctx, split, stages, cfg, data, epoch, batch, steps)) if stages else []
-        epoch_times.append(time.perf_counter() - tick)
+        iterations = _epoch(ctx, split, stages, cfg, data, epoch, batch, steps) if stages else ()
+        run.stats = list(iterations)
+        run.epoch_times.append(time.perf_counter() - tick)
         loop.end(epoch, evaluate(split, data.x_val, data.y_val, data.task, ctx.device)[0])
-    train_loss, extra = _summary(ctx, split, stages, stats, epoch_times)
+    train_loss, extra = _summary(ctx, split, stages, run.stats, run.epoch_times)
     serial = evaluate(split, data.x_train, data.y_train, data.task, ctx.device)[0]
     extra |= {"serial_train_loss": serial, "beta": cfg.beta_at(ctx.epochs_run - 1)}
     return finish(ctx, split, data, train_loss, time.perf_counter() - start, **extra)

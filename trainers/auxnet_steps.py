@@ -20,7 +20,7 @@ from torch import nn
 from propagator import ConfigError
 
 from .framework import Context, make_optimizer, make_schedule
-from .layer_parallel import Split
+from .layer_parallel import RankState, Split, on_device
 from .models import MODEL, activation
 
 OUT, LAM, KAPPA, AUX = "out", "lam", "kappa", "aux"  # the chain's channels (see auxnet's doc)
@@ -167,6 +167,41 @@ def _aux_net(cfg: Settings, split: Split, k: int, params: Mapping[str, Any]) -> 
 def _noise(ctx: Context, k: int) -> torch.Generator:
     seed = int(np.random.SeedSequence([ctx.seed, k]).generate_state(1)[0])
     return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class Progress:
+    """What the epoch loop carries from epoch to epoch: the epochs' seconds and the last
+    epoch's :class:`Stats` (the metrics summarise them)."""
+
+    epoch_times: list[float] = dataclasses.field(default_factory=list)
+    stats: list[Stats] = dataclasses.field(default_factory=list)
+
+
+def checkpoint(ctx: Context, split: Split, stages: list[Stage], progress: Progress) -> RankState:
+    """This rank's state for a pause: per held stage its module, AuxNet piece, their
+    optimizers and schedules, the noise generator, the stored λ and κ; and the loop's
+    progress."""
+    parts = {}
+    for st in stages:
+        named = {"optimizer": st.optimizer, "schedule": st.schedule, "aux": st.aux}
+        named |= {"aux_optimizer": st.aux_optimizer, "aux_schedule": st.aux_schedule}
+        parts |= {f"{name}{st.k}": part for name, part in named.items() if part is not None}
+
+    def get() -> dict[str, Any]:
+        own = {st.k: (st.noise.get_state(), st.lam, st.kappa) for st in stages}
+        stats = [(s.loss, s.violation) for s in progress.stats]
+        return {"stages": own, "epoch_times": progress.epoch_times, "stats": stats}
+
+    def put(values: Mapping[str, Any]) -> None:
+        for st in stages:
+            noise, lam, kappa = values["stages"][st.k]
+            st.noise.set_state(noise)
+            st.lam, st.kappa = on_device(lam, ctx.device), on_device(kappa, ctx.device)
+        progress.epoch_times = list(values["epoch_times"])
+        progress.stats = [Stats(loss, dict(violation)) for loss, violation in values["stats"]]
+
+    return RankState(ctx, split, parts, get, put)
 
 
 @torch.no_grad()

@@ -46,28 +46,57 @@ import torch
 from propagator import Trial
 
 from . import decoupled
-from .decoupled import Graph, Stage, record
+from .decoupled import Graph, Stage, kept_buffers, record
+from .layer_parallel import RandomState, drawing_from, random_state
 from .params import Trainer, Values
 
 
 class DelayedGradients:
     """DDG's part of the loop: each module keeps the graphs of its last D_k + 1 forward
-    passes, built with weight snapshots, and learns from the oldest."""
+    passes, built with weight snapshots, and learns from the oldest.
+
+    A pause keeps D_k graphs per module. A graph cannot be saved, but what built it can: the
+    input, the weight snapshot and the stage's random stream before the pass (dropout's
+    masks). A resumed run rebuilds each graph by the same forward pass, bit for bit, leaving
+    the module's batch-norm statistics as they were saved (the pass updated them once
+    already)."""
 
     def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
         self.pending: dict[int, deque[Graph]] = {s.index: deque() for s in stages}
+        self.randoms: dict[int, deque[RandomState]] = {s.index: deque() for s in stages}
 
     def forward(self, stage: Stage, h: torch.Tensor) -> torch.Tensor:
+        if stage.delay > 0:  # the last module learns from this pass in the same iteration
+            self.randoms[stage.index].append(random_state(h.device.type == "cuda"))
         graph = record(stage, h, snapshot=stage.delay > 0)
         self.pending[stage.index].append(graph)
         return graph.output
 
     def graph(self, stage: Stage) -> Graph:
+        if stage.delay > 0:
+            self.randoms[stage.index].popleft()
         return self.pending[stage.index].popleft()
 
     def stored(self) -> tuple[int, int]:
         graphs = [g for queue in self.pending.values() for g in queue]
         return sum(g.activation_bytes for g in graphs), sum(g.weight_bytes for g in graphs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            s: [(g.inputs, g.leaves, r) for g, r in zip(graphs, self.randoms[s], strict=True)]
+            for s, graphs in self.pending.items()
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for stage in self.stages:
+            self.pending[stage.index].clear()
+            self.randoms[stage.index] = deque(r for _, _, r in state[stage.index])
+            for h, leaves, randoms in state[stage.index]:
+                h = h.to(stage.weights[0].device)
+                with kept_buffers(stage.group), drawing_from(randoms):
+                    graph = record(stage, h, snapshot=True, leaves=leaves)
+                self.pending[stage.index].append(graph)
 
 
 def fit(params: Mapping[str, Any], trial: Trial, iterations: int | None = None) -> decoupled.Fitted:

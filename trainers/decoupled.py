@@ -87,7 +87,16 @@ from .framework import (
     make_schedule,
     setup,
 )
-from .layer_parallel import LAYER_METRICS, Split, evaluate, finish, split_model
+from .layer_parallel import (
+    LAYER_METRICS,
+    RankState,
+    Split,
+    Stateful,
+    Streams,
+    evaluate,
+    finish,
+    split_model,
+)
 from .params import join
 from .partition import LAYERED_MODEL, PARTITION
 
@@ -177,16 +186,29 @@ class Method(Protocol):
         """(activation bytes, weight-snapshot bytes) kept for later backward passes."""
         ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the method keeps for later iterations, to pause at the end of an epoch."""
+        ...
 
-def record(stage: Stage, h: torch.Tensor, snapshot: bool) -> Graph:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`state_dict` gave, as tensors on the CPU."""
+        ...
+
+
+def record(
+    stage: Stage, h: torch.Tensor, snapshot: bool, leaves: list[torch.Tensor] | None = None
+) -> Graph:
     """A forward pass of ``stage`` on ``h`` with its graph, through a detached copy of the
-    weights if ``snapshot`` (the live ones are updated in place before the backward comes)."""
+    weights if ``snapshot`` (the live ones are updated in place before the backward comes):
+    ``leaves`` if given (a snapshot taken before a pause), else a copy of the weights now."""
     h = h.detach().requires_grad_(stage.index > 0)
-    leaves = (
-        [w.detach().clone().requires_grad_(w.requires_grad) for w in stage.weights]
-        if snapshot
-        else list(stage.weights)
-    )
+    if leaves is not None:
+        pairs = zip(leaves, stage.weights, strict=True)
+        leaves = [x.to(w.device).requires_grad_(w.requires_grad) for x, w in pairs]
+    elif snapshot:
+        leaves = [w.detach().clone().requires_grad_(w.requires_grad) for w in stage.weights]
+    else:
+        leaves = list(stage.weights)
     known = {_storage(t) for t in (h, *leaves)}
     saved: dict[int, int] = {}
 
@@ -240,38 +262,6 @@ def kept_buffers(module: nn.Module) -> Iterator[None]:
         with torch.no_grad():
             for b, copy in saved:
                 b.copy_(copy)
-
-
-class Streams:
-    """One torch random stream per stage (see the module docstring)."""
-
-    def __init__(self, stages: list[int], seed: int, device: torch.device) -> None:
-        self._cuda = device.type == "cuda"
-        first = self._get()
-        self._states = {}
-        for s in stages:
-            if s > 0:
-                torch.manual_seed(int(np.random.SeedSequence([seed, s]).generate_state(1)[0]))
-            self._states[s] = first if s == 0 else self._get()
-        self._set(first)
-
-    def _get(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return torch.get_rng_state(), torch.cuda.get_rng_state() if self._cuda else None
-
-    def _set(self, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
-        torch.set_rng_state(state[0])
-        if state[1] is not None:
-            torch.cuda.set_rng_state(state[1])
-
-    @contextmanager
-    def of(self, stage: int) -> Iterator[None]:
-        outer = self._get()
-        self._set(self._states[stage])
-        try:
-            yield
-        finally:
-            self._states[stage] = self._get()
-            self._set(outer)
 
 
 @dataclass
@@ -328,6 +318,10 @@ class _Run:
     loss: torch.Tensor | None = None
     peaks: list[int] = field(default_factory=lambda: [0, 0])
     inbox: dict[int, torch.Tensor] = field(default_factory=dict)  # error gradients received early
+    t: int = 0  # iterations run
+    epoch_times: list[float] = field(default_factory=list)
+    sent: int = 0  # bytes of the pipeline's messages
+    train_loss: float = float("nan")  # the last whole epoch's mean, where the last stage is
 
     def observe(self, extra: Graph | None = None) -> None:
         activations, weights = self.method.stored()
@@ -335,6 +329,27 @@ class _Run:
             activations += extra.activation_bytes
             weights += extra.weight_bytes
         self.peaks = [max(self.peaks[0], activations), max(self.peaks[1], weights)]
+
+    def checkpoint(self) -> RankState:
+        """This rank's state for a pause at the end of an epoch: its modules, optimizers and
+        schedules, the stages' random streams, the method's kept forward passes, the error
+        gradients received early and the counters."""
+        keys = ("t", "epoch_times", "sent", "train_loss", "peaks")
+        parts: dict[str, Stateful] = {"streams": self.streams}
+        for st in self.stages:
+            parts |= {f"optimizer{st.index}": st.optimizer, f"schedule{st.index}": st.schedule}
+
+        def get() -> dict[str, Any]:
+            values = {key: getattr(self, key) for key in keys}
+            return values | {"inbox": self.inbox, "method": self.method.state_dict()}
+
+        def put(values: Mapping[str, Any]) -> None:
+            for key in keys:
+                setattr(self, key, values[key])
+            self.inbox = {s: g.to(self.ctx.device) for s, g in values["inbox"].items()}
+            self.method.load_state_dict(values["method"])
+
+        return RankState(self.ctx, self.split, parts, get, put)
 
 
 def fit(
@@ -346,7 +361,8 @@ def fit(
     """Train with ``method`` for the params' epochs (or only the first ``iterations``
     iterations), reporting the validation loss after each whole epoch, and stopping there
     when the search says so: the error gradients in flight are received by then
-    (:func:`_collect`), so every stage leaves together and no send is left pending."""
+    (:func:`_collect`), so every stage leaves together and no send is left pending, and a
+    paused run saves each rank's state then (:meth:`_Run.checkpoint`)."""
     params = TABLE.read(params)
     ctx = setup(params, trial)
     data = load_data(params)
@@ -361,26 +377,27 @@ def fit(
     run = _Run(ctx, data, split, stages, method(stages), streams, total, loss_function(data.task))
     shuffle = params["shuffle"]
     _wait_all(trial.comm)
-    start, t, epoch_times, sent, train_loss = time.perf_counter(), 0, [], 0, float("nan")
-    loop = Epochs(ctx, epochs)
+    start = time.perf_counter()
+    loop = Epochs(ctx, epochs, run.checkpoint())
     for epoch in loop:
-        if t == total:
+        if run.t == total:
             break
         began, before = time.perf_counter(), ctx.comm.bytes_sent
-        samples = batches(data, batch, min(steps, total - t), epoch, ctx.seed, shuffle)
-        losses = [_iteration(run, t + i, x, y) for i, (x, y) in enumerate(samples)]
-        t += len(losses)
-        _collect(run, t - 1, batch)
+        samples = batches(data, batch, min(steps, total - run.t), epoch, ctx.seed, shuffle)
+        losses = [_iteration(run, run.t + i, x, y) for i, (x, y) in enumerate(samples)]
+        run.t += len(losses)
+        _collect(run, run.t - 1, batch)
         split.chain.flush()
-        epoch_times.append(time.perf_counter() - began)
-        sent += ctx.comm.bytes_sent - before
+        run.epoch_times.append(time.perf_counter() - began)
+        run.sent += ctx.comm.bytes_sent - before
         if losses[0] is not None:
-            train_loss = sum(losses) / len(losses)
+            run.train_loss = sum(losses) / len(losses)
         _wait_all(trial.comm)
         if len(losses) == steps:  # a stopped run reports no partial epoch
             loop.end(epoch, evaluate(split, data.x_val, data.y_val, data.task, ctx.device)[0])
     seconds = time.perf_counter() - start
-    return Fitted(ctx, data, split, train_loss, seconds, epoch_times, tuple(run.peaks), sent)
+    peaks = tuple(run.peaks)
+    return Fitted(ctx, data, split, run.train_loss, seconds, run.epoch_times, peaks, run.sent)
 
 
 def _wait_all(comm: MPI.Comm) -> None:

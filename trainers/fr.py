@@ -53,6 +53,7 @@ class FeaturesReplay:
     keeps its (only) forward pass's graph until its backward in the same iteration."""
 
     def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
         self.history: dict[int, deque[torch.Tensor]] = {s.index: deque() for s in stages}
         self.current: dict[int, Graph] = {}
 
@@ -75,6 +76,15 @@ class FeaturesReplay:
     def stored(self) -> tuple[int, int]:
         inputs = sum(h.numel() * h.element_size() for q in self.history.values() for h in q)
         return inputs + sum(g.activation_bytes for g in self.current.values()), 0
+
+    def state_dict(self) -> dict[str, Any]:
+        # the last module's graph lives within an iteration: none is kept at a pause
+        return {s: list(history) for s, history in self.history.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for stage in self.stages:
+            device = stage.weights[0].device
+            self.history[stage.index] = deque(h.to(device) for h in state[stage.index])
 
 
 def fit(params: Mapping[str, Any], trial: Trial, iterations: int | None = None) -> decoupled.Fitted:

@@ -1,5 +1,6 @@
 """What the layer-parallel trainers share: the model cut into groups and placed on a chain of
-the worker's ranks, a layer-serial evaluation through the chain, and their final metrics.
+the worker's ranks, a layer-serial evaluation through the chain, their final metrics, random
+streams per stage, and what a rank saves when the search pauses a training (:class:`RankState`).
 
 Every rank builds the whole model from the worker's seed (so every group starts as it would in
 one process) and keeps only the groups it holds; the inputs of the first group and the labels
@@ -9,9 +10,10 @@ of the last are on every rank (the data set is not sharded: every stage works on
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -50,6 +52,119 @@ class Split:
     def batch_shape(self, stage: int, n: int) -> tuple[int, ...]:
         """Shape of ``n`` samples entering group ``stage``."""
         return (n, *self.shapes[stage])
+
+
+class Stateful(Protocol):
+    """A module, optimizer or schedule: anything with a state dict."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class RankState:
+    """What a layer-parallel trainer checkpoints on one rank when the search pauses it (a
+    :class:`trainers.framework.Checkpointed` for :class:`trainers.framework.Epochs`).
+
+    Each rank saves its own shard: the state dicts of the groups it holds and of ``parts``
+    (their optimizers, schedules, ...), the method's ``values`` (tensors, counters, generator
+    states: whatever ``get`` gives, ``put`` takes back) and the bytes sent so far, which enter
+    the metrics. A rank that holds no stage saves only its counters. A pause comes at the end
+    of an epoch, when every message of the chain has been received (the trainers flush and
+    meet there), so nothing in flight needs saving.
+
+    The bytes are restored as absolute counts, over whatever the trainer's set-up sent again
+    while it was rebuilt (MAC's and AuxNet's initial passes): the resumed run counts as the
+    uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        split: Split,
+        parts: Mapping[str, Stateful],
+        get: Callable[[], dict[str, Any]],
+        put: Callable[[Mapping[str, Any]], None],
+    ) -> None:
+        self._ctx, self._split, self._get, self._put = ctx, split, get, put
+        self._parts = {f"group{s}": g for s, g in split.held()} | dict(parts)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "parts": {name: part.state_dict() for name, part in self._parts.items()},
+            "values": self._get(),
+            "bytes_sent": self._ctx.comm.bytes_sent,
+            "bytes_by_channel": dict(self._split.chain.bytes_by_channel),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, part in self._parts.items():
+            part.load_state_dict(state["parts"][name])
+        self._put(state["values"])
+        self._ctx.comm.bytes_sent = state["bytes_sent"]
+        self._split.chain.bytes_by_channel.update(state["bytes_by_channel"])
+
+
+def on_device(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """A restored tensor moved to the trainer's device (``None`` stays ``None``)."""
+    return None if tensor is None else tensor.to(device)
+
+
+RandomState = tuple[torch.Tensor, torch.Tensor | None]  # torch's CPU and CUDA generators
+
+
+def random_state(cuda: bool) -> RandomState:
+    """The state of torch's default generators (the CUDA one's on the current device)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state() if cuda else None
+
+
+def set_random_state(state: RandomState) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1])
+
+
+@contextmanager
+def drawing_from(state: RandomState) -> Iterator[None]:
+    """Draw random numbers from ``state`` inside, from where they were outside afterwards."""
+    outer = random_state(state[1] is not None)
+    set_random_state(state)
+    try:
+        yield
+    finally:
+        set_random_state(outer)
+
+
+class Streams:
+    """One torch random stream per stage, so that where the stages sit does not change the
+    numbers: stage 0 continues the stream left after building the model (as one process
+    training the whole model would), stage ``s > 0`` starts from a seed of its own."""
+
+    def __init__(self, stages: list[int], seed: int, device: torch.device) -> None:
+        self._cuda = device.type == "cuda"
+        first = random_state(self._cuda)
+        self._states = {}
+        for s in stages:
+            if s > 0:
+                torch.manual_seed(int(np.random.SeedSequence([seed, s]).generate_state(1)[0]))
+            self._states[s] = first if s == 0 else random_state(self._cuda)
+        set_random_state(first)
+
+    @contextmanager
+    def of(self, stage: int) -> Iterator[None]:
+        outer = random_state(self._cuda)
+        set_random_state(self._states[stage])
+        try:
+            yield
+        finally:
+            self._states[stage] = random_state(self._cuda)
+            set_random_state(outer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"states": dict(self._states)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._states = dict(state["states"])
 
 
 def split_model(

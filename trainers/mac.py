@@ -74,7 +74,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -96,7 +96,7 @@ from .framework import (
     make_optimizer,
     setup,
 )
-from .layer_parallel import LAYER_METRICS, Split, evaluate, finish, split_model
+from .layer_parallel import LAYER_METRICS, RankState, Split, evaluate, finish, split_model
 from .params import Table, Trainer, Values, choice, integer, join, real
 from .partition import LAYERED_MODEL, PARTITION
 
@@ -262,6 +262,7 @@ class MAC:
         self.x, self.y = data.x_train.to(ctx.device), data.y_train.to(ctx.device)
         self.shuffle = TABLE.read(params)["shuffle"]
         self.mu = self.s.mu
+        self.previous = math.inf  # the training loss of the epoch before, for µ's schedule
         self.stages = [
             _Stage(i, g, self._w_optimizer(params, g, i), None, self.y) for i, g in split.held()
         ]
@@ -413,13 +414,44 @@ class MAC:
             if stage.index < self.chain.last:
                 stage.target = self._recv("target", stage.index + 1, stage.index)
 
-    def after_epoch(self, train_loss: float, previous: float) -> None:
+    def after_epoch(self, train_loss: float) -> None:
         """µ schedule: grow when the training loss plateaus or rises."""
-        if train_loss > (1 - self.s.mu_tol) * previous:
+        if train_loss > (1 - self.s.mu_tol) * self.previous:
             self.mu *= self.s.mu_growth
+        self.previous = train_loss
 
 
 OnEpoch = Callable[[int, float, float], None]  # (epoch, seconds of MAC epochs so far, train loss)
+
+
+@dataclass
+class _Progress:
+    """What the epoch loop carries from epoch to epoch: seconds in MAC epochs, the last loss."""
+
+    spent: float = 0.0
+    train_loss: float = math.nan
+    train_acc: float = math.nan
+
+
+def _checkpoint(mac: MAC, progress: _Progress) -> RankState:
+    """This rank's state for a pause: its groups, their W-step optimizers (the Z-step's start
+    afresh every epoch), the coordinates and targets of its stages, µ and the loop's progress."""
+    device = mac.ctx.device
+
+    def get() -> dict[str, Any]:
+        coordinates = {st.index: (st.z, st.target) for st in mac.stages}
+        mu = (mac.mu, mac.previous)
+        return {"mu": mu, "coordinates": coordinates, "progress": asdict(progress)}
+
+    def put(values: Mapping[str, Any]) -> None:
+        mac.mu, mac.previous = values["mu"]
+        for st in mac.stages:
+            z, target = values["coordinates"][st.index]
+            st.z, st.target = z if z is None else z.to(device), target.to(device)
+        vars(progress).update(values["progress"])
+
+    parts = {f"w_optimizer{st.index}": st.optimizer for st in mac.stages}
+    return RankState(mac.ctx, mac.split, parts, get, put)
 
 
 def fit(
@@ -427,7 +459,8 @@ def fit(
 ) -> dict[str, float]:
     """MAC on the worker's ranks; ``on_epoch`` (for benchmarks) is called after every epoch.
     Every stage ends an epoch with its messages received (the targets' exchange and the
-    layer-serial loss), so the chain stops together after any epoch the search stops."""
+    layer-serial loss), so the chain stops together after any epoch the search stops, and a
+    paused run saves each rank's stages then (:func:`_checkpoint`)."""
     params = TABLE.read(params)
     if params["split"] is None and params["modules"] is None:
         params = TABLE.read({**params, "split": 1})
@@ -436,30 +469,30 @@ def fit(
     start = time.perf_counter()
     split = split_model(ctx, params, data, CHANNELS)
     mac = MAC(ctx, params, split, data)
-    spent, previous, train_loss, train_acc = 0.0, math.inf, math.nan, math.nan
-    loop = Epochs(ctx, mac.s.epochs)
+    run = _Progress()
+    loop = Epochs(ctx, mac.s.epochs, _checkpoint(mac, run))
     for epoch in loop:
         t0 = time.perf_counter()
         mac.epoch(epoch)
-        spent += time.perf_counter() - t0
-        train_loss, train_acc = evaluate(split, data.x_train, data.y_train, data.task, ctx.device)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"MAC diverged in epoch {epoch}: train_loss={train_loss}")
-        loop.end(epoch, train_loss)
+        run.spent += time.perf_counter() - t0
+        loss, run.train_acc = evaluate(split, data.x_train, data.y_train, data.task, ctx.device)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"MAC diverged in epoch {epoch}: train_loss={loss}")
+        run.train_loss = loss
+        mac.after_epoch(loss)  # µ of the next epoch before this one ends: a pause saves it
+        loop.end(epoch, loss)
         if on_epoch is not None:
-            on_epoch(epoch, spent, train_loss)
-        mac.after_epoch(train_loss, previous)
-        previous = train_loss
+            on_epoch(epoch, run.spent, loss)
     from mpi4py import MPI
 
-    epoch_time = ctx.trial.comm.allreduce(spent / ctx.epochs_run, op=MPI.MAX)
+    epoch_time = ctx.trial.comm.allreduce(run.spent / ctx.epochs_run, op=MPI.MAX)
     return finish(
         ctx,
         split,
         data,
-        train_loss,
+        run.train_loss,
         time.perf_counter() - start,
-        train_acc=train_acc,
+        train_acc=run.train_acc,
         epoch_time=epoch_time,
         mu=mac.mu,
         groups=float(split.chain.stages),
