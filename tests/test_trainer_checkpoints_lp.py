@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent / "mpi"))
 from checkpoint_lp_trainers import pause_and_resume
 
 DRIVER = Path(__file__).parent / "mpi" / "checkpoint_lp_trainers.py"
-EPOCHS, PAUSE = 3, 1  # run 3 epochs; the paused run stops after epoch 1
+EPOCHS, PAUSE = 3, 1  # run 3 epochs; the paused runs stop after epoch 1 (and 2)
 # tiny models; each exercises the state a resumed run must get back: optimizer moments,
 # schedules, dropout's random streams, batch-norm statistics, the method's own state
 MLP = {"dataset": "digits", "epochs": EPOCHS, "depth": 2, "width": 16, "batch_size": 128}
@@ -53,14 +53,19 @@ def _same(a: float, b: float) -> bool:
 
 def _check(out: dict) -> None:
     """The run paused after epoch PAUSE and resumed gives the uninterrupted run's reports and
-    metrics exactly; so does a fresh run beside the stale checkpoint."""
+    metrics exactly, as does one paused again after the next epoch and resumed again, and a
+    fresh run beside the stale checkpoint."""
     full, paused = out["full"], out["paused"]
     assert len(full["reports"]) == EPOCHS and full["stopped"] is None
     assert paused["stopped"].startswith("paused")
     assert paused["metrics"]["epochs_run"] == PAUSE
     assert paused["reports"] == full["reports"][:PAUSE]
     assert out["own_file"] and out["all_files"]
-    for key in ("afresh", "resumed"):
+    again = out["paused_again"]
+    assert again["stopped"].startswith("paused")
+    assert again["metrics"]["epochs_run"] == PAUSE + 1
+    assert again["reports"] == full["reports"][: PAUSE + 1]
+    for key in ("afresh", "resumed", "resumed_again"):
         run = out[key]
         assert run["stopped"] is None
         assert run["reports"] == full["reports"], key

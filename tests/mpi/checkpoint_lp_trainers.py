@@ -46,11 +46,12 @@ class PauseAfter:
 def pause_and_resume(
     name: str, params: dict[str, Any], k: int, comm: MPI.Comm, root: Path
 ) -> dict[str, Any]:
-    """Trainer ``name`` with ``params`` four times on the worker of ``comm``, each a new call
-    with a new trial of the same id and run seed: uninterrupted; paused after epoch ``k``;
-    afresh (not resumed) while the pause's checkpoint lies in its store; resumed from it.
-    Returns each run's reports and metrics and whether this rank's checkpoint file exists
-    after the pause (and every rank's, on rank 0)."""
+    """Trainer ``name`` with ``params`` on the worker of ``comm``, each time a new call with a
+    new trial of the same id and run seed: uninterrupted; paused after epoch ``k``; afresh
+    (not resumed) while the pause's checkpoint lies in its store; resumed from it; and resumed
+    from it again but paused after epoch ``k + 1`` (the run must have more than ``k + 1``
+    epochs), then resumed from that second checkpoint. Returns each run's reports and metrics
+    and whether this rank's checkpoint file exists after the first pause (and every rank's)."""
     from propagator.config import load_objective
 
     trainer = load_objective(name)
@@ -70,6 +71,8 @@ def pause_and_resume(
     out["all_files"] = store.complete(TRIAL_ID, comm.size)
     run("afresh")
     run("resumed", resumed=paused.reports)
+    again = run("paused_again", stopping=PauseAfter(k + 1), resumed=paused.reports)
+    run("resumed_again", resumed=again.reports)
     return out
 
 
