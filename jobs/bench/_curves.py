@@ -151,15 +151,26 @@ class Curves:
         ``params`` may hold ``epochs`` (default :data:`EPOCHS`) and ``step_time``, seconds
         slept per epoch (default 0), so that evaluations take time in proportion to their
         epochs, as training does, and the workers' results arrive out of order.
+
+        Paused (``trial.paused``, ASHA with promotion), it saves ``{"t": t}``, the epochs it
+        ran; resumed (``trial.restore()`` gives that back), it continues the same curve (a
+        function of ``params`` and ``trial.seed``) from epoch ``t + 1``, so that every epoch
+        is reported once.
         """
         epochs = int(params.get("epochs", EPOCHS))
         step_time = float(params.get("step_time", 0.0))
-        for t, loss in enumerate(self.curve(params, trial.seed, epochs), start=1):
+        curve = self.curve(params, trial.seed, epochs)
+        saved = trial.restore()
+        t = 0 if saved is None else int(saved["t"])
+        while t < epochs:
+            t += 1
             time.sleep(step_time)
-            trial.report(t, float(loss))
+            trial.report(t, float(curve[t - 1]))
             if t < epochs and trial.should_stop():  # after the last epoch there is nothing to save
+                if trial.paused:
+                    trial.save({"t": t})
                 break
-        return {"val_loss": float(loss), "epochs_run": float(t)}
+        return {"val_loss": float(curve[t - 1]), "epochs_run": float(t)}
 
 
 CURVES = Curves("curves", tau_fastest=1.25, lr_fastest=0.6, width_effect=-0.4, floor_scale=3.0)
