@@ -86,8 +86,10 @@ from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
+    Attributes,
     Context,
     Epochs,
+    TrainerState,
     allreduce_gradients,
     batches,
     evaluate,
@@ -302,6 +304,39 @@ def to_full_rank(slots: list[Slot]) -> None:
 # --- training ---------------------------------------------------------------------------------
 
 
+class Layers:
+    """The eligible layers' form for a paused training (:class:`trainers.framework.Checkpointed`):
+    each slot's factor shapes while it is in its AB form, else ``None``. Loading rebuilds that
+    form (the model's values are loaded next) and, once a merge has made the weights plain
+    again, registers each weight after its bias as :meth:`LowRank.full_rank` does, so the
+    parameters come in the uninterrupted run's order (flat all-reduces, optimizer groups)."""
+
+    def __init__(self, slots: list[Slot], groups: Groups, tally: Tally) -> None:
+        self.slots, self.groups, self.tally = slots, groups, tally
+
+    def state_dict(self) -> dict[str, Any]:
+        shapes = []
+        for parent, name in self.slots:
+            layer = getattr(parent, name)
+            low = isinstance(layer, LowRank)
+            shapes.append((tuple(layer.a.shape), tuple(layer.b.shape)) if low else None)
+        return {"shapes": shapes}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for (parent, name), shapes in zip(self.slots, state["shapes"], strict=True):
+            layer = getattr(parent, name)
+            if shapes is not None:
+                weight = layer.weight.detach()
+                low = LowRank(layer, weight.new_zeros(shapes[0]), weight.new_zeros(shapes[1]))
+                low.a.requires_grad_(self.groups.train_a)
+                low.b.requires_grad_(not self.groups.train_a)
+                setattr(parent, name, low)
+            elif self.tally.merges:
+                weight = layer.weight
+                del layer.weight
+                layer.weight = weight
+
+
 def reset_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
     """Train the model's trainable parameters from a fresh optimizer state (shapes changed)."""
     optimizer.state.clear()
@@ -362,11 +397,21 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     schedule = make_schedule(params, optimizer, plan.total)
     loss_of = loss_function(data.task)
     tally = Tally(low_rank_size=sum(p.numel() for p in model.parameters()))
-    start, t, train_loss = time.perf_counter(), 0, float("nan")
-    loop = Epochs(ctx, epochs)
+    state = TrainerState(
+        ctx,
+        model,
+        optimizer,
+        schedule,
+        tally=Attributes(tally, *vars(tally)),  # before the layers: they read the merges
+        layers=Layers(slots, groups, tally),
+        group=Attributes(groups.comm, "bytes_sent"),
+    )
+    start = time.perf_counter()
+    loop = Epochs(ctx, epochs, state)
     for epoch in loop:
         total = 0.0
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
+            t = state.t
             stage, since = plan.phase(t)
             if stage == "ab" and since == 0:
                 sent = to_low_rank(slots, settings.cutoff, groups.train_a, trial.comm)
@@ -390,14 +435,15 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
                 _merge(model, slots, ctx, groups, tally)
                 reset_optimizer(optimizer, model)
             total += loss.item()
-            t += 1
-        train_loss = total / steps
+            state.t += 1
+        state.train_loss = total / steps
         loop.end(epoch, evaluate(model, data, ctx.device)[0])
+    t = state.t
     if loop.stopped and plan.phase(t - 1)[0] == "ab" and not plan.ends_ab(t - 1):
         _merge(model, slots, ctx, groups, tally)  # stopped inside an independent phase
     seconds = time.perf_counter() - start
     groups.close()
-    return _finish(ctx, model, data, train_loss, seconds, t, groups, tally)
+    return _finish(ctx, model, data, state.train_loss, seconds, t, groups, tally)
 
 
 def _merge(model: nn.Module, slots: list[Slot], ctx: Context, groups: Groups, tally: Tally) -> None:

@@ -10,8 +10,8 @@ optimizer, schedule, loop, runtime), listed with their defaults in the README.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from .framework import (
     DATA_PARALLEL,
     METRICS,
     Epochs,
+    TrainerState,
     allreduce_gradients,
     batches,
     evaluate,
@@ -40,11 +41,16 @@ from .params import Trainer, Values
 
 
 class Method(Protocol):
-    """What a method built on this loop adds: a hook before every step and its own metrics."""
+    """What a method built on this loop adds: a hook before every step, its own metrics, and
+    its state for a paused training (:class:`trainers.framework.Checkpointed`)."""
 
     def before_step(self, step: int) -> None: ...
 
     def metrics(self) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 Attach = Callable[[nn.Module, torch.optim.Optimizer, Collectives, int], Method]
@@ -53,7 +59,8 @@ Attach = Callable[[nn.Module, torch.optim.Optimizer, Collectives, int], Method]
 def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) -> dict[str, float]:
     """The data-parallel loop; ``attach(model, optimizer, comm, total_steps)`` builds the
     method (e.g. OIALR) whose hook runs before every step. It ends early, after an epoch, when
-    the search says so (:class:`trainers.framework.Epochs`)."""
+    the search says so (:class:`trainers.framework.Epochs`), and a paused training goes on from
+    its checkpoint (:class:`trainers.framework.TrainerState`, with the method's state)."""
     ctx = setup(params, trial)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)
@@ -64,13 +71,14 @@ def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) ->
     schedule = make_schedule(params, optimizer, epochs * steps)
     method = attach(model, optimizer, ctx.comm, epochs * steps) if attach else None
     loss_of = loss_function(data.task)
-    start, t, train_loss = time.perf_counter(), 0, float("nan")
-    loop = Epochs(ctx, epochs)
+    state = TrainerState(ctx, model, optimizer, schedule, **({"method": method} if method else {}))
+    start = time.perf_counter()
+    loop = Epochs(ctx, epochs, state)
     for epoch in loop:
         total = 0.0
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             if method:
-                method.before_step(t)
+                method.before_step(state.t)
             optimizer.zero_grad()
             loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
             loss.backward()
@@ -78,11 +86,11 @@ def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) ->
             optimizer.step()
             schedule.step()
             total += loss.item()
-            t += 1
-        train_loss = total / steps
+            state.t += 1
+        state.train_loss = total / steps
         loop.end(epoch, evaluate(model, data, ctx.device)[0])
     extra = method.metrics() if method else {}
-    return finish(ctx, model, data, train_loss, time.perf_counter() - start, **extra)
+    return finish(ctx, model, data, state.train_loss, time.perf_counter() - start, **extra)
 
 
 train = Trainer("baseline", DATA_PARALLEL, METRICS, data_parallel)

@@ -90,7 +90,9 @@ from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
+    Attributes,
     Epochs,
+    TrainerState,
     batches,
     evaluate,
     finish,
@@ -204,7 +206,8 @@ def split_nodes(comm: MPI.Comm, node_size: int | None) -> tuple[MPI.Comm, MPI.Co
 
 @dataclass
 class _InFlight:
-    """One global sync between send and receive; request and buffers only on the senders."""
+    """One global sync between send and receive; request and buffers only on the senders
+    (no request: it has completed, e.g. before a checkpoint, and the buffers hold the sum)."""
 
     sent_at: int
     due: int
@@ -257,7 +260,8 @@ class GlobalSync:
         self.bytes_sent += words.nbytes
 
     def _sum(self, flight: _InFlight) -> torch.Tensor:
-        flight.request.Wait()
+        if flight.request is not None:
+            flight.request.Wait()
         received = torch.from_numpy(flight.buffers[-1])
         return received.view(torch.bfloat16).float().sum(0) if self.sixteen_bit else received
 
@@ -270,10 +274,37 @@ class GlobalSync:
             merged = stale_merge(merged, self._sum(flight), stale, self.group.size)
         return self.local.broadcast_(merged, root=flight.root)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The syncs and bytes so far and the pending sync, completed: every member of its
+        group has started it (they pause after the same step), and what it received is saved,
+        so a resumed training merges it when it falls due, as if never paused."""
+        flight, pending = self.pending, None
+        if flight is not None:
+            if flight.request is not None:
+                flight.request.Wait()
+                flight.request = None
+            pending = {
+                "sent_at": flight.sent_at,
+                "due": flight.due,
+                "root": flight.root,
+                "received": flight.buffers[-1] if flight.buffers else None,
+            }
+        return {"count": self.count, "bytes_sent": self.bytes_sent, "pending": pending}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.count, self.bytes_sent = state["count"], state["bytes_sent"]
+        p = state["pending"]
+        self.pending = None
+        if p is not None:
+            buffers = () if p["received"] is None else (p["received"],)
+            self.pending = _InFlight(p["sent_at"], p["due"], p["root"], None, buffers)
+
 
 class SyncSchedule:
     """B and S of the cycling phase, adapted when the loss plateaus (see the module
     docstring)."""
+
+    STATE = ("period", "stale", "_since_sync", "_best", "_bad_epochs")  # what a pause saves
 
     def __init__(self, s: Settings) -> None:
         self.s = s
@@ -348,8 +379,17 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     optimizer = make_optimizer(params, model.parameters())
     lr_schedule = make_schedule(params, optimizer, epochs * steps)
     loss_of = loss_function(data.task)
-    start, done, train_loss = time.perf_counter(), 0, float("nan")
-    loop = Epochs(ctx, epochs)
+    state = TrainerState(
+        ctx,
+        model,
+        optimizer,
+        lr_schedule,
+        sync=sync,
+        sync_schedule=Attributes(schedule, *SyncSchedule.STATE),
+        local=Attributes(local, "bytes_sent"),
+    )
+    start = time.perf_counter()
+    loop = Epochs(ctx, epochs, state)
     for epoch in loop:
         blocking = epoch < s.warmup_epochs or epoch >= epochs - s.cooldown_epochs
         total = 0.0
@@ -360,15 +400,15 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
             _local_average(model, local)
             optimizer.step()
             lr_schedule.step()
-            done += 1
-            _global_step(model, sync, schedule, done, blocking)
+            state.t += 1
+            _global_step(model, sync, schedule, state.t, blocking)
             total += loss.item()
-        train_loss = total / steps
+        state.train_loss = total / steps
         if not blocking:
-            schedule.epoch_end(trial.comm.allreduce(train_loss) / ctx.size)
+            schedule.epoch_end(trial.comm.allreduce(state.train_loss) / ctx.size)
         loop.end(epoch, evaluate(model, data, ctx.device)[0])
     if sync.pending is not None:
-        _receive(model, sync, done)
+        _receive(model, sync, state.t)
     local_comm.Free()
     global_comm.Free()
     ctx.comm.bytes_sent += local.bytes_sent + sync.bytes_sent
@@ -376,7 +416,7 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
         ctx,
         model,
         data,
-        train_loss,
+        state.train_loss,
         time.perf_counter() - start,
         bytes_local=float(local.bytes_sent),
         bytes_global=float(sync.bytes_sent),

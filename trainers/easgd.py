@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,10 @@ from .framework import (
     OPTIMIZER,
     RUNTIME,
     SCHEDULE,
+    Attributes,
     Context,
     Epochs,
+    TrainerState,
     evaluate,
     finish,
     loss_function,
@@ -130,6 +133,12 @@ class SyncCentre:
     def close(self) -> None:
         return None
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.value.copy_(state["value"])
+
 
 class AsyncCentre:
     """x̃ in an MPI window on the worker's rank 0 (host memory); ranks read it and add to it
@@ -174,6 +183,22 @@ class AsyncCentre:
     def push_pull(self, v: torch.Tensor) -> torch.Tensor:
         self._add(v)
         return self.read()
+
+    def state_dict(self) -> dict[str, Any]:
+        """x̃ once every rank has made its last exchange before the pause (read on every rank,
+        kept from rank 0's window)."""
+        self.ctx.trial.comm.Barrier()
+        return {"value": self.read()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Rank 0 puts the saved x̃ in its window before any rank reads it."""
+        from mpi4py import MPI
+
+        if self.ctx.trial.comm.rank == 0:
+            value = state["value"].detach().cpu().numpy()
+            self._win.Accumulate(value, 0, op=MPI.REPLACE)
+            self._win.Flush(0)
+        self.ctx.trial.comm.Barrier()
 
     def close(self) -> None:
         self._win.Unlock_all()
@@ -241,16 +266,20 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
     )
     schedule = make_schedule(params, optimizer, epochs * steps)
     loss_of = loss_function(data.task)
-    pulled = _vector(weights)  # DOWNPOUR: x^i - pulled is the accumulated update v^i
-    start, t, train_loss = time.perf_counter(), 0, float("nan")
-    loop = Epochs(ctx, epochs)
+    # DOWNPOUR: x^i - pulled is the accumulated update v^i
+    local = SimpleNamespace(pulled=_vector(weights))
+    state = TrainerState(
+        ctx, model, optimizer, schedule, centre=centre, local=Attributes(local, "pulled")
+    )
+    start = time.perf_counter()
+    loop = Epochs(ctx, epochs, state)
     for epoch in loop:
         total = 0.0
         for xb, yb in rank_batches(data, batch, epoch, ctx.seed + 1000 * ctx.rank):
-            exchange = t % s.tau == 0
+            exchange = state.t % s.tau == 0
             if exchange and not s.elastic:
-                pulled = centre.push_pull(_vector(weights) - pulled)
-                _assign(pulled, weights)
+                local.pulled = centre.push_pull(_vector(weights) - local.pulled)
+                _assign(local.pulled, weights)
             optimizer.zero_grad()
             loss = loss_of(model(xb.to(ctx.device)), yb.to(ctx.device))
             loss.backward()
@@ -261,14 +290,14 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
                 _assign(_vector(weights) - d, weights)
             schedule.step()
             total += loss.item()
-            t += 1
-        train_loss = total / steps
+            state.t += 1
+        state.train_loss = total / steps
         loop.end(epoch, _centre_loss(model, weights, centre, data, ctx))
     local_loss, _ = evaluate(model, data, ctx.device)
     _assign(centre.read(), weights)
     centre.close()
     seconds = time.perf_counter() - start
-    return finish(ctx, model, data, train_loss, seconds, local_val_loss=local_loss)
+    return finish(ctx, model, data, state.train_loss, seconds, local_val_loss=local_loss)
 
 
 def _vector(weights: list[torch.Tensor]) -> torch.Tensor:

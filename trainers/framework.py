@@ -116,6 +116,75 @@ class Checkpointed(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
+class Attributes:
+    """Named attributes of ``obj`` (counters, plain values, tensors) as a
+    :class:`Checkpointed` part. A tensor is loaded onto the device of the one it replaces
+    (checkpoints hold CPU copies)."""
+
+    def __init__(self, obj: Any, *names: str) -> None:
+        self._obj, self._names = obj, names
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self._obj, name) for name in self._names}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name in self._names:
+            value, now = state[name], getattr(self._obj, name)
+            if isinstance(now, torch.Tensor) and isinstance(value, torch.Tensor):
+                value = value.to(now.device)
+            setattr(self._obj, name, value)
+
+
+class TrainerState:
+    """What a data-parallel trainer checkpoints: its model, optimizer and learning-rate
+    schedule, the steps taken (:attr:`t`), the last epoch's :attr:`train_loss`, the worker
+    collectives' ``bytes_sent``, and the method's own ``parts`` (each :class:`Checkpointed`).
+
+    The parts are loaded first, so that a method which replaces layers (low-rank factors)
+    rebuilds them before the model's tensors are loaded into them; the optimizer's parameters
+    are saved by their names in the model, so it finds them again whatever their order.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        /,
+        **parts: Checkpointed,
+    ) -> None:
+        self.ctx, self.model, self.optimizer, self.schedule = ctx, model, optimizer, schedule
+        self.parts = parts
+        self.t = 0
+        self.train_loss = math.nan
+
+    def state_dict(self) -> dict[str, Any]:
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        return {
+            "parts": {name: part.state_dict() for name, part in self.parts.items()},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "optimized": [[names[id(p)] for p in g["params"]] for g in self.optimizer.param_groups],
+            "schedule": self.schedule.state_dict(),
+            "t": self.t,
+            "train_loss": self.train_loss,
+            "bytes_sent": self.ctx.comm.bytes_sent,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, part in self.parts.items():
+            part.load_state_dict(state["parts"][name])
+        self.model.load_state_dict(state["model"])
+        params = dict(self.model.named_parameters())
+        for group, names in zip(self.optimizer.param_groups, state["optimized"], strict=True):
+            group["params"] = [params[name] for name in names]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.t, self.train_loss = state["t"], state["train_loss"]
+        self.ctx.comm.bytes_sent = state["bytes_sent"]
+
+
 class Epochs:
     """A trainer's epoch loop, which ends early when the search says so, and is paused and
     resumed from checkpoints when the search pauses it.

@@ -297,6 +297,28 @@ class OIALR:
             self.optimizer.state[old] = rotate_state(state, p, q)
         _swap_in_optimizer(self.optimizer, old, new)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The updates so far and each low-rank layer's rank (none before the switch); the
+        factors themselves are the model's parameters."""
+        return {"updates": self.updates, "ranks": [layer.rank for layer in self.layers]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Rebuild the low-rank layers of a model that was switched before it was saved, in
+        their saved shapes (its parameters, the optimizer's and its state are loaded next)."""
+        self.updates = state["updates"]
+        # no ranks before the switch: then the layers stay full-rank
+        for name, rank in zip(self.names, state["ranks"], strict=False):
+            parent_name, _, child = name.rpartition(".")
+            parent = self.model.get_submodule(parent_name)
+            full = getattr(parent, child)
+            m, n = _matrix(full.weight).shape
+            weight = full.weight.detach()
+            u, s, v = weight.new_zeros(m, rank), weight.new_ones(rank), weight.new_zeros(n, rank)
+            layer = LowRankLayer(u, s, v, full)
+            _swap_in_optimizer(self.optimizer, full.weight, layer.sigma)
+            setattr(parent, child, layer)
+            self.layers.append(layer)
+
     def metrics(self) -> dict[str, float]:
         total, trainable = count_parameters(self.model)
         ranks = [layer.rank for layer in self.layers] or [
