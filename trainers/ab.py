@@ -305,21 +305,19 @@ def to_full_rank(slots: list[Slot]) -> None:
 
 
 class Layers:
-    """The eligible layers' form for a paused training (:class:`trainers.framework.Checkpointed`):
-    each slot's factor shapes while it is in its AB form, else ``None``. Loading rebuilds that
-    form (the model's values are loaded next) and, once a merge has made the weights plain
-    again, registers each weight after its bias as :meth:`LowRank.full_rank` does, so the
-    parameters come in the uninterrupted run's order (flat all-reduces, optimizer groups)."""
+    """The eligible layers' form, checkpointed: each slot's factor shapes in its AB form, else
+    ``None``. Loading rebuilds the AB forms (the values are loaded next) and, after a merge,
+    registers each plain weight after its bias as :meth:`LowRank.full_rank` does: parameters in
+    the uninterrupted run's order keep its flat all-reduces' sums bit for bit on any ranks."""
 
     def __init__(self, slots: list[Slot], groups: Groups, tally: Tally) -> None:
         self.slots, self.groups, self.tally = slots, groups, tally
 
     def state_dict(self) -> dict[str, Any]:
-        shapes = []
-        for parent, name in self.slots:
-            layer = getattr(parent, name)
-            low = isinstance(layer, LowRank)
-            shapes.append((tuple(layer.a.shape), tuple(layer.b.shape)) if low else None)
+        layers = [getattr(parent, name) for parent, name in self.slots]
+        shapes = [
+            (tuple(x.a.shape), tuple(x.b.shape)) if isinstance(x, LowRank) else None for x in layers
+        ]
         return {"shapes": shapes}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
