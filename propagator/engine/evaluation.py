@@ -119,11 +119,11 @@ class Trial:
     def should_stop(self) -> bool:
         """Whether the evaluation should stop now and return what it has: the pruner found it
         hopeless at its last reported step (or pauses it: :attr:`paused`), the search's step
-        budget is spent, or its time limit passed. Call it on every rank of the worker at the same points, after each
-        :meth:`report` but the last (a training told to stop after its last step is recorded
-        as stopped early): the decision is taken once, by the worker's first rank, and is the
-        same on every rank, so ranks inside collectives stop together. Always ``False``
-        when the search sets no pruner, step budget or trial time limit."""
+        budget is spent, or its time limit passed. Call it on every rank of the worker at the
+        same points, after each :meth:`report` but the last (a training told to stop after its
+        last step is recorded as stopped early): the decision is taken once, by the worker's
+        first rank, and is the same on every rank, so ranks inside collectives stop together.
+        Always ``False`` when the search sets no pruner, step budget or trial time limit."""
         if self.stopped is None and self._stopping is not None:
             self.stopped = self._stopping.decide(self)
         return self.stopped is not None

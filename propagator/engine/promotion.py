@@ -47,8 +47,8 @@ class Paused:
         bracket, rung: where it was paused.
         loss: its loss at that rung.
         size: bytes its checkpoint takes.
-        checked: the rung's size and the incumbent when it last failed to pass (it is judged
-            again only when they change).
+        opinion: the pruner's second opinion (its curve) and the best complete loss and last
+            step it was given for (asked again only when they change).
     """
 
     record_id: int
@@ -58,7 +58,7 @@ class Paused:
     rung: int
     loss: float
     size: int
-    checked: tuple[int, float | None] | None = None
+    opinion: tuple[float | None, int | None, bool] | None = None
 
 
 # records what became of a paused training that will not be resumed (it replaces the paused one)
@@ -110,17 +110,25 @@ class PausedTrainings:
             self._replace(oldest.record_id, oldest.genes, pruned_for_disk(oldest, end))
 
     def next(self) -> Paused | None:
-        """The paused training to resume now (removed from the list), or ``None``."""
-        ranked = sorted(self._paused.values(), key=lambda p: (-p.rung, p.loss))
+        """The paused training to resume now (removed from the list), or ``None``: the first,
+        from the highest rung down and the best loss first, that passes its rung by rank
+        (:meth:`PrunerSpec.cutoff`) or by the pruner's second opinion."""
+        ranked = sorted(self._paused.values(), key=lambda p: (-p.rung, p.bracket, p.loss))
+        cutoffs: dict[tuple[int, int], float] = {}
         for paused in ranked:
-            view = self.view(paused)
-            key = (len(view.others), view.incumbent)
-            if paused.checked == key:
-                continue
-            if self._pruner.judge(view):
+            where = (paused.bracket, paused.rung)
+            if where not in cutoffs:
+                cutoffs[where] = self._pruner.cutoff(self._rungs.sorted_at(*where))
+            if paused.loss <= cutoffs[where] or self._second_opinion(paused):
                 return self._paused.pop(paused.record_id)
-            paused.checked = key
         return None
+
+    def _second_opinion(self, paused: Paused) -> bool:
+        """The pruner's second opinion, asked again only when what it rests on changed."""
+        key = (self._rungs.incumbent, self._rungs.horizon)
+        if paused.opinion is None or paused.opinion[:2] != key:
+            paused.opinion = (*key, self._pruner.second_opinion(self.view(paused)))
+        return paused.opinion[2]
 
     def view(self, paused: Paused) -> RungView:
         """What the pruner judges a paused training by now: its rung against the values known

@@ -1,12 +1,12 @@
 """Stopping an evaluation early, from inside it: what ``trial.should_stop()`` asks.
 
-The worker's first rank applies the rules: the pruner at each rung of its bracket the first
-repeat of an evaluation reaches (see :mod:`propagator.pruners`; later repeats are of a
-candidate that passed every rung it reached; a resumed training is judged from the rung after
-its pause), the search's step budget, and the time limit of one evaluation
-(``trial_timeout``). A pruner that promotes pauses instead of stopping (the reason starts with
-"paused", see :attr:`Trial.paused`); the worker keeps the paused training (:mod:`.promotion`). Every rank of the worker gets the same answer through its
-:class:`~.crew.Crew`, so ranks that train inside collectives stop at the same step. With
+The worker's first rank applies the rules: the pruner at each rung of its bracket the first repeat
+of an evaluation reaches (see :mod:`propagator.pruners`; later repeats are of a candidate that
+passed every rung it reached; a resumed training is judged from the rung after its pause), the
+search's step budget, and the time limit of one evaluation (``trial_timeout``). A pruner that
+promotes pauses instead of stopping (the reason starts with "paused", see :attr:`Trial.paused`); the
+worker keeps the paused training (:mod:`.promotion`). Every rank of the worker gets the same answer
+through its :class:`~.crew.Crew`, so ranks that train inside collectives stop at the same step. With
 neither a pruner, a step budget nor a time limit no trial gets a stopping channel and
 ``should_stop`` costs nothing.
 
@@ -61,6 +61,7 @@ class Rungs:
         self.incumbent: float | None = None  # the best loss of a complete evaluation
         self._seed = seed
         self._losses = [[[] for _ in range(RUNGS)] for _ in range(pruner.brackets)]
+        self._sorted: dict[tuple[int, int], np.ndarray] = {}  # (bracket, rung) -> sorted losses
         self._learned: dict[int, int] = {}  # id -> rungs taken in (a resumed one adds more)
 
     def bracket(self, record_id: int) -> int:
@@ -80,6 +81,7 @@ class Rungs:
                 rungs = self._losses[bracket]
                 for k in range(max(learned, bracket), reached):
                     rungs[k].append(self.sign * float(values[k]))
+                    self._sorted.pop((bracket, k), None)
             if row["status"] == _OK:
                 self._complete(int(row["step"]), self.sign * float(row["values"][0]))
 
@@ -91,6 +93,13 @@ class Rungs:
 
     def at(self, bracket: int, k: int) -> np.ndarray:
         return np.array(self._losses[bracket][k])
+
+    def sorted_at(self, bracket: int, k: int) -> np.ndarray:
+        """The losses at rung ``k`` of ``bracket``, sorted (kept until the rung grows)."""
+        key = (bracket, k)
+        if key not in self._sorted:
+            self._sorted[key] = np.sort(self.at(bracket, k))
+        return self._sorted[key]
 
     def view(
         self,

@@ -46,9 +46,10 @@ class ASHA(PrunerSpec):
         kept = max(1, n // self.reduction)
         return f"{loss:.6g} is not among the best {kept} of the {n} losses at this rung"
 
-    def judge(self, view: RungView) -> bool:
-        if self.keeps(view.loss, view.others):
-            return True
+    def cutoff(self, values: np.ndarray) -> float:
+        return float(values[max(1, len(values) // self.reduction) - 1])
+
+    def second_opinion(self, view: RungView) -> bool:
         return self.curve is not None and chance(view) >= self.curve
 
     def why(self, view: RungView) -> str:
@@ -108,9 +109,12 @@ class Curve(PrunerSpec):
         _check_probability(self.probability, "probability")
 
     def keeps(self, loss: float, others: np.ndarray) -> bool:
-        return True  # judged by its curve: see judge
+        return False  # its curve decides: see second_opinion
 
-    def judge(self, view: RungView) -> bool:
+    def cutoff(self, values: np.ndarray) -> float:
+        return -np.inf
+
+    def second_opinion(self, view: RungView) -> bool:
         return chance(view) >= self.probability
 
     def why(self, view: RungView) -> str:

@@ -107,8 +107,21 @@ class PrunerSpec(ABC):
         return int(np.searchsorted(np.cumsum(share) / share.sum(), u, side="right"))
 
     def judge(self, view: RungView) -> bool:
-        """Whether the evaluation goes on past the rung (or, paused, is resumed)."""
-        return self.keeps(view.loss, view.others)
+        """Whether the evaluation goes on past the rung (or, paused, is resumed): by its rank
+        among the others (:meth:`keeps`), or by its learning curve (:meth:`second_opinion`)."""
+        return self.keeps(view.loss, view.others) or self.second_opinion(view)
+
+    def second_opinion(self, view: RungView) -> bool:
+        """Whether an evaluation :meth:`keeps` would stop goes on all the same (default:
+        never)."""
+        return False
+
+    def cutoff(self, values: np.ndarray) -> float:
+        """The largest loss that :meth:`keeps` lets go on at a rung whose losses, the judged
+        one's among them, are ``values`` (sorted): :meth:`keeps` must be monotone, passing
+        every loss up to a cutoff (promotion checks many paused trainings at once so)."""
+        passed = [v for v in values if self.keeps(v, np.delete(values, np.searchsorted(values, v)))]
+        return max(passed, default=-np.inf)
 
     def why(self, view: RungView) -> str:
         """Why :meth:`judge` said no, in words."""

@@ -36,5 +36,9 @@ class Median(PrunerSpec):
     def keeps(self, loss: float, others: np.ndarray) -> bool:
         return len(others) < self.warmup or bool(loss <= np.median(others))
 
+    def cutoff(self, values: np.ndarray) -> float:
+        # a loss at or below the median of all stays at or below that of the others
+        return np.inf if len(values) - 1 < self.warmup else float(np.median(values))
+
     def explain(self, loss: float, others: np.ndarray) -> str:
         return f"{loss:.6g} is worse than the median {np.median(others):.6g} of {len(others)}"
