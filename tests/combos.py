@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from propagator.store.checkpoints import Checkpoints
+
 DATA = Path(__file__).parent / "data"
 RUN_TIMEOUT = 90  # seconds one run of the command may take before it counts as a hang
 MAX_RUNS = 8  # runs of the command (the first, killed or not, and resumes) before giving up
@@ -36,7 +38,7 @@ class Scenario:
     islands: int = 1
     workers_per_island: int = 1
     repeats: int = 1
-    early_stopping: str = "none"  # none, asha, median
+    early_stopping: str = "none"  # none, asha, median, promotion (asha that pauses)
     budget: str = "evaluations"  # evaluations, steps, time
     objectives: int = 1
     warm: str = "none"  # none, run, csv, optuna
@@ -93,7 +95,9 @@ def search_file(s: Scenario, folder: Path, sources: dict[str, str]) -> Path:
         "max_initial_failures": 50,  # a failing corner must not look like a broken objective
     }
     if s.early_stopping != "none":
-        config["early_stopping"] = {"name": s.early_stopping, "min_step": 1, "reduction": 2}
+        name, promotion = s.early_stopping, s.early_stopping == "promotion"
+        config["early_stopping"] = {"name": "asha" if promotion else name, "min_step": 1}
+        config["early_stopping"] |= {"reduction": 2, "promotion": True} if promotion else {}
     if s.initial:
         config["initial"] = [{"x": 0.1 * (i + 1), "k": 1 + i, "act": "a"} for i in range(s.initial)]
     if s.warm != "none":
@@ -185,6 +189,7 @@ def check(s: Scenario, folder: Path, runs: list[Run]) -> None:
     for r in records:
         _check_record(s, r)
     _check_unique(s, records)
+    _check_checkpoints(s, run_dir, records)
     _check_ranks(s, folder, records)
 
 
@@ -203,6 +208,9 @@ def _check_record(s: Scenario, r) -> None:
     if r.status == "ok":
         assert r.error is None, where
         assert len(r.intermediate) == 4 * s.repeats, where  # every epoch of every repeat
+    elif r.status == "paused":
+        assert s.early_stopping == "promotion" and r.error.startswith("paused"), where
+        assert [step for step, _ in r.intermediate] == list(range(1, r.step + 1)), where
     elif r.status == "pruned":
         assert r.error.startswith("stopped early"), where
         assert s.early_stopping != "none" or s.budget == "steps", where
@@ -214,6 +222,15 @@ def _check_record(s: Scenario, r) -> None:
         assert r.error, where
         assert s.fail_on != "none", where
         assert r.params["x"] > 0.75, where
+
+
+def _check_checkpoints(s: Scenario, run_dir: Path, records: list) -> None:
+    """Paused trainings keep a checkpoint of every rank; no other evaluation keeps one."""
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    paused = {r.id for r in records if r.paused}
+    assert set(checkpoints.stored()) == paused, f"{s}: checkpoints {checkpoints.stored()}"
+    for record_id in paused:
+        assert checkpoints.complete(record_id, s.ranks_per_worker), f"{s}: {record_id}"
 
 
 def _check_unique(s: Scenario, records: list) -> None:

@@ -91,7 +91,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         islands=islands,
         workers_per_island=per_island,
         repeats=draw(st.sampled_from([1, 2])),
-        early_stopping=draw(st.sampled_from(["none", "asha", "median"])),
+        early_stopping=draw(st.sampled_from(["none", "asha", "median", "promotion"])),
         budget=draw(st.sampled_from(["evaluations", "steps", "time"])),
         objectives=draw(st.sampled_from([1, 2])),
         warm=draw(st.sampled_from(["none", "run", "csv", "optuna"])),

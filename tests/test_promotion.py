@@ -31,6 +31,7 @@ from propagator.store.checkpoints import Checkpoints
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(DATA))
+from combos import Scenario, check, play  # noqa: E402
 from paused_objective import EPOCHS, objective  # noqa: E402
 
 SPACE = pg.Space({"x": pg.Float(0.0, 1.0), "y": pg.Float(0.0, 1.0)})
@@ -336,3 +337,25 @@ def test_the_report_counts_paused_promoted_and_promoted_in_the_top_ten(tmp_path)
     spent, saved = step_counts(result)
     assert spent == sum(len(r.intermediate) for r in records)
     assert saved == round(sum(EPOCHS - len(r.intermediate) for r in records if not r.ok))
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario(ranks_per_worker=2, early_stopping="promotion", repeats=2, collective=True),
+        Scenario(
+            early_stopping="promotion", workers_per_island=3, budget="steps", amount=60, seed=2
+        ),
+        Scenario(ranks_per_worker=2, early_stopping="promotion", fail_on="follower", kill_at=1.5),
+    ],
+    ids=["two-ranks-repeats-collectives", "steps-three-workers", "killed-follower-fails"],
+)
+def test_promotion_composes_with_repeats_ranks_step_budgets_failures_and_kills(scenario, tmp_path):
+    """The combination test's invariants (budgets, records, ranks' agreement, checkpoints of
+    paused trainings only) hold with promotion among the other features."""
+    runs = play(scenario, tmp_path, {})
+    check(scenario, tmp_path, runs)
+    records = pg.load(tmp_path / "run").records
+    assert any(r.paused or r.promoted for r in records), [r.status for r in records]

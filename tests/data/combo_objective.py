@@ -1,5 +1,6 @@
 """The objective of the combination test (``tests/combos.py``): a learning curve that reports
-each epoch and asks ``should_stop`` between epochs, fails in a corner of the space on the
+each epoch and asks ``should_stop`` between epochs (saving its position when paused, going on
+from it when resumed), fails in a corner of the space on the
 ranks it is told to, returns ``None`` on follower ranks when told to, and traces when every
 rank started each repeat and what it saw of it to ``TRACE/rank-PID.jsonl``."""
 
@@ -16,6 +17,8 @@ def objective(params: dict, trial) -> dict | None:
     rank = trial.comm.rank
     raised = _fails(params, rank)
     steps: list[int] = []
+    state = trial.restore()  # a paused training, resumed: go on after its last step
+    start = state["t"] if state is not None else 0
     _trace(params["trace"], trial, steps, False, "start")
     value = math.inf
     try:
@@ -23,7 +26,7 @@ def objective(params: dict, trial) -> dict | None:
             raise RuntimeError(f"a corner of the space that fails: x = {params['x']:.3f}")
         epochs = params["epochs"]
         floor = (params["x"] - 0.3) ** 2 + 0.02 * params["k"]
-        for t in range(1, epochs + 1):
+        for t in range(start + 1, epochs + 1):
             time.sleep(params["epoch_s"])
             if params["collective"]:
                 trial.comm.allreduce(t)
@@ -31,6 +34,8 @@ def objective(params: dict, trial) -> dict | None:
             trial.report(t, value)
             steps.append(t)
             if t < epochs and trial.should_stop():
+                if trial.paused:
+                    trial.save({"t": t})
                 break
     finally:
         _trace(params["trace"], trial, steps, raised, "end")
