@@ -21,8 +21,8 @@ promoted training's resumption is not a new evaluation) unless said otherwise:
 * ``brackets``: Hyperband brackets with promotion, ``{name: asha, promotion: true, brackets:
   3}`` (each configuration drawn into a bracket judged from rung 0, 1 or 2 on, against its
   own bracket: asynchronous Hyperband over promoting ASHA, as in Li et al., 2020);
-* ``curve``: ``{name: curve, probability: 0.05}``, learning-curve extrapolation alone (it
-  stops; the same rungs);
+* ``curve``: ``{name: curve}``, learning-curve extrapolation alone at its default
+  ``probability`` 0.2 (it stops; the same rungs);
 * ``asha-curve``: ``{name: asha, curve: 0.05, promotion: true}``: ASHA with the curve rule as
   a second opinion (a training ASHA would pause goes on while its curve gives it at least a
   5 % chance of beating the best complete one), pausing and promoting;
@@ -122,7 +122,7 @@ def early_stopping(variant: str, min_step: int = 1, reduction: int = 3) -> Any:
         "asha-steps": asha,
         "promotion": {**asha, "promotion": True},
         "brackets": {**asha, "promotion": True, "brackets": BRACKETS},
-        "curve": {**asha, "name": "curve", "probability": CURVE_PROBABILITY},
+        "curve": {**asha, "name": "curve"},
         "asha-curve": {**asha, "curve": CURVE_PROBABILITY, "promotion": True},
         "auto": "auto",
         "auto-steps": "auto",

@@ -97,10 +97,10 @@ class Curve(PrunerSpec):
         reduction: the factor between rungs' steps (default 3).
         brackets: Hyperband brackets (default 1).
         promotion: pause instead of stopping (default false).
-        probability: the chance below which it stops (default 0.05).
+        probability: the chance below which it stops (default 0.2).
     """
 
-    probability: float = 0.05
+    probability: float = 0.2
 
     name = "curve"
 
@@ -124,10 +124,13 @@ class Curve(PrunerSpec):
 @dataclass(frozen=True)
 class Auto(ASHA):
     """The recommended early stopping, chosen by measurement (``jobs/bench/early_stopping.py``):
-    ASHA that pauses and promotes. An objective that does not save its training when paused
+    ASHA that pauses and promotes, whose pause a training escapes while the extrapolation of
+    its learning curve gives it an even chance (``curve`` 0.5) of ending better than the best
+    complete evaluation. An objective that does not save its training when paused
     (``trial.save``) gets ASHA that stops.
     """
 
     promotion: bool = True
+    curve: float | None = 0.5
 
     name = "auto"
