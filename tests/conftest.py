@@ -53,21 +53,34 @@ def run_mpi(n: int, scenario: str, out: Path, *args: str, timeout: float = 120) 
     hanging the suite.
     """
     out.mkdir(parents=True, exist_ok=True)
-    cmd = ["mpiexec", "-n", str(n), sys.executable, str(SCENARIOS), scenario, str(out), *args]
+    return mpiexec_json(n, [str(SCENARIOS), scenario, str(out), *args], out, timeout)
+
+
+def mpiexec_json(
+    n: int, argv: list[str], out: Path, timeout: float, env: dict[str, str] | None = None
+) -> list[dict]:
+    """Run ``mpiexec -n N python ARGV`` (one thread per rank); return each rank's
+    ``OUT/rank{r}.json``. A hang fails the test: the whole process group is killed at
+    ``timeout`` seconds."""
+    cmd = ["mpiexec", "-n", str(n), sys.executable, *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=env,
     )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
-        pytest.fail(f"mpiexec -n {n} {scenario} {args} hung for {timeout}s:\n{output[-4000:]}")
-    assert proc.returncode == 0, (
-        f"mpiexec -n {n} {scenario} {args} exited {proc.returncode}:\n{output[-4000:]}"
-    )
-    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
-    return ranks
+        pytest.fail(f"mpiexec -n {n} {argv} hung for {timeout}s:\n{output[-4000:]}")
+    exited = f"mpiexec -n {n} {argv} exited {proc.returncode}:\n{output[-4000:]}"
+    assert proc.returncode == 0, exited
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
 
 
 @pytest.fixture

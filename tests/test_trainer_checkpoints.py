@@ -11,16 +11,14 @@ steps in the same order on one thread per rank.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import mpiexec_json
 from mpi4py import MPI
 
 from propagator.engine.evaluation import PAUSED_PREFIX
@@ -73,26 +71,9 @@ def test_a_paused_training_resumes_as_if_never_paused_on_one_rank(case, tmp_path
 
 def _mpiexec(n: int, out: Path, timeout: float) -> list[dict]:
     """Every case of the driver on ``n`` ranks; each rank's JSON. A hang fails the test."""
-    cmd = ["mpiexec", "-n", str(n), sys.executable, str(DRIVER), str(out)]
-    # the checkout under test, whatever is installed; one thread per rank, as in-process
+    # the checkout under test, whatever is installed
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"mpiexec -n {n} {DRIVER.name} hung for {timeout}s:\n{output[-4000:]}")
-    assert proc.returncode == 0, f"mpiexec -n {n} exited {proc.returncode}:\n{output[-4000:]}"
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
+    return mpiexec_json(n, [str(DRIVER), str(out)], out, timeout, {"PYTHONPATH": path})
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import mpiexec_json
 
 sys.path.insert(0, str(Path(__file__).parent / "mpi"))
 from checkpoint_lp_trainers import pause_and_resume
@@ -93,25 +91,7 @@ def two_ranks(tmp_path_factory) -> list[dict]:
     launch of the driver; each rank's results by case. A hang fails the tests (the process
     group is killed) instead of hanging the suite."""
     out = tmp_path_factory.mktemp("two_ranks")
-    args = [str(out), str(PAUSE), json.dumps(CASES)]
-    cmd = ["mpiexec", "-n", "2", sys.executable, str(DRIVER), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"the driver on 2 ranks hung for {TIMEOUT}s:\n{output[-4000:]}")
-    assert proc.returncode == 0, f"the driver exited {proc.returncode}:\n{output[-4000:]}"
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    return mpiexec_json(2, [str(DRIVER), str(out), str(PAUSE), json.dumps(CASES)], out, TIMEOUT)
 
 
 @pytest.mark.timeout(TIMEOUT + 30)  # the first one launches the driver for all of them
