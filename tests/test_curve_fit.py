@@ -234,5 +234,6 @@ def test_any_input_gives_none_or_a_sound_forecast(curve, horizon):
         return
     assert np.all(np.isfinite(fc.means)) and np.all(np.isfinite(fc.sds)) and np.all(fc.sds > 0)
     assert fc.weights.sum() == pytest.approx(1.0) and np.all(fc.weights >= 0)
-    assert np.all((p >= 0) & (p <= 1)) and np.all(np.diff(p) >= 0)
+    # monotone up to the rounding of a weighted sum near 1e308
+    assert np.all((p >= 0) & (p <= 1)) and np.all(np.diff(p) >= -1e-12)
     assert (np.isfinite(losses) & np.isfinite(steps) & (steps > 0)).sum() >= MIN_POINTS
