@@ -359,3 +359,17 @@ def test_promotion_composes_with_repeats_ranks_step_budgets_failures_and_kills(s
     check(scenario, tmp_path, runs)
     records = pg.load(tmp_path / "run").records
     assert any(r.paused or r.promoted for r in records), [r.status for r in records]
+
+
+def test_a_warm_start_from_a_run_with_paused_trainings_takes_them_as_pruned(tmp_path):
+    _search(tmp_path, 30, run_dir=tmp_path / "first")
+    first = pg.load(tmp_path / "first")
+    assert any(r.paused for r in first.records)
+    seen = []
+
+    def plain(params, trial):
+        seen.append(params)
+        return float(params["x"])
+
+    result = pg.search(plain, SPACE, budget=5, warm_start=str(tmp_path / "first"), seed=2)
+    assert len(result) == 5 and len(seen) == 5

@@ -35,7 +35,13 @@ from ..errors import ConfigError, SpaceError
 from ..space import Categorical, Constant, Float, Int, Space
 from .run_store import META
 
-_STATUS = {"ok": Status.OK, "failed": Status.FAILED, "pruned": Status.PRUNED}
+# Another run's paused training cannot be resumed here: its value is a rung's, as a pruned one's.
+_STATUS = {
+    "ok": Status.OK,
+    "failed": Status.FAILED,
+    "pruned": Status.PRUNED,
+    "paused": Status.PRUNED,
+}
 
 
 @dataclass(frozen=True)
