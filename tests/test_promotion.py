@@ -212,7 +212,8 @@ def test_an_objective_that_saves_nothing_is_pruned_not_paused(tmp_path):
                 break
         return float(params["x"]) + 1.0 / t
 
-    result = pg.search(curve, SPACE, budget=30, early_stopping="auto", seed=1)
+    pruner = {"name": "asha", "promotion": True}
+    result = pg.search(curve, SPACE, budget=30, early_stopping=pruner, seed=1)
     assert {r.status for r in result.records} <= {"ok", "pruned"}
     pruned = [r for r in result.records if r.pruned]
     assert pruned and all("saved no checkpoint" in r.error for r in pruned)

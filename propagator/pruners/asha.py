@@ -122,15 +122,16 @@ class Curve(PrunerSpec):
 
 
 @dataclass(frozen=True)
-class Auto(ASHA):
-    """The recommended early stopping, chosen by measurement (``jobs/bench/early_stopping.py``):
-    ASHA that pauses and promotes, whose pause a training escapes while the extrapolation of
-    its learning curve gives it an even chance (``curve`` 0.5) of ending better than the best
-    complete evaluation. An objective that does not save its training when paused
-    (``trial.save``) gets ASHA that stops.
+class Auto(Curve):
+    """The recommended early stopping, chosen by measurement (``jobs/bench/early_stopping.py``
+    on 4 ranks, 5 seeds, two families of crossing synthetic curves: the same best as no early
+    stopping with 3.3x and 4.0x fewer epochs, where ASHA, ASHA with promotion and Hyperband
+    brackets lost the best): learning-curve extrapolation judged at steps 3, 6, 12, 24, ...
+    (3 reports are the fewest a curve is fitted to), stopping a training whose chance of
+    ending below the best complete evaluation is under 20 %.
     """
 
-    promotion: bool = True
-    curve: float | None = 0.5
+    min_step: int = 3
+    reduction: int = 2
 
     name = "auto"
