@@ -377,7 +377,7 @@ def test_the_variants_and_their_settings(bench):
     assert not specs["asha"].promotion
     assert specs["promotion"].promotion and specs["promotion"].brackets == 1
     assert specs["brackets"].promotion and specs["brackets"].brackets == 3
-    assert specs["curve"].name == "curve" and specs["curve"].probability == 0.05
+    assert specs["curve"].name == "curve" and specs["curve"].probability == 0.2  # its default
     assert not specs["curve"].promotion
     assert specs["asha-curve"].curve == 0.05 and specs["asha-curve"].promotion
     assert specs["auto"].name == "auto" and specs["auto-steps"].name == "auto"
