@@ -4,10 +4,11 @@ A training that the pruner pauses at a rung saves its state (``trial.save``) and
 as paused. The worker that paused it keeps it in its :class:`PausedTrainings` and alone may
 resume it: no two workers can resume the same training, and no message is needed to settle
 that. Each time the worker is free, before it starts a new configuration, it resumes the
-paused training that now passes its rung (:meth:`PrunerSpec.judge`, against the rung's
-values the worker knows of now), from the highest rung down and the best loss first (Li et
-al., 2020). A resumed training is judged again at the following rungs, and its record
-replaces the paused one (the same id; :func:`..records.latest`).
+paused training that now passes its rung (by rank, :meth:`PrunerSpec.cutoff` of the rung's
+values the worker knows of now, or by the pruner's second opinion, its curve), from the
+highest rung down and the best loss first (Li et al., 2020). A resumed training is judged
+again at the following rungs, and its record replaces the paused one (the same id;
+:func:`..records.latest`).
 
 Checkpoints take disk: each worker keeps its paused trainings' within its share of
 ``checkpoint_disk``, deleting the longest-paused ones first; those are recorded as pruned.
@@ -71,16 +72,16 @@ class PausedTrainings:
     Args:
         ctx: the rank's context (the pruner, the checkpoints, the disk limit).
         rungs: the island's rung values.
-        replace: records a paused training's end when it is not resumed after all.
+        record: records a paused training's end when it is not resumed after all.
     """
 
-    def __init__(self, ctx: RunContext, rungs: Rungs, replace: Replace) -> None:
+    def __init__(self, ctx: RunContext, rungs: Rungs, record: Replace) -> None:
         self._ctx = ctx
         self._pruner = ctx.settings.pruner
         self._rungs = rungs
         self._checkpoints = ctx.checkpoints
         self._limit = ctx.settings.checkpoint_disk * 2.0**30 / ctx.layout.n_workers
-        self._replace = replace
+        self._replace = record
         self._paused: dict[int, Paused] = {}
 
     def __len__(self) -> int:
