@@ -346,12 +346,9 @@ def test_the_report_counts_paused_promoted_and_promoted_in_the_top_ten(tmp_path)
     "scenario",
     [
         Scenario(ranks_per_worker=2, early_stopping="promotion", repeats=2, collective=True),
-        Scenario(
-            early_stopping="promotion", workers_per_island=3, budget="steps", amount=60, seed=2
-        ),
         Scenario(ranks_per_worker=2, early_stopping="promotion", fail_on="follower", kill_at=1.5),
     ],
-    ids=["two-ranks-repeats-collectives", "steps-three-workers", "killed-follower-fails"],
+    ids=["two-ranks-repeats-collectives", "killed-follower-fails"],
 )
 def test_promotion_composes_with_repeats_ranks_step_budgets_failures_and_kills(scenario, tmp_path):
     """The combination test's invariants (budgets, records, ranks' agreement, checkpoints of
