@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import propagator as pg
 
-EXAMPLES = int(os.environ.get("PROPAGATE_COMBINATIONS", "4"))
+EXAMPLES = int(os.environ.get("PROPAGATE_COMBINATIONS", "3"))
 SPACE = {
     "x": pg.Float(0.0, 1.0),
     "k": pg.Int(1, 4),

@@ -123,7 +123,7 @@ def test_alpha_zero_on_two_ranks_is_independent_sgd_and_bytes_match(tmp_path, va
 @pytest.mark.parametrize(
     ("k", "method", "variant"),
     [
-        (2, "easgd", "sync"),
+        pytest.param(2, "easgd", "sync", marks=pytest.mark.slow),  # 2 ranks: checkpoint tests
         (4, "eamsgd", "async"),
         (4, "downpour", "sync"),
         (2, "downpour", "async"),

@@ -144,14 +144,18 @@ MPI_CASES = [
     # data-parallel: gradient all-reduces, the async EASGD window, AB's merge collective, and
     # DASO's global sync still in flight at the stop (2 simulated nodes; 11 steps per epoch, a
     # sync sent at step 10 is due at step 12), merged after the loop
-    ("baseline", 2, "first_only", {}),
+    # the 2-rank cases also run in tests/test_trainer_checkpoints*.py, where every rank of a
+    # 2-rank worker pauses (stops) after the same epoch: here on demand (-m slow)
+    pytest.param("baseline", 2, "first_only", {}, marks=pytest.mark.slow),
     ("easgd", 4, "steps:4", {"variant": "async", "tau": 2}),
     ("daso", 4, "first_only", DASO),
-    ("ab", 2, "first_only", {"ab_warmup": 0.0, "ab_steps": 1.0}),
+    pytest.param(
+        "ab", 2, "first_only", {"ab_warmup": 0.0, "ab_steps": 1.0}, marks=pytest.mark.slow
+    ),
     # layer-parallel chains: every stage stops after the same epoch
-    ("mac", 2, "steps:4", {"modules": 2}),
+    pytest.param("mac", 2, "steps:4", {"modules": 2}, marks=pytest.mark.slow),
     ("mac", 4, "first_only", CHAIN),
-    ("auxnet", 2, "first_only", {"modules": 2}),
+    pytest.param("auxnet", 2, "first_only", {"modules": 2}, marks=pytest.mark.slow),
     ("auxnet", 4, "steps:4", {"blocks": 4, "modules": 4}),
     # rank 0 holds 2 of 3 stages; error gradients of 128 KiB (beyond MPI's eager limit) are in
     # flight at an epoch's end
