@@ -50,6 +50,7 @@ class Paused:
         size: bytes its checkpoint takes.
         opinion: the pruner's second opinion (its curve) and the best complete loss and last
             step it was given for (asked again only when they change).
+        ranked: whether its rank may promote it (:meth:`PrunerSpec.ranked`; asked once).
     """
 
     record_id: int
@@ -60,6 +61,7 @@ class Paused:
     loss: float
     size: int
     opinion: tuple[float | None, int | None, bool] | None = None
+    ranked: bool | None = None
 
 
 # records what became of a paused training that will not be resumed (it replaces the paused one)
@@ -120,9 +122,15 @@ class PausedTrainings:
             where = (paused.bracket, paused.rung)
             if where not in cutoffs:
                 cutoffs[where] = self._pruner.cutoff(self._rungs.sorted_at(*where))
-            if paused.loss <= cutoffs[where] or self._second_opinion(paused):
+            by_rank = paused.loss <= cutoffs[where] and self._ranked(paused)
+            if by_rank or self._second_opinion(paused):
                 return self._paused.pop(paused.record_id)
         return None
+
+    def _ranked(self, paused: Paused) -> bool:
+        if paused.ranked is None:
+            paused.ranked = self._pruner.ranked(self.view(paused))
+        return paused.ranked
 
     def _second_opinion(self, paused: Paused) -> bool:
         """The pruner's second opinion, asked again only when what it rests on changed."""

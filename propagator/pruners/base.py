@@ -116,6 +116,11 @@ class PrunerSpec(ABC):
         never)."""
         return False
 
+    def ranked(self, view: RungView) -> bool:
+        """Whether a paused training may be promoted by its rank (:meth:`cutoff`), or only
+        by :meth:`second_opinion` (default: by its rank too)."""
+        return True
+
     def cutoff(self, values: np.ndarray) -> float:
         """The largest loss that :meth:`keeps` lets go on at a rung whose losses, the judged
         one's among them, are ``values`` (sorted): :meth:`keeps` must be monotone, passing
