@@ -15,6 +15,7 @@ from .engine.evaluation import Objective, check_objective
 from .engine.layout import make_layout
 from .engine.run import run
 from .errors import ConfigError, ObjectiveError
+from .pbt import PBT, make_pbt
 from .pruners import PrunerSpec, make_pruner
 from .results.result import Result
 from .settings import (
@@ -56,6 +57,7 @@ def search(
     confirm: Confirm | Mapping[str, int] | None = None,
     initial: Sequence[Mapping[str, Any]] = (),
     warm_start: str | Path | None = None,
+    pbt: PBT | Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -139,6 +141,14 @@ def search(
             (``sqlite:///x.db``, ``x.db``, a journal file; ``STORAGE#STUDY`` to name a
             study). Records outside this space or without its metric are skipped and counted
             (default ``None``).
+        pbt: population-based training, e.g. ``{"mutable": ["lr"], "interval": 2}`` (a
+            :class:`propagator.pbt.PBT`; default ``None``): each worker trains a member in
+            segments of ``interval`` steps, and between them the worst members continue from
+            a copy of the best ones' saved trainings with their ``mutable`` parameters
+            perturbed. Each segment is one evaluation (a budget of evaluations counts
+            segments). The objective saves and restores its training (``trial.save`` /
+            ``trial.restore``), asks ``trial.should_stop()`` after each step, and uses the
+            parameters it is given from the restored step on (the trainers do).
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
@@ -183,6 +193,7 @@ def search(
         confirm=confirm_from(confirm),
         initial=initial,
         warm_start=warm_start,
+        pbt=make_pbt(pbt),
     )
     settings.check(space)
     check_objective(objective, space, settings.metric)

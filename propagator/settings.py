@@ -19,6 +19,7 @@ import numpy as np
 
 from .engine.records import wire_dtype
 from .errors import ConfigError, SpaceError
+from .pbt import PBT
 from .pruners import RUNGS, PrunerSpec
 from .space import Space
 from .strategies import Portfolio, StrategySpec, deal, make_strategy
@@ -211,6 +212,7 @@ class Settings:
     confirm: Confirm | None = None
     initial: tuple[Mapping[str, Any], ...] = ()
     warm_start: str | None = None
+    pbt: PBT | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -224,6 +226,7 @@ class Settings:
         if self.pruner is not None and not isinstance(self.pruner, PrunerSpec):
             raise ConfigError(f"early_stopping must be a pruner, got {self.pruner!r}")
         _positive_int(self.repeats, "repeats")
+        self._check_pbt()
         if isinstance(self.initial, Mapping) or not isinstance(self.initial, Sequence):
             raise ConfigError(f"initial must be a list of configurations, got {self.initial!r}")
         for i, config in enumerate(self.initial):
@@ -298,6 +301,7 @@ class Settings:
             "confirm": None if self.confirm is None else asdict(self.confirm),
             "initial": [dict(c) for c in self.initial],
             "warm_start": self.warm_start,
+            "pbt": None if self.pbt is None else self.pbt.to_dict(),
         }
 
     def check(self, space: Space) -> None:
@@ -310,6 +314,8 @@ class Settings:
                     "portfolio, ga, tpe or random"
                 )
             spec.check(space)
+        if self.pbt is not None:
+            self.pbt.check(space)
         self.initial_genes(space)
 
     def initial_genes(self, space: Space) -> np.ndarray:
@@ -332,12 +338,32 @@ class Settings:
 
     def wire_dtype(self, space: Space) -> np.dtype:
         """The dtype of this search's records on the wire and in the store."""
-        return wire_dtype(space.dim, self.n_rungs, len(self.objectives))
+        return wire_dtype(space.dim, self.n_rungs, len(self.objectives), self.pbt is not None)
 
     @property
     def n_rungs(self) -> int:
         """Rung values per record: the pruner's rungs, none without a pruner."""
         return 0 if self.pruner is None else RUNGS
+
+    def _check_pbt(self) -> None:
+        """PBT trains each member once, in segments, on one metric; what does not combine
+        with it says so."""
+        if self.pbt is None:
+            return
+        if not isinstance(self.pbt, PBT):
+            raise ConfigError(f"pbt must be a propagator.PBT, got {self.pbt!r}")
+        clashes = {
+            "early_stopping": self.pruner is not None,
+            "repeats": self.repeats > 1,
+            "confirm": self.confirm is not None,
+            "several metrics": self.multi,
+        }
+        for what, clash in clashes.items():
+            if clash:
+                raise ConfigError(
+                    f"pbt does not combine with {what}: its members are compared, copied and "
+                    "changed during one training each (leave one of them out)"
+                )
 
     def _check_objectives(self) -> None:
         """``metric`` is a name, or a list of names (several objectives); ``direction`` one

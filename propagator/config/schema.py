@@ -112,6 +112,22 @@ SCHEMA: dict[str, Any] = {
             ]
         },
         "deduplicate": {"type": "boolean"},
+        "pbt": {
+            "type": "object",
+            "properties": {
+                "mutable": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "interval": _POS_INT,
+                "quantile": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
+                "perturb": {
+                    "type": "array",
+                    "items": {"type": "number", "exclusiveMinimum": 0},
+                    "minItems": 1,
+                },
+                "resample": _PROB,
+            },
+            "required": ["mutable"],
+            "additionalProperties": False,
+        },
     },
     "required": ["objective", "space", "budget"],
     "additionalProperties": False,
@@ -134,6 +150,7 @@ _HINTS = {
         "promotion: true, brackets: 2}"
     ),
     "checkpoint_disk": "GiB that paused trainings' checkpoints may take, e.g. 20",
+    "pbt": "e.g. pbt: {mutable: [lr, momentum], interval: 2, quantile: 0.25}",
     "migration.topology": "fully_connected, ring, or a square matrix of migrant counts",
 }
 

@@ -23,6 +23,7 @@ import yaml
 
 from ..engine.evaluation import Objective, check_objective
 from ..errors import ConfigError, SpaceError
+from ..pbt import make_pbt
 from ..pruners import make_pruner
 from ..settings import (
     DEFAULT_STRATEGY,
@@ -192,6 +193,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             confirm=confirm_from(data.get("confirm")),
             initial=data.get("initial", ()),
             warm_start=_beside(data.get("warm_start"), path.parent),
+            pbt=make_pbt(data.get("pbt")),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
         settings.check(space)

@@ -182,12 +182,17 @@ def wire_row(
     genes: np.ndarray,
     reports: list[tuple[int, float]] | tuple = (),
     judged: list[tuple[int, float]] | None = None,
+    lineage: tuple[int, int] = (-1, -1),
 ) -> tuple:
     """This worker's record of an evaluation, as a tuple in wire-field order: ``step`` is the
-    last reported one, the rung values those of ``judged`` (default: ``reports``)."""
+    last reported one, the rung values those of ``judged`` (default: ``reports``), and with
+    PBT the ``lineage`` (parent, member)."""
     w, step = ctx.worker, reports[-1][0] if reports else -1
     row = (record_id, generation, ctx.island, w, w, status, _EVALUATED, step, *times, value, genes)
-    pruner = ctx.settings.pruner
-    if pruner is None:
-        return row
-    return (*row, rung_values(reports if judged is None else judged, pruner.steps()))
+    settings = ctx.settings
+    if settings.pruner is not None:
+        judged = reports if judged is None else judged
+        row = (*row, rung_values(judged, settings.pruner.steps()))
+    if settings.pbt is not None:
+        row = (*row, *lineage)
+    return row

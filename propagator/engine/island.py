@@ -19,6 +19,7 @@ from ..strategies import Breeder
 from ..strategies.pareto import nsga2_order
 from ..strategies.pool import ParetoPool, Pool
 from .comm.claims import ClaimTable
+from .population import Population
 from .records import Kind, Status
 from .seen import Seen
 from .stopping import Rungs
@@ -43,6 +44,7 @@ class Island:
         claims: the island's claim table (with ``seen``; it is built after the island, so it
             may be set later).
         rungs: the island's rung values, for the pruner (``None`` without one).
+        population: the island's PBT members (``None`` without PBT).
     """
 
     def __init__(
@@ -54,11 +56,13 @@ class Island:
         seen: Seen | None,
         claims: ClaimTable | None = None,
         rungs: Rungs | None = None,
+        population: Population | None = None,
     ) -> None:
         self.pool = (ParetoPool if len(signs) > 1 else Pool)(breeder.pool_size, dtype)
         self.seen = seen
         self.claims = claims
         self.rungs = rungs
+        self.population = population
         self.duplicates_avoided = 0
         self.immigrants_received = 0
         self.heard_success = False  # a peer or an immigrant succeeded
@@ -107,8 +111,7 @@ class Island:
     def learn(self, row: np.void) -> None:
         """This worker's own finished evaluation (its configuration is already seen)."""
         rows = row[None]
-        if self.rungs is not None:
-            self.rungs.learn(rows)
+        self._watch(rows)
         # one row: scalar work instead of _losses' array expressions (the hot path)
         ok = row["status"] == _OK
         loss = row["values"] * self._signs if ok else np.full(len(self._signs), np.nan)
@@ -135,12 +138,18 @@ class Island:
         ok, loss = self._offer_best(rows)
         if self.seen is not None:
             keys = self.seen.add_all(rows["genes"])
-        if self.rungs is not None:
-            self.rungs.learn(rows)
+        self._watch(rows)
         if self._learns:
             self._breeder.tell(rows["genes"], loss, ok)
         self.heard_success = self.heard_success or bool(ok.any())
         return keys
+
+    def _watch(self, rows: np.ndarray) -> None:
+        """Records for the pruner's rungs and the PBT population."""
+        if self.rungs is not None:
+            self.rungs.learn(rows)
+        if self.population is not None:
+            self.population.learn(rows)
 
     def seed_warm(self, rows: np.ndarray) -> None:
         """Start from another search's records (a warm start): they enter the pool and the
@@ -177,8 +186,7 @@ class Island:
             rows, kind = rows[~departed], kind[~departed]
         if not len(rows):
             return
-        if self.rungs is not None:
-            self.rungs.learn(rows)
+        self._watch(rows)
         immigrant = kind == _IMMIGRANT
         if self.seen is not None and immigrant.any():
             # Immigrants are not in this island's claim table; island peers' results are, or

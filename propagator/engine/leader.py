@@ -28,6 +28,7 @@ from .evaluation import Outcome
 from .failures import FailureWatch
 from .island import Island
 from .ledger import Ledger
+from .members import Member, Segment
 from .migration import Emigration
 from .promotion import Paused, PausedTrainings, Replace
 from .records import Kind, LocalLog, Status
@@ -83,6 +84,7 @@ class Leader:
             ctx, counter, self._options.sink, self._options.monitor, self._rng_states
         )
         self._paused = _paused_trainings(ctx, island, self._replace)
+        self._member = Member(ctx, island.population) if island.population is not None else None
         self.abort_error: str | None = None
         self.abort_is_mistake = False
         self.interrupted = False
@@ -98,6 +100,8 @@ class Leader:
         )
         if self._paused is not None:
             self._paused.take_over(self._options.stored)
+        if self._member is not None:
+            self._member.take_over(self._options.stored)
         while self._step():
             pass
         if self._paused is not None:
@@ -166,6 +170,9 @@ class Leader:
         record_id = self._tickets.next(now)
         if record_id is None:
             return False
+        segment = self._member.next(record_id, self._rng) if self._member is not None else None
+        if segment is not None:
+            return self._train(record_id, segment)
         initial, first = self._options.initial, self._options.first_id
         if initial is not None and record_id - first < len(initial):
             genes = initial[record_id - first]  # the first ids are the initial configurations
@@ -179,7 +186,18 @@ class Leader:
         if self._stopping is not None:
             self._stopping.candidate(record_id, [])
         evaluated = run_candidate(ctx, self._crew, record_id, genes, self._stopping)
-        return self._settle(record_id, genes, evaluated, _EVALUATED)
+        lineage = (-1, record_id) if self._member is not None else (-1, -1)
+        return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)
+
+    def _train(self, record_id: int, segment: Segment) -> bool:
+        """A PBT member's next segment, from the saved training it continues."""
+        genes = segment.genes
+        self._crew.hand_out(record_id, genes, _RESUMED)  # the other ranks restore too
+        self._stopping.candidate(record_id, [(segment.step, segment.value)])
+        so_far = segment.resumed(time.time() - self._ctx.t0)
+        evaluated = run_candidate(self._ctx, self._crew, record_id, genes, self._stopping, so_far)
+        lineage = (segment.parent, segment.member)
+        return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)
 
     def _resume(self, paused: Paused) -> bool:
         """Resume a paused training from its checkpoint (ASHA's promotion)."""
@@ -199,6 +217,7 @@ class Leader:
         evaluated: Evaluated | None,
         kind: int,
         replaces: bool = False,
+        lineage: tuple[int, int] = (-1, -1),
     ) -> bool:
         """Record an evaluation and share it; whether the search goes on."""
         ctx = self._ctx
@@ -211,11 +230,15 @@ class Leader:
             self.interrupted = _interrupted(record_id, outcome)
             self._counter.stop()
             return False
-        self._share(self._ledger.record(record_id, genes, evaluated, kind, replaces))
-        if evaluated.outcome.status == Status.PAUSED:
+        row = self._ledger.record(record_id, genes, evaluated, kind, replaces, lineage)
+        self._share(row)
+        if evaluated.outcome.status != Status.PAUSED:
+            if (ctx.checkpoints.root / str(record_id)).exists():  # over: its checkpoint goes
+                ctx.checkpoints.remove(record_id)
+        elif self._paused is not None:
             self._paused.keep(record_id, genes, evaluated, self._stopping.paused_at)
-        elif (ctx.checkpoints.root / str(record_id)).exists():  # over: its checkpoint goes
-            ctx.checkpoints.remove(record_id)
+        if self._member is not None:
+            self._member.ended(row)
         self._failures.island_success |= self._island.heard_success
         self.abort_error = self._failures.broken(outcome)
         if self.abort_error is not None:

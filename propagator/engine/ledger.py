@@ -60,9 +60,11 @@ class Ledger:
         evaluated: Evaluated,
         kind: int = _EVALUATED,
         replaces: bool = False,
+        lineage: tuple[int, int] = (-1, -1),
     ) -> np.void:
         """Log and journal a finished evaluation; returns its row. ``replaces``: the record of
-        a paused training, recorded before (counted once)."""
+        a paused training, recorded before (counted once); ``lineage``: a PBT segment's
+        parent and member."""
         outcome, reports = evaluated.outcome, evaluated.reports
         status, value = int(outcome.status), outcome.value
         row = wire_row(
@@ -75,6 +77,7 @@ class Ledger:
             genes,
             reports,
             evaluated.judged,
+            lineage,
         )
         row = self.log.append((*row[:6], kind, *row[7:]), outcome.metrics, outcome.error, reports)
         if self._sink is not None:

@@ -35,11 +35,15 @@ class Kind(enum.IntEnum):
     RESUMED = 5  # evaluated, after a pause: a promoted training (see Record.promoted)
 
 
-def wire_dtype(n_genes: int, n_rungs: int = 0, n_values: int = 1) -> np.dtype:
+def wire_dtype(
+    n_genes: int, n_rungs: int = 0, n_values: int = 1, lineage: bool = False
+) -> np.dtype:
     """The structured dtype of one record on the wire (packed, native byte order).
 
     ``step`` is the last step the evaluation reported (-1: none); ``rungs`` its values at the
-    pruner's rungs (see :mod:`propagator.pruners`), present only in searches with a pruner.
+    pruner's rungs (see :mod:`propagator.pruners`), present only in searches with a pruner;
+    ``parent`` and ``member`` a PBT segment's lineage (see :mod:`propagator.pbt`; -1: none),
+    present only with ``lineage``.
     """
     fields = [
         ("id", np.int64),
@@ -57,6 +61,8 @@ def wire_dtype(n_genes: int, n_rungs: int = 0, n_values: int = 1) -> np.dtype:
     ]
     if n_rungs:
         fields.append(("rungs", np.float64, (n_rungs,)))
+    if lineage:
+        fields += [("parent", np.int64), ("member", np.int64)]
     return np.dtype(fields)
 
 
@@ -81,7 +87,8 @@ class Record:
         value: the optimized metric (the first, with several); NaN when the evaluation failed.
         metrics: every value the objective returned (``{metric: value}`` for a float).
         status: ``"ok"``, ``"failed"``, ``"pruned"`` or ``"paused"`` (stopped at a rung with
-            its training saved; a later session with budget left may resume it).
+            its training saved, or a PBT segment that ended; a later session with budget left
+            may resume it).
         error: the failure message (with traceback) when failed, else ``None``.
         island: island index.
         worker: worker index (a worker is a group of ``ranks_per_worker`` ranks).
@@ -94,6 +101,10 @@ class Record:
         values: every optimized metric's value, in the order of ``metric`` (``(value,)``
             with one).
         promoted: the training was paused at a rung and resumed later (ASHA's promotion).
+        parent: PBT: the segment whose saved training this one continued (``None``: it
+            started afresh, or no PBT).
+        member: PBT: the member it trained, the id of that member's first segment
+            (``None``: no PBT).
     """
 
     id: int
@@ -112,6 +123,8 @@ class Record:
     confirmation: bool = False
     values: tuple[float, ...] = ()
     promoted: bool = False
+    parent: int | None = None
+    member: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -30,6 +30,7 @@ from .gather import ended_normally, merge, pack, rows_of
 from .island import Island
 from .layout import Layout
 from .leader import Leader
+from .population import Population
 from .seen import Seen
 from .stopping import Rungs
 
@@ -111,7 +112,11 @@ def _island(ctx: RunContext, session: Session) -> tuple[Island, np.ndarray]:
     breeder = create_breeder(settings.strategy[ctx.island], ctx.space, workers, objectives)
     seen = Seen(ctx.space) if settings.deduplicate else None
     rungs = None if settings.pruner is None else Rungs(settings.pruner, settings.sign, ctx.run_seed)
-    island = Island(ctx.space, breeder, ctx.dtype, settings.signs, seen, rungs=rungs)
+    pbt = settings.pbt
+    population = None if pbt is None else Population(settings.sign, pbt.quantile)
+    island = Island(
+        ctx.space, breeder, ctx.dtype, settings.signs, seen, rungs=rungs, population=population
+    )
     if session.warm is not None:
         island.seed_warm(session.warm)
     history = session.islands.get(ctx.island)

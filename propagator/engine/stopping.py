@@ -40,7 +40,12 @@ _OK = int(Status.OK)
 def stopping_active(ctx: RunContext) -> bool:
     """Whether evaluations may be stopped early in this search (the same on every rank)."""
     s = ctx.settings
-    return s.pruner is not None or s.budget.steps is not None or s.trial_timeout is not None
+    return (
+        s.pruner is not None
+        or s.budget.steps is not None
+        or s.trial_timeout is not None
+        or s.pbt is not None
+    )
 
 
 class Rungs:
@@ -154,15 +159,20 @@ class LeaderStopping:
         self._out_of_steps = False
         self.budget_spent = False  # the step budget ran out (then no evaluation starts)
         self.paused_at: tuple[int, int, float] | None = None  # bracket, rung, loss of a pause
+        self._last_step = 0
+        self._segment_end: int | None = None  # PBT: the step a segment pauses at
 
     def candidate(self, record_id: int, reports: list[tuple[int, float]]) -> None:
         """The next candidate is ``record_id``, resumed after ``reports`` (a paused training)
         or new (none): it is judged from its bracket's first rung, or from the rung after
-        the one it was paused at."""
+        the one it was paused at; a PBT segment pauses ``interval`` steps after them."""
+        last = reports[-1][0] if reports else 0
+        self._last_step = last
+        pbt = self._ctx.settings.pbt
+        self._segment_end = None if pbt is None else last + pbt.interval
         if self._rungs is None:
             return
         self._bracket = self._rungs.bracket(record_id)
-        last = reports[-1][0] if reports else 0
         passed = int(np.count_nonzero(self._rungs.steps <= last))
         self._first_rung = max(self._bracket, passed)
 
@@ -181,6 +191,7 @@ class LeaderStopping:
         if not self._reserved and not self._reserve():
             self._out_of_steps = True  # the step ran unreserved: the objective did not ask
         self._reserved = False
+        self._last_step = step
         if not self._prunes:
             return
         steps = self._rungs.steps
@@ -213,6 +224,11 @@ class LeaderStopping:
         limit = self._ctx.settings.trial_timeout
         if limit is not None and time.monotonic() - self._started > limit:
             return f"its time limit (trial_timeout = {limit:g} s) has passed"
+        if self._segment_end is not None and self._last_step >= self._segment_end:
+            interval = self._ctx.settings.pbt.interval
+            return (
+                f"{PAUSED_PREFIX} by pbt at step {self._last_step}: a segment of {interval} steps"
+            )
         if self._pending is None or self._rungs is None:
             return None
         rung, step, value = self._pending

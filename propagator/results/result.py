@@ -136,6 +136,7 @@ class Result:
             "genes": self.space.dim,
             "values": self.rows.dtype["values"].shape[0],
             "rungs": self.rows.dtype["rungs"].shape[0] if "rungs" in self.rows.dtype.names else 0,
+            "lineage": "parent" in self.rows.dtype.names,
         }
         return json.dumps(header).encode() + b"\n" + self.rows.tobytes()
 
@@ -148,7 +149,9 @@ class Result:
             Space.from_dict(h["space"]),
             h["metric"],
             h["direction"],
-            np.frombuffer(raw, dtype=wire_dtype(h["genes"], h["rungs"], h["values"])).copy(),
+            np.frombuffer(
+                raw, dtype=wire_dtype(h["genes"], h["rungs"], h["values"], h["lineage"])
+            ).copy(),
             {int(k): v for k, v in h["metrics"].items()},
             {int(k): v for k, v in h["errors"].items()},
             {int(k): [tuple(p) for p in v] for k, v in h["reports"].items()},
@@ -301,6 +304,7 @@ class Result:
 
     def _record(self, i: int) -> Record:
         row = self.rows[i]
+        lineage = "parent" in self.rows.dtype.names
         rid = int(row["id"])
         status = _STATUS[int(row["status"])]
         value = float(row["values"][0])
@@ -326,5 +330,19 @@ class Result:
             step=int(row["step"]) if row["step"] >= 0 else None,
             confirmation=int(row["kind"]) == Kind.CONFIRMATION,
             values=tuple(row["values"].tolist()),
-            promoted=int(row["kind"]) == Kind.RESUMED,
+            promoted=int(row["kind"]) == Kind.RESUMED and not lineage,
+            parent=_lineage(row, "parent"),
+            member=_lineage(row, "member"),
         )
+
+
+def _dtype(header: Mapping[str, Any]) -> np.dtype:
+    """The rows' dtype, from :meth:`Result.to_bytes`'s header."""
+    return wire_dtype(header["genes"], header["rungs"], header["values"], header["lineage"])
+
+
+def _lineage(row: np.void, field: str) -> int | None:
+    """A PBT record's ``parent`` or ``member`` (``None``: none, or no PBT)."""
+    if field not in row.dtype.names or row[field] < 0:
+        return None
+    return int(row[field])

@@ -65,6 +65,22 @@ class Checkpoints:
         except FileNotFoundError:
             return None
 
+    def link(self, source: int, target: int, ranks: int) -> bool:
+        """Give ``target`` the checkpoint of ``source`` (every one of ``ranks`` shards), as
+        hard links (no bytes copied; a later save of either replaces its own file only) or
+        copies where links are not supported; ``False``, and nothing given, when a shard of
+        ``source`` is missing (deleted meanwhile by the training that owns it)."""
+        (self.root / str(target)).mkdir(parents=True, exist_ok=True)
+        for rank in range(ranks):
+            theirs, ours = self.path(source, rank), self.path(target, rank)
+            ours.unlink(missing_ok=True)
+            try:
+                _link_or_copy(theirs, ours)
+            except FileNotFoundError:
+                self.remove(target)
+                return False
+        return True
+
     def complete(self, record_id: int, ranks: int) -> bool:
         """Whether every one of the worker's ``ranks`` ranks has a shard of ``record_id``."""
         return all(self.path(record_id, r).is_file() for r in range(ranks))
@@ -94,3 +110,12 @@ class Checkpoints:
         if not self.root.is_dir():
             return []
         return sorted(int(p.name) for p in self.root.iterdir() if p.name.isdigit())
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if not source.is_file():
+        raise FileNotFoundError(source)
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)

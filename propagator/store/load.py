@@ -30,7 +30,8 @@ def read(run_dir: str | Path) -> StoredRun:
 def stored_dtype(meta: dict) -> np.dtype:
     """The wire dtype of a stored run's records, from its ``run.h5`` attributes."""
     n_values = int(meta.get("n_objectives", 1))
-    return wire_dtype(int(meta["n_genes"]), int(meta.get("n_rungs", 0)), n_values)
+    lineage = bool(meta.get("lineage", False))
+    return wire_dtype(int(meta["n_genes"]), int(meta.get("n_rungs", 0)), n_values, lineage)
 
 
 def objectives(meta: dict) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:

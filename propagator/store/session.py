@@ -271,6 +271,7 @@ def _create(stored: StoredSearch, space: Space, settings: Settings, layout_json:
             "direction": json.dumps(list(settings.directions)),
             "n_genes": space.dim,
             "n_rungs": settings.n_rungs,
+            "lineage": settings.pbt is not None,
             "n_objectives": len(settings.objectives),
             "versions": versions(),
             "created": start["time"],

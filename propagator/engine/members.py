@@ -1,0 +1,124 @@
+"""PBT on a worker: the member it trains, segment after segment (see :mod:`propagator.pbt`).
+
+After each segment the worker asks its island's :class:`~.population.Population` whether its
+member is among the worst; then the next segment continues from a copy of a better member's
+saved training, with that member's configuration explored, else from its own. The copy is a
+hard link of the other's checkpoint files under the new segment's id
+(:meth:`Checkpoints.link`): nothing is sent between workers, ranks of a worker each take
+their own shard, and it works across nodes wherever the run directory is shared. A member's
+older checkpoints are deleted once a newer segment is saved, so each live member keeps one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..pbt import explore
+from .candidate import Evaluated
+from .context import RunContext
+from .evaluation import Outcome
+from .population import Population
+from .records import Status
+
+_log = logging.getLogger("propagate")
+_PAUSED = int(Status.PAUSED)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where a member's next segment starts.
+
+    Attributes:
+        parent: the segment whose saved training it continues.
+        member: the member it trains.
+        genes: its configuration.
+        step, value: the parent's last step and value (the training's reports so far).
+    """
+
+    parent: int
+    member: int
+    genes: np.ndarray
+    step: int
+    value: float
+
+    def resumed(self, now: float) -> Evaluated:
+        """The training so far, as the resumed evaluation the segment continues; it starts
+        ``now`` (seconds since the search started)."""
+        outcome = Outcome(Status.PAUSED, self.value, None, None)
+        so_far = [(self.step, self.value)]
+        return Evaluated(outcome, now, now, so_far, so_far)
+
+
+class Member:
+    """The member a worker trains, between its segments.
+
+    Args:
+        ctx: the rank's context (the PBT settings, the checkpoints).
+        population: the island's members as this worker knows them.
+    """
+
+    def __init__(self, ctx: RunContext, population: Population) -> None:
+        self._ctx = ctx
+        self._spec = ctx.settings.pbt
+        self._population = population
+        self._own: np.void | None = None  # the member's latest segment, paused
+
+    def next(self, record_id: int, rng: np.random.Generator) -> Segment | None:
+        """The segment ``record_id`` trains: a copy of a better member explored, or the
+        member's own training; ``None``: a new member (the worker has none, or its training
+        ended). Gives ``record_id`` its checkpoint."""
+        own = self._own
+        if own is None:
+            return None
+        member = int(own["member"])
+        source = self._population.source(member, rng)
+        if source is not None:
+            if self._ctx.checkpoints.link(int(source["id"]), record_id, self._ranks):
+                genes = explore(self._ctx.space, source["genes"], self._spec, rng)
+                _log.info(
+                    "evaluation %d: member %d copies member %d (evaluation %d) at step %d",
+                    *(record_id, member, int(source["member"]), int(source["id"])),
+                    int(source["step"]),
+                )
+                return _segment(source, member, genes)
+            self._population.forget(int(source["member"]))  # its checkpoint is gone
+        if not self._ctx.checkpoints.link(int(own["id"]), record_id, self._ranks):
+            _log.warning(
+                "evaluation %d: its saved training is gone; a new member starts", record_id
+            )
+            self._own = None
+            return None
+        return _segment(own, member, own["genes"])
+
+    def ended(self, row: np.void) -> None:
+        """A segment of this worker was recorded: a paused one is the member's latest (its
+        earlier checkpoint goes); any other ends the member."""
+        previous = self._own
+        self._own = row.copy() if int(row["status"]) == _PAUSED else None
+        if previous is not None and int(previous["id"]) != int(row["id"]):
+            self._ctx.checkpoints.remove(int(previous["id"]))
+
+    def take_over(self, stored: np.ndarray | None) -> None:
+        """On resume of the run: go on with the member this worker trained last, if its
+        last segment was paused and its checkpoint is complete."""
+        if stored is None or not len(stored):
+            return
+        mine = stored[stored["worker"] == self._ctx.worker]
+        if not len(mine):
+            return
+        last = mine[np.lexsort((mine["id"], mine["end"]))[-1]]
+        complete = self._ctx.checkpoints.complete(int(last["id"]), self._ranks)
+        if int(last["status"]) == _PAUSED and complete:
+            self._own = last.copy()
+
+    @property
+    def _ranks(self) -> int:
+        return self._ctx.layout.ranks_per_worker
+
+
+def _segment(source: np.void, member: int, genes: np.ndarray) -> Segment:
+    step, value = int(source["step"]), float(source["values"][0])
+    return Segment(int(source["id"]), member, np.asarray(genes, dtype=np.float64), step, value)
