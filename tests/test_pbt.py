@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -260,3 +261,55 @@ def test_every_rank_of_a_worker_restores_its_own_shard_of_the_same_copy(tmp_path
         assert sorted(ranks) == [0, 1], record_id
         assert ranks[0]["restored"] == ranks[1]["restored"]
         assert ranks[0]["start"] == ranks[1]["start"] and ranks[0]["t"] == ranks[1]["t"]
+
+
+SEARCH_FILE = f"""
+objective: {DATA / "pbt_objective.py"}:objective
+metric: loss
+space:
+  lr: {{type: float, low: 0.01, high: 1.0, log: true}}
+  tag: {{type: int, low: 0, high: 9}}
+budget: {{evaluations: 40}}
+seed: 3
+pbt: {{mutable: [lr], interval: 3, quantile: 0.25}}
+run_dir: run
+"""
+
+
+def _propagate(cwd: Path, *args: str, ranks: int = 1) -> str:
+    launcher = ["mpiexec", "-n", str(ranks)] if ranks > 1 else []
+    main = f"from propagator.cli import main; raise SystemExit(main({list(args)!r}))"
+    cmd = [*launcher, sys.executable, "-c", main]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.timeout(400)
+def test_the_replayed_winning_schedule_reaches_the_winners_value_on_every_member(tmp_path):
+    (tmp_path / "search.yaml").write_text(SEARCH_FILE)
+    _propagate(tmp_path, "search.yaml", "--progress", "none", ranks=4)
+    original = pg.load(tmp_path / "run")
+    _propagate(tmp_path, "replay", "run", "--members", "4", "-o", "replay.yaml")
+    replay = yaml.safe_load((tmp_path / "replay.yaml").read_text())
+    steps = replay["pbt"]["replay"]
+    rows = {int(r["id"]): r for r in original.rows}
+    chain = schedule(rows, original.best.id, original.space.decode)
+    assert steps[0]["step"] == 1 and [s["params"] for s in steps] == [
+        p for i, p in enumerate(c.params for c in chain) if i == 0 or p != chain[i - 1].params
+    ]
+    assert replay["budget"] == {"evaluations": 4 * len(steps)} and "seed" not in replay
+    _propagate(tmp_path, "replay.yaml", "--progress", "none", ranks=4)
+    replayed = pg.load(tmp_path / "run-replay")
+    complete = [r for r in replayed.records if r.ok]
+    assert len(complete) == 4
+    for r in complete:  # the objective is deterministic: the schedule alone sets the value
+        assert r.value == original.best.value and r.step == EPOCHS
+        for segment in schedule(
+            {int(x["id"]): x for x in replayed.rows}, r.id, replayed.space.decode
+        ):
+            expected = max(
+                (s for s in steps if s["step"] <= segment.first_step), key=lambda s: s["step"]
+            )
+            assert segment.params == expected["params"]

@@ -30,7 +30,7 @@ from ..errors import ConfigError, PropagateError
 from ..results.progress import PROGRESS_MODES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_COMMANDS = ("run", "validate", "report", "export", "plot", "optuna", "watch")
+_COMMANDS = ("run", "validate", "report", "export", "plot", "optuna", "watch", "replay")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,10 +148,11 @@ def _parser() -> argparse.ArgumentParser:
         help="ranks to lay out, as in mpirun -n (default: the fewest the file allows)",
     )
     validate.set_defaults(handler=_validate)
-    from ..results import report, watch  # the read-side commands live there
+    from ..results import replay, report, watch  # the read-side commands live there
 
     report.add_commands(sub)
     watch.add_command(sub)
+    replay.add_command(sub)
     return parser
 
 

@@ -124,6 +124,15 @@ SCHEMA: dict[str, Any] = {
                     "minItems": 1,
                 },
                 "resample": _PROB,
+                "replay": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"step": _POS_INT, "params": {"type": "object"}},
+                        "required": ["step", "params"],
+                        "additionalProperties": False,
+                    },
+                },
             },
             "required": ["mutable"],
             "additionalProperties": False,

@@ -182,19 +182,20 @@ class Leader:
         if genes is None:
             self._exhausted()
             return False
+        if self._member is not None:  # a new PBT member: its first segment
+            return self._train(record_id, self._member.first(record_id, genes))
         self._crew.hand_out(record_id, genes)
         if self._stopping is not None:
             self._stopping.candidate(record_id, [])
         evaluated = run_candidate(ctx, self._crew, record_id, genes, self._stopping)
-        lineage = (-1, record_id) if self._member is not None else (-1, -1)
-        return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)
+        return self._settle(record_id, genes, evaluated, _EVALUATED)
 
     def _train(self, record_id: int, segment: Segment) -> bool:
-        """A PBT member's next segment, from the saved training it continues."""
-        genes = segment.genes
-        self._crew.hand_out(record_id, genes, _RESUMED)  # the other ranks restore too
-        self._stopping.candidate(record_id, [(segment.step, segment.value)])
-        so_far = segment.resumed(time.time() - self._ctx.t0)
+        """A segment of a PBT member, from the saved training it continues, if any."""
+        genes, so_far = segment.genes, segment.resumed(time.time() - self._ctx.t0)
+        self._crew.hand_out(record_id, genes, _EVALUATED if so_far is None else _RESUMED)
+        self._stopping.candidate(record_id, [] if so_far is None else so_far.judged)
+        self._stopping.pause_at(segment.until)
         evaluated = run_candidate(self._ctx, self._crew, record_id, genes, self._stopping, so_far)
         lineage = (segment.parent, segment.member)
         return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)

@@ -29,13 +29,14 @@ _PAUSED = int(Status.PAUSED)
 
 @dataclass(frozen=True)
 class Segment:
-    """Where a member's next segment starts.
+    """Where a member's next segment starts, and where it pauses.
 
     Attributes:
-        parent: the segment whose saved training it continues.
+        parent: the segment whose saved training it continues (-1: it starts afresh).
         member: the member it trains.
         genes: its configuration.
         step, value: the parent's last step and value (the training's reports so far).
+        until: the step it pauses after (``None``: it trains to its end).
     """
 
     parent: int
@@ -43,10 +44,13 @@ class Segment:
     genes: np.ndarray
     step: int
     value: float
+    until: int | None
 
-    def resumed(self, now: float) -> Evaluated:
-        """The training so far, as the resumed evaluation the segment continues; it starts
-        ``now`` (seconds since the search started)."""
+    def resumed(self, now: float) -> Evaluated | None:
+        """The training so far, as the resumed evaluation the segment continues (``None``:
+        it starts afresh); it starts ``now`` (seconds since the search started)."""
+        if self.parent < 0:
+            return None
         outcome = Outcome(Status.PAUSED, self.value, None, None)
         so_far = [(self.step, self.value)]
         return Evaluated(outcome, now, now, so_far, so_far)
@@ -68,8 +72,10 @@ class Member:
 
     def next(self, record_id: int, rng: np.random.Generator) -> Segment | None:
         """The segment ``record_id`` trains: a copy of a better member explored, or the
-        member's own training; ``None``: a new member (the worker has none, or its training
-        ended). Gives ``record_id`` its checkpoint."""
+        member's own training; ``None``: a new member, from a proposed configuration (the
+        worker has none, or its training ended). Gives ``record_id`` its checkpoint."""
+        if self._spec.replay:
+            return self._replayed(record_id)
         own = self._own
         if own is None:
             return None
@@ -83,15 +89,45 @@ class Member:
                     *(record_id, member, int(source["member"]), int(source["id"])),
                     int(source["step"]),
                 )
-                return _segment(source, member, genes)
+                return self._segment(source, member, genes)
             self._population.forget(int(source["member"]))  # its checkpoint is gone
-        if not self._ctx.checkpoints.link(int(own["id"]), record_id, self._ranks):
-            _log.warning(
-                "evaluation %d: its saved training is gone; a new member starts", record_id
-            )
-            self._own = None
+        if not self._continue(own, record_id):
             return None
-        return _segment(own, member, own["genes"])
+        return self._segment(own, member, own["genes"])
+
+    def first(self, record_id: int, genes: np.ndarray) -> Segment:
+        """A new member's first segment, from ``genes`` (a proposed configuration)."""
+        return Segment(-1, record_id, genes, 0, np.nan, self._spec.interval)
+
+    def _replayed(self, record_id: int) -> Segment:
+        """The next stretch of the replayed schedule: a new member's first, or the own
+        member's next."""
+        own, space = self._own, self._ctx.space
+        if own is None:
+            params, until = self._spec.stretch(1)
+            return Segment(-1, record_id, space.encode(params), 0, np.nan, until)
+        if not self._continue(own, record_id):
+            return self._replayed(record_id)
+        step = int(own["step"])
+        params, until = self._spec.stretch(step + 1)
+        value = float(own["values"][0])
+        return Segment(int(own["id"]), int(own["member"]), space.encode(params), step, value, until)
+
+    def _continue(self, own: np.void, record_id: int) -> bool:
+        """Give ``record_id`` the member's own training; ``False`` (the member is dropped)
+        when it is gone."""
+        if self._ctx.checkpoints.link(int(own["id"]), record_id, self._ranks):
+            return True
+        _log.warning("evaluation %d: the member's training is gone; a new one starts", record_id)
+        self._own = None
+        return False
+
+    def _segment(self, source: np.void, member: int, genes: np.ndarray) -> Segment:
+        """A segment that continues ``source`` for ``interval`` steps."""
+        step, value = int(source["step"]), float(source["values"][0])
+        genes = np.asarray(genes, dtype=np.float64)
+        until = step + self._spec.interval
+        return Segment(int(source["id"]), member, genes, step, value, until)
 
     def ended(self, row: np.void) -> None:
         """A segment of this worker was recorded: a paused one is the member's latest (its
@@ -117,8 +153,3 @@ class Member:
     @property
     def _ranks(self) -> int:
         return self._ctx.layout.ranks_per_worker
-
-
-def _segment(source: np.void, member: int, genes: np.ndarray) -> Segment:
-    step, value = int(source["step"]), float(source["values"][0])
-    return Segment(int(source["id"]), member, np.asarray(genes, dtype=np.float64), step, value)

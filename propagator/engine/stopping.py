@@ -165,16 +165,20 @@ class LeaderStopping:
     def candidate(self, record_id: int, reports: list[tuple[int, float]]) -> None:
         """The next candidate is ``record_id``, resumed after ``reports`` (a paused training)
         or new (none): it is judged from its bracket's first rung, or from the rung after
-        the one it was paused at; a PBT segment pauses ``interval`` steps after them."""
+        the one it was paused at."""
         last = reports[-1][0] if reports else 0
         self._last_step = last
-        pbt = self._ctx.settings.pbt
-        self._segment_end = None if pbt is None else last + pbt.interval
+        self._segment_end = None
         if self._rungs is None:
             return
         self._bracket = self._rungs.bracket(record_id)
         passed = int(np.count_nonzero(self._rungs.steps <= last))
         self._first_rung = max(self._bracket, passed)
+
+    def pause_at(self, step: int | None) -> None:
+        """PBT: the candidate (a segment) pauses once it has reported ``step`` (``None``:
+        it trains to its end)."""
+        self._segment_end = step
 
     def start(self, repeat: int) -> str | None:
         """A repeat begins: ``None``, or why it must not (the step budget is spent)."""

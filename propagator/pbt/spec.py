@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SpaceError
 from ..space import Constant, Space
 
 
@@ -25,6 +26,9 @@ class PBT:
             (default ``(0.8, 1.2)``); an int or a category moves to a neighbour instead.
         resample: the probability that a mutable parameter is drawn anew from its range
             rather than perturbed (default 0.25).
+        replay: a fixed schedule every member follows instead, from scratch and without
+            copying (``propagate replay`` writes it from a run's winner): ``(first step,
+            params)`` pairs, the first at step 1, the steps increasing (default none).
     """
 
     mutable: tuple[str, ...]
@@ -32,6 +36,7 @@ class PBT:
     quantile: float = 0.25
     perturb: tuple[float, float] = (0.8, 1.2)
     resample: float = 0.25
+    replay: tuple[tuple[int, Mapping[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         mutable = self.mutable
@@ -57,6 +62,7 @@ class PBT:
         ):
             raise ConfigError(f"pbt.perturb must list positive factors, got {perturb!r}")
         object.__setattr__(self, "perturb", tuple(float(f) for f in perturb))
+        object.__setattr__(self, "replay", _replay(self.replay))
 
     def check(self, space: Space) -> None:
         """Raise :class:`ConfigError` unless every mutable parameter is searched in ``space``."""
@@ -69,10 +75,49 @@ class PBT:
                 )
             if isinstance(param, Constant):
                 raise ConfigError(f"pbt.mutable names {name!r}, a constant: it cannot change")
+        for i, (_, params) in enumerate(self.replay):
+            try:
+                space.encode(params)
+            except SpaceError as exc:
+                raise ConfigError(f"pbt.replay[{i}]: {exc}") from None
+
+    def stretch(self, step: int) -> tuple[Mapping[str, Any], int | None]:
+        """With ``replay``: the params a training trains step ``step`` with, and the last
+        step it keeps them for (``None``: to its end)."""
+        starts = [first for first, _ in self.replay]
+        k = max(i for i, first in enumerate(starts) if first <= step)
+        return self.replay[k][1], starts[k + 1] - 1 if k + 1 < len(starts) else None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        return {**out, "mutable": list(self.mutable), "perturb": list(self.perturb)}
+        replay = [{"step": first, "params": dict(params)} for first, params in self.replay]
+        return {
+            **out,
+            "mutable": list(self.mutable),
+            "perturb": list(self.perturb),
+            "replay": replay,
+        }
+
+
+def _replay(entries: Any) -> tuple[tuple[int, dict[str, Any]], ...]:
+    """``pbt.replay`` as ``(first step, params)`` pairs (given as such, or as ``{step,
+    params}`` mappings, as a search file has them)."""
+    if isinstance(entries, (str, Mapping)) or not isinstance(entries, Sequence):
+        raise ConfigError(f"pbt.replay must be a list of {{step, params}}, got {entries!r}")
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, Mapping) and set(entry) == {"step", "params"}:
+            entry = (entry["step"], entry["params"])
+        ok = isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[1], Mapping)
+        if not ok or not isinstance(entry[0], int) or isinstance(entry[0], bool):
+            raise ConfigError(
+                f"pbt.replay[{i}] must be {{step: N, params: {{...}}}}, got {entry!r}"
+            )
+        out.append((int(entry[0]), dict(entry[1])))
+    steps = [first for first, _ in out]
+    if out and (steps[0] != 1 or any(b <= a for a, b in itertools.pairwise(steps))):
+        raise ConfigError(f"pbt.replay's steps must start at 1 and increase, got {steps}")
+    return tuple(out)
 
 
 def _real(x: object) -> bool:
