@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -167,6 +168,8 @@ class Leader:
         resumed = self._paused.next() if self._paused is not None else None
         if resumed is not None:
             return self._resume(resumed)
+        if self._member is not None and self._member.done:
+            return False
         record_id = self._tickets.next(now)
         if record_id is None:
             return False
@@ -197,6 +200,8 @@ class Leader:
         self._stopping.candidate(record_id, [] if so_far is None else so_far.judged)
         self._stopping.pause_at(segment.until)
         evaluated = run_candidate(self._ctx, self._crew, record_id, genes, self._stopping, so_far)
+        if evaluated is not None and so_far is not None:  # its record holds its own steps
+            evaluated = replace(evaluated, reports=evaluated.reports[len(so_far.reports) :])
         lineage = (segment.parent, segment.member)
         return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)
 

@@ -69,6 +69,19 @@ class Member:
         self._spec = ctx.settings.pbt
         self._population = population
         self._own: np.void | None = None  # the member's latest segment, paused
+        self._started = 0  # members this worker started in this session
+
+    @property
+    def done(self) -> bool:
+        """Whether this worker has no member to train any more: replaying a schedule, the
+        budget's evaluations make ``evaluations / stretches`` members, dealt out to the
+        workers in turn (so no worker starts one the budget cannot finish)."""
+        replay, evaluations = self._spec.replay, self._ctx.settings.budget.evaluations
+        if not replay or self._own is not None or evaluations is None:
+            return False
+        layout = self._ctx.layout
+        member = self._started * layout.n_workers + self._ctx.worker
+        return member >= evaluations // len(replay)
 
     def next(self, record_id: int, rng: np.random.Generator) -> Segment | None:
         """The segment ``record_id`` trains: a copy of a better member explored, or the
@@ -104,6 +117,7 @@ class Member:
         member's next."""
         own, space = self._own, self._ctx.space
         if own is None:
+            self._started += 1
             params, until = self._spec.stretch(1)
             return Segment(-1, record_id, space.encode(params), 0, np.nan, until)
         if not self._continue(own, record_id):
