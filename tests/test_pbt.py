@@ -147,7 +147,8 @@ from pbt_objective import objective
 space = pg.Space({{"lr": pg.Float(0.01, 1.0, log=True), "tag": pg.Int(0, 9)}})
 r = pg.search(objective, space, metric="loss", budget=int(sys.argv[2]), seed=7,
               pbt={{"mutable": ["lr"], "interval": 3, "quantile": 0.25, "resample": 0.0}},
-              run_dir=sys.argv[1], ranks_per_worker=int(sys.argv[3]))
+              run_dir=sys.argv[1], ranks_per_worker=int(sys.argv[3]), islands=int(sys.argv[4]),
+              migration={{"probability": 0.9}})
 print("RESULT", len(r))
 """
 
@@ -157,12 +158,19 @@ def _calls(tmp_path: Path) -> list[dict]:
     return [json.loads(x) for x in lines if x.endswith("}")]
 
 
-def _run(tmp_path: Path, ranks: int, per_worker: int, budget: int, kill_after: int | None = None):
+def _run(
+    tmp_path: Path,
+    ranks: int,
+    per_worker: int,
+    budget: int,
+    kill_after: int | None = None,
+    islands: int = 1,
+):
     """Run the search script; ``kill_after``: kill -9 it after that many more calls."""
     script = tmp_path / "search.py"
     script.write_text(SCRIPT)
     cmd = ["mpiexec", "-n", str(ranks), sys.executable, str(script), str(tmp_path / "run"),
-           str(budget), str(per_worker)]  # fmt: skip
+           str(budget), str(per_worker), str(islands)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PBT_SLEEP": "0.01",
            "PBT_TRACE": str(tmp_path / "trace")}  # fmt: skip
     proc = subprocess.Popen(
@@ -228,6 +236,19 @@ def test_pbt_copies_exactly_records_lineage_and_keeps_one_checkpoint_per_member(
         latest[r.worker] = r
     live = {r.id for r in latest.values() if r.paused}
     assert set(Checkpoints(tmp_path / "run" / "checkpoints").stored()) == live
+
+
+@pytest.mark.timeout(300)
+def test_strong_members_migrate_and_are_copied_on_another_island(tmp_path):
+    code, out = _run(tmp_path, 4, 1, 48, islands=2)
+    assert code == 0, out[-3000:]
+    result = pg.load(tmp_path / "run")
+    assert _check_lineage(result) >= 1
+    by_id = {r.id: r for r in result.records}
+    crossed = [
+        r for r in result.records if r.parent is not None and by_id[r.parent].island != r.island
+    ]
+    assert crossed, "no member was copied from another island"
 
 
 @pytest.mark.timeout(400)

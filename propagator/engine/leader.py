@@ -251,7 +251,8 @@ class Leader:
             return False
         if self._stopping is not None and self._stopping.budget_spent:
             return self._steps_spent()
-        self._emigration.maybe(self._island.pool)
+        population = self._island.population
+        self._emigration.maybe(self._island.pool, None if population is None else population.best())
         self._mailbox.flush()
         return True
 

@@ -38,11 +38,18 @@ class Emigration:
         self._pollination = migration.pollination
         self.sent = 0
 
-    def maybe(self, pool: Pool) -> None:
-        """After an evaluation: perhaps send migrants from ``pool``."""
-        if not self._probability or not len(pool) or self._rng.random() >= self._probability:
+    def maybe(self, pool: Pool, members: np.ndarray | None = None) -> None:
+        """After an evaluation: perhaps send migrants from ``pool``; with PBT, the island's
+        best live ``members`` instead (their latest segments, best first), as copies: their
+        saved trainings stay where they are, for the receivers to copy from."""
+        source = pool if members is None else members
+        if not self._probability or not len(source) or self._rng.random() >= self._probability:
             return
         targets = np.flatnonzero(self._to)
+        if members is not None:
+            for island in targets:
+                self._send(members[: int(self._to[island])], int(island))
+            return
         if self._pollination:
             for island in targets:
                 self._send(pool.best(int(self._to[island])), int(island))

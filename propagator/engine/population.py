@@ -47,19 +47,25 @@ class Population:
         """A member that can no longer be copied (its saved training is gone)."""
         self._latest.pop(member, None)
 
+    def best(self) -> np.ndarray:
+        """The members' latest segments, best first (ties by id)."""
+        if not self._latest:
+            return np.zeros(0)
+        rows = np.array(list(self._latest.values()))
+        return rows[self._order(rows)]
+
+    def _order(self, rows: np.ndarray) -> np.ndarray:
+        losses = self._sign * rows["values"][:, 0]
+        return np.lexsort((rows["id"], np.where(np.isnan(losses), np.inf, losses)))
+
     def source(self, member: int, rng: np.random.Generator) -> np.void | None:
         """The segment ``member`` copies: one of the best ``quantile`` drawn at random when it
         ranks among the worst ``quantile`` of the members known; else ``None`` (it goes on
         with its own). Ties rank by id, so every worker sees the same order."""
         if member not in self._latest or len(self._latest) < 2:
             return None
-        rows = list(self._latest.values())
-        losses = np.array([self._sign * float(r["values"][0]) for r in rows])
-        ids = np.array([int(r["id"]) for r in rows])
-        losses = np.where(np.isnan(losses), np.inf, losses)
-        order = np.lexsort((ids, losses))
-        k = max(1, int(len(rows) * self._quantile))
-        ranked_members = [int(rows[i]["member"]) for i in order]
-        if member not in ranked_members[-k:]:
+        ranked = self.best()
+        k = max(1, int(len(ranked) * self._quantile))
+        if member not in ranked["member"][-k:]:
             return None
-        return rows[int(order[rng.integers(k)])]
+        return ranked[int(rng.integers(k))]
