@@ -17,6 +17,7 @@ from ..engine.evaluation import error_headline
 from ..engine.records import Record
 from ..errors import ConfigError
 from ..space import Categorical, Float, Int
+from .pbt_report import is_pbt
 from .result import Result
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -34,6 +35,8 @@ _RECORD_COLUMNS = (
     "step",
     "confirmation",
 )
+# a PBT run's lineage (see propagator.pbt): other runs' exports keep the columns they had
+_LINEAGE_COLUMNS = ("parent", "member")
 _JOURNAL_SUFFIXES = (".log", ".journal")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -75,10 +78,12 @@ def export(result: Result, path: Path, fmt: str) -> int:
 
 
 def columns(result: Result) -> list[str]:
-    """CSV columns: record fields, ``param.<name>`` per parameter, ``metric.<name>`` per metric."""
+    """CSV columns: record fields (with PBT, ``parent`` and ``member`` too), ``param.<name>``
+    per parameter, ``metric.<name>`` per metric."""
     metrics = dict.fromkeys(k for r in result.records for k in r.metrics)
     return [
         *_RECORD_COLUMNS,
+        *(_LINEAGE_COLUMNS if is_pbt(result) else ()),
         *(f"param.{name}" for name in result.space.params),
         *(f"metric.{name}" for name in metrics),
     ]
@@ -88,8 +93,9 @@ def _write_csv(result: Result, f: Any) -> None:
     header = columns(result)
     writer = csv.DictWriter(f, fieldnames=header, restval="")
     writer.writeheader()
+    lineage = is_pbt(result)
     for record in result.records:
-        row = _fields(record)
+        row = _fields(record, lineage)
         row["value"] = "" if math.isnan(record.value) else record.value
         row["error"] = error_headline(record.error)
         row.update({f"param.{k}": v for k, v in record.params.items()})
@@ -98,8 +104,9 @@ def _write_csv(result: Result, f: Any) -> None:
 
 
 def _write_jsonl(result: Result, f: Any) -> None:
+    lineage = is_pbt(result)
     for record in result.records:
-        row = _fields(record)
+        row = _fields(record, lineage)
         row.update(
             value=record.value,
             error=record.error,
@@ -111,8 +118,10 @@ def _write_jsonl(result: Result, f: Any) -> None:
         f.write(json.dumps(_finite(row), allow_nan=False) + "\n")
 
 
-def _fields(record: Record) -> dict[str, Any]:
-    return {
+def _fields(record: Record, lineage: bool) -> dict[str, Any]:
+    """The record's fields; ``lineage``: its PBT ``parent`` and ``member`` too (``None``:
+    a member's first segment has no parent)."""
+    fields = {
         "id": record.id,
         "status": record.status,
         "island": record.island,
@@ -124,6 +133,9 @@ def _fields(record: Record) -> dict[str, Any]:
         "step": record.step,
         "confirmation": record.confirmation,
     }
+    if lineage:
+        fields.update(parent=record.parent, member=record.member)
+    return fields
 
 
 def _finite(x: Any) -> Any:

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ConfigError, PropagateError
 from ..space import Categorical, Constant
 from .front import draw_front, draw_hypervolume
+from .pbt_report import is_pbt
 from .result import Result
 
 _DPI = 120
@@ -63,6 +64,10 @@ def write_plots(result: Result, out_dir: Path, resumed: Sequence[float] = ()) ->
         }
     if _axes_params(result):
         drawers["best_params.png"] = lambda fig: best_params(fig, result)
+    if is_pbt(result):
+        from .pbt_plots import draw_pbt  # it draws with this module's helpers
+
+        drawers["pbt.png"] = lambda fig: draw_pbt(fig, result)
     paths = []
     for name, draw in drawers.items():
         fig = figure(figsize=(9, 5.5), layout="constrained")

@@ -25,6 +25,7 @@ from ..errors import ConfigError, PropagateError
 from ..space import Constant
 from .format import INACTIVE, format_duration, format_param, format_rate, format_value, table
 from .front import front_table
+from .pbt_report import is_pbt, pbt_section
 from .result import Result
 
 _STARTS = ("start", "resume")
@@ -129,9 +130,14 @@ class Run:
         }[last.ended]
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The run's resolved configuration (the search file's settings)."""
+        return json.loads(self.meta["config"])
+
+    @property
     def budget(self) -> int | None:
         """The evaluation budget of the search file, if it has one."""
-        return json.loads(self.meta["config"])["budget"].get("evaluations")
+        return self.config["budget"].get("evaluations")
 
 
 def open_run(run_dir: Path) -> Run:
@@ -198,6 +204,7 @@ def _report(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir)
     sections = [
         summary(run),
+        pbt_section(run.result, run.config.get("pbt")),
         best_table(run.result, args.top),
         confirmed_table(run.result),
         island_table(run.result),
@@ -230,11 +237,13 @@ def summary(run: Run) -> list[str]:
         f"wall time    {format_duration(wall)}",
         f"throughput   {format_rate(len(result), wall)}",
     ]
-    steps = step_counts(result)
+    # a PBT segment pauses at its end and the next one reports from there: neither count
+    # fits, and its own section says what it did
+    steps = None if is_pbt(result) else step_counts(result)
     if steps is not None:
         spent, saved = steps
         lines.append(f"steps        {spent} reported, about {saved} saved by stopping early")
-    promoted = promotion_counts(result)
+    promoted = None if is_pbt(result) else promotion_counts(result)
     if promoted is not None:
         paused, resumed, top = promoted
         lines.append(

@@ -15,7 +15,6 @@ event until after its end event; a job killed with -9 leaves a lock nobody holds
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -167,7 +166,7 @@ def _time_left(run: Run, session: Session, now: float) -> str | None:
         rate = session.evaluations / elapsed
         left = max(0, run.budget - len(run.result))
         estimates.append((left / rate, "evaluation budget, at this rate"))
-    limit = json.loads(run.meta["config"])["budget"].get("time")
+    limit = run.config["budget"].get("time")
     if limit is not None:
         used = sum(s.wall_time for s in run.sessions[:-1]) + elapsed
         estimates.append((max(0.0, limit - used), "time budget"))
