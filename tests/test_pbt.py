@@ -334,3 +334,14 @@ def test_the_replayed_winning_schedule_reaches_the_winners_value_on_every_member
                 (s for s in steps if s["step"] <= segment.first_step), key=lambda s: s["step"]
             )
             assert segment.params == expected["params"]
+
+
+def test_replay_says_why_it_cannot_replay_a_run():
+    from propagator.errors import PropagateError
+    from propagator.results.replay import replay_config, stretches
+
+    plain = pg.search(lambda p: p["lr"], SPACE, budget=3, seed=1)
+    with pytest.raises(PropagateError, match="did not use pbt"):
+        stretches(plain)
+    with pytest.raises(PropagateError, match="--members must be at least 1"):
+        replay_config({"budget": 3}, [{"step": 1, "params": {}}], 0)

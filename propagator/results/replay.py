@@ -20,6 +20,8 @@ import yaml
 
 from ..errors import PropagateError
 from ..pbt import schedule
+from .pbt_report import is_pbt
+from .pbt_report import stretches as merged
 from .result import Result
 
 EXIT_OK = 0
@@ -55,20 +57,18 @@ def stretches(result: Result, record_id: int | None = None) -> list[dict[str, An
     Raises:
         PropagateError: not a PBT run, no such record, or no complete training.
     """
-    if "parent" not in result.rows.dtype.names:
+    if not is_pbt(result):
         raise PropagateError("this run did not use pbt: it has no schedule to replay")
     if record_id is None:
-        if result.best is None:
+        top = result.top(1)
+        if not top:
             raise PropagateError("no training of this run is complete yet: give --record")
-        record_id = result.best.id
+        record_id = top[0].id
     rows = {int(r["id"]): r for r in result.rows}
     if record_id not in rows:
         raise PropagateError(f"the run has no evaluation {record_id}")
-    out: list[dict[str, Any]] = []
-    for segment in schedule(rows, record_id, result.space.decode):
-        if not out or out[-1]["params"] != segment.params:
-            out.append({"step": segment.first_step, "params": segment.params})
-    return out
+    chain = schedule(rows, record_id, result.space.decode)
+    return [{"step": s.first_step, "params": s.params} for s in merged(chain, result.space.params)]
 
 
 def replay_config(config: dict[str, Any], steps: list[dict[str, Any]], members: int) -> dict:
