@@ -91,14 +91,13 @@ from .framework import (
     Epochs,
     TrainerState,
     allreduce_gradients,
+    average_gradients_on_host,
     batches,
     evaluate,
     finish,
-    flat_gradients,
     loss_function,
     make_optimizer,
     make_schedule,
-    set_flat_gradients,
     setup,
     steps_per_epoch,
     sync_parameters,
@@ -126,7 +125,7 @@ AB = Table(
         flag("ab_full_rank_first", True, "keep the first eligible layer full-rank"),
         flag("ab_full_rank_last", True, "keep the last eligible layer full-rank"),
     ),
-)
+).mark_structural("ab_group_size", "ab_full_rank_first", "ab_full_rank_last")
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 Slot = tuple[nn.Module, str]  # (parent module, child name) of an eligible layer
 
@@ -341,14 +340,6 @@ def reset_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
     optimizer.param_groups[0]["params"] = [p for p in model.parameters() if p.requires_grad]
 
 
-def group_allreduce(model: nn.Module, group: Collectives) -> None:
-    """Average the trainable gradients inside the rank's group (staged on the CPU: the group
-    speaks MPI whatever the worker's backend)."""
-    if group.size > 1:
-        flat = flat_gradients(model)
-        set_flat_gradients(model, group.allreduce_(flat.cpu()).to(flat.device))
-
-
 @dataclass
 class Groups:
     """The rank's independent group: its collectives, whether it trains A, and whether there
@@ -411,6 +402,12 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
         for x, y in batches(data, per_rank, steps, epoch, ctx.seed, params["shuffle"]):
             t = state.t
             stage, since = plan.phase(t)
+            # the layers' form is the plan's, unless a resumed training's phases moved
+            if slots and isinstance(getattr(*slots[0]), LowRank) != (stage == "ab" and since > 0):
+                raise ConfigError(
+                    "parameters 'ab_warmup', 'ab_steps' and 'ab_rebound': they put step "
+                    f"{t} in another phase than the one the resumed training paused in"
+                )
             if stage == "ab" and since == 0:
                 sent = to_low_rank(slots, settings.cutoff, groups.train_a, trial.comm)
                 ctx.comm.bytes_sent += sent
@@ -423,7 +420,7 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
             loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
             loss.backward()
             if stage == "ab":
-                group_allreduce(model, groups.comm)
+                average_gradients_on_host(model, groups.comm)
             else:
                 allreduce_gradients(model, ctx.comm)
                 tally.full_rank_steps += 1

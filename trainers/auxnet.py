@@ -181,7 +181,7 @@ AUXNET = Table(
         ),
         integer("aux_blocks", 1, "residual blocks per AuxNet piece", ">= 0"),
     ),
-)
+).mark_structural("method", "auxnet", "aux_filters", "aux_blocks")
 PARTS = with_defaults(
     (
         DATA,

@@ -93,14 +93,13 @@ from .framework import (
     Attributes,
     Epochs,
     TrainerState,
+    average_gradients_on_host,
     batches,
     evaluate,
     finish,
-    flat_gradients,
     loss_function,
     make_optimizer,
     make_schedule,
-    set_flat_gradients,
     setup,
     steps_per_epoch,
     sync_parameters,
@@ -135,7 +134,7 @@ DASO = Table(
         integer("max_sync_period", 8, "B after a plateau at B = 1", ">= 1"),
         flag("sixteen_bit", True, "send parameters as bfloat16 instead of float32"),
     ),
-)
+).mark_structural("node_size")
 
 
 def stale_merge(
@@ -212,6 +211,7 @@ class _InFlight:
     sent_at: int
     due: int
     root: int
+    sixteen_bit: bool  # how it was sent, which a resumed training's sixteen_bit may not be
     request: MPI.Request | None = None
     buffers: tuple[np.ndarray, ...] = ()
 
@@ -239,7 +239,7 @@ class GlobalSync:
     def send(self, weights: torch.Tensor, done: int, stale: int) -> None:
         """Start a sync of ``weights`` (the parameters after ``done`` steps), due ``stale``
         steps later."""
-        flight = _InFlight(done, done + stale, root=self.count % self.local.size)
+        flight = _InFlight(done, done + stale, self.count % self.local.size, self.sixteen_bit)
         self.count += 1
         if self.local.rank == flight.root:
             self._start(flight, weights.detach().cpu())
@@ -248,7 +248,7 @@ class GlobalSync:
     def _start(self, flight: _InFlight, weights: torch.Tensor) -> None:
         from mpi4py import MPI
 
-        if self.sixteen_bit:
+        if flight.sixteen_bit:
             words = weights.to(torch.bfloat16).view(torch.int16).numpy()
             gathered = np.empty((self.group.size, words.size), dtype=np.int16)
             flight.request = self.group.Iallgather(words, gathered)
@@ -263,7 +263,7 @@ class GlobalSync:
         if flight.request is not None:
             flight.request.Wait()
         received = torch.from_numpy(flight.buffers[-1])
-        return received.view(torch.bfloat16).float().sum(0) if self.sixteen_bit else received
+        return received.view(torch.bfloat16).float().sum(0) if flight.sixteen_bit else received
 
     def receive(self, weights: torch.Tensor, done: int) -> torch.Tensor:
         """The node's parameters after the pending sync: merged on its sender, broadcast."""
@@ -287,6 +287,7 @@ class GlobalSync:
                 "sent_at": flight.sent_at,
                 "due": flight.due,
                 "root": flight.root,
+                "sixteen_bit": flight.sixteen_bit,
                 "received": flight.buffers[-1] if flight.buffers else None,
             }
         return {"count": self.count, "bytes_sent": self.bytes_sent, "pending": pending}
@@ -297,12 +298,18 @@ class GlobalSync:
         self.pending = None
         if p is not None:
             buffers = () if p["received"] is None else (p["received"],)
-            self.pending = _InFlight(p["sent_at"], p["due"], p["root"], None, buffers)
+            bits = p.get("sixteen_bit", self.sixteen_bit)
+            self.pending = _InFlight(p["sent_at"], p["due"], p["root"], bits, None, buffers)
 
 
 class SyncSchedule:
     """B and S of the cycling phase, adapted when the loss plateaus (see the module
-    docstring)."""
+    docstring).
+
+    A paused training keeps its adapted B and S when it resumes with the
+    ``global_sync_period`` and ``stale_steps`` it was paused with; other values (a PBT
+    segment's) replace them, and adaptation goes on from there.
+    """
 
     STATE = ("period", "stale", "_since_sync", "_best", "_bad_epochs")  # what a pause saves
 
@@ -311,6 +318,17 @@ class SyncSchedule:
         self.period, self.stale = s.period, s.stale
         self._since_sync = 0
         self._best, self._bad_epochs = math.inf, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        given = (self.s.period, self.s.stale)
+        return {name: getattr(self, name) for name in self.STATE} | {"given": given}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name in self.STATE:
+            setattr(self, name, state[name])
+        given = (self.s.period, self.s.stale)
+        if tuple(state.get("given", given)) != given:
+            self.period, self.stale = given
 
     def tick(self) -> bool:
         """One cycling step done; True when a global sync is due."""
@@ -385,7 +403,7 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
         optimizer,
         lr_schedule,
         sync=sync,
-        sync_schedule=Attributes(schedule, *SyncSchedule.STATE),
+        sync_schedule=schedule,
         local=Attributes(local, "bytes_sent"),
     )
     start = time.perf_counter()
@@ -397,7 +415,7 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
             optimizer.zero_grad()
             loss = loss_of(model(x.to(ctx.device)), y.to(ctx.device))
             loss.backward()
-            _local_average(model, local)
+            average_gradients_on_host(model, local)
             optimizer.step()
             lr_schedule.step()
             state.t += 1
@@ -422,13 +440,6 @@ def _train(params: Values, trial: Trial) -> dict[str, float]:
         bytes_global=float(sync.bytes_sent),
         global_syncs=float(sync.count),
     )
-
-
-def _local_average(model: nn.Module, local: MPICollectives) -> None:
-    """Node-local gradient averaging, through host memory (mpi4py)."""
-    if local.size > 1:
-        grads = flat_gradients(model)
-        set_flat_gradients(model, local.allreduce_(grads.cpu()).to(grads.device))
 
 
 train = Trainer(

@@ -41,6 +41,8 @@ DATA = Table(
         text("y_key", "y", "the labels' (or targets') array in a .npz/.h5 file"),
     ),
 )
+# a resumed training must see the samples it was trained on
+DATA = DATA.mark_structural(*DATA.names)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ EASGD = Table(
             derived="0.99 for eamsgd, else 0",
         ),
     ),
-)
+).mark_structural("method")
 PARTS = (
     DATA,
     MODEL,

@@ -4,6 +4,30 @@ evaluation and the metrics every trainer reports.
 A trainer is a function ``train(params, trial) -> dict`` registered under the entry-point group
 ``propagate.trainers`` (see ``pyproject.toml``), so a search file can say ``objective: easgd``.
 ``params`` holds the searched values and the search file's ``fixed`` values alike.
+
+Population-based training resumes a paused training (its own or a copy of another one's)
+with other params. The training goes on from its saved state with the params it resumes
+with (``docs/pbt_trainers.md`` says the same for users):
+
+* the optimizer's hyperparameters (``lr``, ``momentum``, ``nesterov``, ``weight_decay``;
+  MAC's ``w_lr``, AuxNet's ``aux_lr``) on its saved buffers, moments and step counts
+  (:func:`load_optimizer`);
+* the learning-rate schedule (``schedule``, ``warmup_steps``, ``min_lr``, ``gamma``) at its
+  saved step, from the new base rate (:func:`load_schedule`);
+* ``dropout``, ``shuffle``, and the methods' own knobs, read afresh from the params, except:
+  DASO's adapted B and S stay unless ``global_sync_period`` or ``stale_steps`` changed (then
+  the new values replace them); MAC's µ keeps the growth it had, from the new ``mu``
+  (:func:`rescaled`); OIALR's ``delay`` and AB's ``ab_warmup``, ``ab_steps``,
+  ``ab_rebound`` may change only where they leave the pause on the same side of the
+  switch to low rank, or in the same phase (ConfigError otherwise);
+* params declared :attr:`trainers.params.Param.structural` must keep their values, as must
+  the worker's ranks (:class:`Epochs` raises ConfigError naming the first that differs):
+  the data, the model but ``dropout``, ``optimizer``, ``epochs``, ``batch_size``, ``split``
+  and ``modules``, and EASGD's ``method``, DASO's ``node_size``, OIALR's
+  ``full_rank_first``/``full_rank_last``, AB's ``ab_group_size``,
+  ``ab_full_rank_first``/``ab_full_rank_last``, MAC's ``w_optimizer``, AuxNet's
+  ``method``, ``auxnet``, ``aux_filters``, ``aux_blocks``. ``device`` and ``backend`` may
+  differ.
 """
 
 from __future__ import annotations
@@ -20,10 +44,10 @@ from torch import nn
 
 from propagator import ConfigError, Trial
 
-from .collectives import BACKENDS, Collectives, local_rank, make_collectives
+from .collectives import BACKENDS, Collectives, MPICollectives, local_rank, make_collectives
 from .data import DATA, Data
 from .models import MODEL
-from .params import Table, choice, flag, integer, real
+from .params import Table, Values, choice, flag, integer, real
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step", "exponential")
@@ -57,7 +81,7 @@ OPTIMIZER = Table(
         flag("nesterov", False, "sgd: Nesterov momentum (with momentum > 0)"),
         real("weight_decay", 0.0, "weight decay (L2; decoupled for adamw)", ">= 0"),
     ),
-)
+).mark_structural("optimizer")
 SCHEDULE = Table(
     "schedule",
     (
@@ -80,7 +104,7 @@ LOOP = Table(
         integer("batch_size", 64, "samples per step over the worker's ranks", ">= 1"),
         flag("shuffle", True, "shuffle the training set every epoch"),
     ),
-)
+).mark_structural("epochs", "batch_size")
 # the parts of a data-parallel trainer (baseline, daso, oialr, ab), in the order the docs use
 DATA_PARALLEL = (DATA, MODEL, OPTIMIZER, SCHEDULE, LOOP, RUNTIME)
 
@@ -150,7 +174,7 @@ class TrainerState:
         ctx: Context,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        schedule: torch.optim.lr_scheduler.LRScheduler,
+        schedule: torch.optim.lr_scheduler.LambdaLR,
         /,
         **parts: Checkpointed,
     ) -> None:
@@ -173,16 +197,72 @@ class TrainerState:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Load ``state``; the optimizer and the schedule go on with the hyperparameters they
+        were built with (:func:`load_optimizer`, :func:`load_schedule`)."""
         for name, part in self.parts.items():
-            part.load_state_dict(state["parts"][name])
+            load_part(part, state["parts"][name])
         self.model.load_state_dict(state["model"])
         params = dict(self.model.named_parameters())
         for group, names in zip(self.optimizer.param_groups, state["optimized"], strict=True):
             group["params"] = [params[name] for name in names]
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
+        load_optimizer(self.optimizer, state["optimizer"])
+        load_schedule(self.schedule, state["schedule"])
         self.t, self.train_loss = state["t"], state["train_loss"]
         self.ctx.comm.bytes_sent = state["bytes_sent"]
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """Load a paused training's optimizer state (momentum buffers, Adam's moments and step
+    counts) into ``optimizer``, which keeps the hyperparameters it was built with: those of the
+    params the training resumes with. ``load_state_dict`` alone would bring back the saved
+    ones (every key of a param group but its parameters).
+
+    Raises:
+        ConfigError: the state is another optimizer's (its groups have other keys).
+    """
+    built = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    for hyper, saved in zip(built, state["param_groups"], strict=True):
+        if hyper.keys() != saved.keys() - {"params"}:
+            raise ConfigError(
+                f"parameter 'optimizer': a paused training's optimizer state does not fit "
+                f"{type(optimizer).__name__}: it resumes only with the optimizer it was paused with"
+            )
+    optimizer.load_state_dict(state)
+    for group, hyper in zip(optimizer.param_groups, built, strict=True):
+        group.update(hyper)
+
+
+def load_schedule(schedule: torch.optim.lr_scheduler.LambdaLR, state: Mapping[str, Any]) -> None:
+    """Load a paused training's schedule (after its optimizer, :func:`load_optimizer`): it goes
+    on at its saved step with the factor of the params it was built with, from their base
+    learning rate (each group's ``initial_lr``), and each group's ``lr`` becomes what it gives
+    there. ``load_state_dict`` alone would keep the saved base and rate."""
+    schedule.load_state_dict(state)
+    groups = schedule.optimizer.param_groups
+    schedule.base_lrs = [group["initial_lr"] for group in groups]
+    # LambdaLR.get_lr's expression: with unchanged params, the saved rates bit for bit
+    for group, factor, base in zip(groups, schedule.lr_lambdas, schedule.base_lrs, strict=True):
+        group["lr"] = base * factor(schedule.last_epoch)
+    schedule._last_lr = [group["lr"] for group in groups]  # what get_last_lr() gives
+
+
+def load_part(part: Checkpointed, state: Mapping[str, Any]) -> None:
+    """Load a trainer's checkpointed part; an optimizer or a schedule (after its optimizer)
+    keeps the resuming params' hyperparameters (:func:`load_optimizer`,
+    :func:`load_schedule`)."""
+    if isinstance(part, torch.optim.Optimizer):
+        load_optimizer(part, state)
+    elif isinstance(part, torch.optim.lr_scheduler.LambdaLR):
+        load_schedule(part, state)
+    else:
+        part.load_state_dict(state)
+
+
+def rescaled(value: float, start: float, new_start: float) -> float:
+    """A value a method adapts during training (MAC's µ), which started at ``start``, for a
+    training that resumes with ``new_start``: the same factor from the new start (and
+    ``value`` itself, bit for bit, when the start is unchanged)."""
+    return value if new_start == start else new_start * (value / start)
 
 
 class Epochs:
@@ -198,8 +278,10 @@ class Epochs:
 
     With ``state``, a stop that pauses the training (``trial.paused``) first saves a checkpoint
     of this rank: the epochs run, the random generators' states and ``state.state_dict()``
-    (tensors copied to the CPU). A trial that resumes the training (``trial.resumed``) loads
-    it back before the first epoch, and the iteration starts at the epoch after the pause.
+    (tensors copied to the CPU), with the worker's ranks and the structural params' values.
+    A trial that resumes the training (``trial.resumed``) checks that it shares those, loads
+    the rest back before the first epoch, and the iteration starts at the epoch after the
+    pause (with the trial's own params: see the module docstring).
 
     ``should_stop`` is answered by the worker's first rank and broadcast, so every rank must
     call :meth:`end` at the same epochs, idle ranks of a chain included, and only when no
@@ -235,16 +317,45 @@ class Epochs:
             self.stopped = trial.should_stop()
         if self.stopped and self._state is not None and trial.paused:
             rng, trainer = _rng_states(self._ctx.device), to_cpu(self._state.state_dict())
-            trial.save({"epoch": epoch + 1, "rng": rng, "trainer": trainer})
+            structure = self._structure()
+            trial.save({"epoch": epoch + 1, "rng": rng, "trainer": trainer, "structure": structure})
+
+    def _structure(self) -> dict[str, Any]:
+        """What a resumed training must share with the paused one: the worker's ranks and the
+        params declared structural (:meth:`trainers.params.Values.structural`)."""
+        params = self._ctx.params
+        fixed = params.structural() if isinstance(params, Values) else {}
+        return {"ranks": self._ctx.size, "params": fixed}
 
     def _restore(self) -> int:
-        """The first epoch to run: after the pause, for a resumed training."""
+        """The first epoch to run: after the pause, for a resumed training.
+
+        Raises:
+            ConfigError: the training resumes on other ranks or with another value of a
+                structural param than it was paused with.
+        """
         if self._state is None or (saved := self._ctx.trial.restore()) is None:
             return 0
+        if "structure" in saved:  # not in checkpoints written before it was saved
+            _same_structure(saved["structure"], self._structure())
         self._state.load_state_dict(saved["trainer"])
         _set_rng_states(saved["rng"], self._ctx.device)
         self._ctx.epochs_run = saved["epoch"]
         return saved["epoch"]
+
+
+def _same_structure(paused: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    if paused["ranks"] != now["ranks"]:
+        raise ConfigError(
+            f"a training paused on {paused['ranks']} ranks cannot resume on {now['ranks']}"
+        )
+    for name in sorted(paused["params"].keys() | now["params"].keys()):
+        before, after = paused["params"].get(name), now["params"].get(name)
+        if before != after:
+            raise ConfigError(
+                f"parameter {name!r}: a paused training resumes only with the value it was "
+                f"paused with ({before!r}), got {after!r}"
+            )
 
 
 def to_cpu(state: Any) -> Any:
@@ -319,6 +430,14 @@ def allreduce_gradients(model: nn.Module, comm: Collectives) -> None:
         set_flat_gradients(model, comm.allreduce_(flat))
 
 
+def average_gradients_on_host(model: nn.Module, comm: MPICollectives) -> None:
+    """Average the gradients over the ranks of an mpi4py communicator beside the worker's
+    collectives (a DASO node, an AB group), staged on the CPU whatever the worker's backend."""
+    if comm.size > 1:
+        flat = flat_gradients(model)
+        set_flat_gradients(model, comm.allreduce_(flat.cpu()).to(flat.device))
+
+
 def make_optimizer(params: Mapping[str, Any], parameters: Any) -> torch.optim.Optimizer:
     """The optimizer :data:`OPTIMIZER`'s params describe, for ``parameters``."""
     p = OPTIMIZER.read(params)
@@ -336,7 +455,7 @@ def make_optimizer(params: Mapping[str, Any], parameters: Any) -> torch.optim.Op
 
 def make_schedule(
     params: Mapping[str, Any], optimizer: torch.optim.Optimizer, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
+) -> torch.optim.lr_scheduler.LambdaLR:
     """:data:`SCHEDULE`'s schedule over ``total_steps`` after the linear warm-up."""
     p = SCHEDULE.read(params)
     name, warmup = p["schedule"], p["warmup_steps"]

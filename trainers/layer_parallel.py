@@ -21,7 +21,7 @@ from torch import nn
 
 from .chain import Chain
 from .data import Data
-from .framework import METRICS, Context, evaluation_mode, loss_function, metrics
+from .framework import METRICS, Context, evaluation_mode, load_part, loss_function, metrics
 from .models import build_model
 from .partition import boundary_shapes, partition
 
@@ -73,6 +73,10 @@ class RankState:
     of an epoch, when every message of the chain has been received (the trainers flush and
     meet there), so nothing in flight needs saving.
 
+    Optimizers and schedules among the parts go on with the hyperparameters of the params the
+    training resumes with (:func:`trainers.framework.load_part`), so each optimizer must come
+    before its schedule in ``parts``.
+
     The bytes are restored as absolute counts, over whatever the trainer's set-up sent again
     while it was rebuilt (MAC's and AuxNet's initial passes): the resumed run counts as the
     uninterrupted one.
@@ -99,7 +103,7 @@ class RankState:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for name, part in self._parts.items():
-            part.load_state_dict(state["parts"][name])
+            load_part(part, state["parts"][name])
         self._put(state["values"])
         self._ctx.comm.bytes_sent = state["bytes_sent"]
         self._split.chain.bytes_by_channel.update(state["bytes_by_channel"])

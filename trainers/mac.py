@@ -94,6 +94,7 @@ from .framework import (
     batch_indices,
     evaluation_mode,
     make_optimizer,
+    rescaled,
     setup,
 )
 from .layer_parallel import LAYER_METRICS, RankState, Split, evaluate, finish, split_model
@@ -137,7 +138,7 @@ MAC_PARAMS = Table(
             derived="cross_entropy for classification, mse for regression",
         ),
     ),
-)
+).mark_structural("w_optimizer")
 PARTS = (
     DATA,
     LAYERED_MODEL,
@@ -179,7 +180,7 @@ def settings(params: Mapping[str, Any], groups: int, task: str = "classification
     loss = p["loss"] or ("cross_entropy" if task == "classification" else "mse")
     if task == "regression" and loss != "mse":
         raise ConfigError(f"loss must be mse for regression, got {loss!r}")
-    z_iters = _per_group(p, "z_iters", groups)
+    z_iters = p.per_group("z_iters", groups)
     if p["variant"] == "coupled" and len(set(z_iters[1:])) > 1:
         raise ConfigError(
             f"z_iters must be the same for every group with the coupled Z-step, got {z_iters!r}"
@@ -187,11 +188,11 @@ def settings(params: Mapping[str, Any], groups: int, task: str = "classification
     return Settings(
         variant=p["variant"],
         epochs=p["epochs"],
-        w_lr=_per_group(p, "w_lr", groups),
-        w_iters=_per_group(p, "w_iters", groups),
+        w_lr=p.per_group("w_lr", groups),
+        w_iters=p.per_group("w_iters", groups),
         w_batch=p["w_batch"],
         w_optimizer=p["w_optimizer"],
-        z_lr=_per_group(p, "z_lr", groups),
+        z_lr=p.per_group("z_lr", groups),
         z_iters=z_iters,
         z_batch=p["z_batch"],
         z_optimizer=p["z_optimizer"],
@@ -200,10 +201,6 @@ def settings(params: Mapping[str, Any], groups: int, task: str = "classification
         mu_tol=p["mu_tol"],
         loss=loss,
     )
-
-
-def _per_group(p: Values, key: str, groups: int) -> tuple:
-    return tuple(p.indexed(key, i + 1) for i in range(groups))
 
 
 @dataclass
@@ -435,16 +432,19 @@ class _Progress:
 
 def _checkpoint(mac: MAC, progress: _Progress) -> RankState:
     """This rank's state for a pause: its groups, their W-step optimizers (the Z-step's start
-    afresh every epoch), the coordinates and targets of its stages, µ and the loop's progress."""
+    afresh every epoch), the coordinates and targets of its stages, µ and the loop's progress.
+    A training resumed with another µ0 (``mu``) keeps the growth of µ so far (see
+    :func:`trainers.framework.rescaled`)."""
     device = mac.ctx.device
 
     def get() -> dict[str, Any]:
         coordinates = {st.index: (st.z, st.target) for st in mac.stages}
-        mu = (mac.mu, mac.previous)
+        mu = (mac.mu, mac.previous, mac.s.mu)
         return {"mu": mu, "coordinates": coordinates, "progress": asdict(progress)}
 
     def put(values: Mapping[str, Any]) -> None:
-        mac.mu, mac.previous = values["mu"]
+        mu, mac.previous, mu0 = values["mu"]
+        mac.mu = rescaled(mu, mu0, mac.s.mu)
         for st in mac.stages:
             z, target = values["coordinates"][st.index]
             st.z, st.target = z if z is None else z.to(device), target.to(device)

@@ -78,6 +78,8 @@ MODEL = Table(
         real("mlp_ratio", 2.0, "vit: feed-forward width / dim", "> 0"),
     ),
 )
+# the saved weights belong to this architecture; only the dropout rate may change on resuming
+MODEL = MODEL.mark_structural(*(n for n in MODEL.names if n != "dropout"))
 
 
 def activation(name: str) -> nn.Module:

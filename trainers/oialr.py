@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from propagator import Trial
+from propagator import ConfigError, Trial
 
 from .baseline import data_parallel
 from .collectives import Collectives
@@ -100,7 +100,7 @@ OIALR_PARAMS = Table(
         flag("full_rank_first", False, "keep the first weight layer full-rank"),
         flag("full_rank_last", True, "keep the last weight layer full-rank"),
     ),
-)
+).mark_structural("full_rank_first", "full_rank_last")
 FIRST_MOMENTS = ("exp_avg", "momentum_buffer")
 SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
 
@@ -263,6 +263,13 @@ class OIALR:
         self.full_parameters = count_parameters(model)[0]
 
     def before_step(self, t: int) -> None:
+        if self.names and bool(self.layers) != (t > self.s.delay):
+            # only after a resume whose delay puts the switch on the other side of the pause
+            done, need = ("has", f"below {t}") if self.layers else ("has not", f"at least {t}")
+            raise ConfigError(
+                f"parameter 'delay': the resumed training {done} switched to low rank before "
+                f"step {t}, so delay must be {need}, got {self.s.delay}"
+            )
         if t == self.s.delay:
             self.switch()
         elif self.layers and t > self.s.delay and (t - self.s.delay) % self.s.frequency == 0:

@@ -54,6 +54,8 @@ class Param:
         suffixes: file endings a ``choice`` also takes as a path (e.g. ``.npz``).
         derived: what a ``None`` default stands for.
         indexed: ``NAME1``, ``NAME2``, ... set it for one layer or group (1-based).
+        structural: a paused training resumes only with the value it was paused with (the
+            data, the model's shapes, the steps of the run: its saved state depends on them).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Param:
     suffixes: tuple[str, ...] = ()
     derived: str = ""
     indexed: bool = False
+    structural: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -245,8 +248,9 @@ class Values(Mapping[str, Any]):
     any given ``NAMEi`` of an indexed one. A name the table does not declare is a ``KeyError``:
     a typo in the code, not in the user's input."""
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: dict[str, Any], table: Table | None = None) -> None:
         self._values = MappingProxyType(values)
+        self._table = table
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -260,6 +264,21 @@ class Values(Mapping[str, Any]):
     def indexed(self, name: str, i: int) -> Any:
         """``NAMEi`` if it was given, else ``NAME`` (layer or group ``i``, 1-based)."""
         return self._values.get(f"{name}{i}", self._values[name])
+
+    def per_group(self, name: str, count: int) -> tuple[Any, ...]:
+        """:meth:`indexed` for groups ``1 .. count``."""
+        return tuple(self.indexed(name, i + 1) for i in range(count))
+
+    def structural(self) -> dict[str, Any]:
+        """The values of the table's :attr:`Param.structural` params (a given ``NAMEi`` of an
+        indexed one too): what a paused training must resume with."""
+        if self._table is None:
+            return {}
+        return {
+            name: value
+            for name, value in self._values.items()
+            if (param := self._table.find(name)) is not None and param.structural
+        }
 
 
 @dataclass(frozen=True)
@@ -311,6 +330,14 @@ class Table:
         params = tuple(replace(p, **changes) if p.name == name else p for p in self.params)
         return Table(self.title, params)
 
+    def mark_structural(self, *names: str) -> Table:
+        """The table with these params :attr:`Param.structural`."""
+        params = {self[name].name for name in names}  # a name it does not declare: KeyError
+        return Table(
+            self.title,
+            tuple(replace(p, structural=True) if p.name in params else p for p in self.params),
+        )
+
     def with_defaults(self, **defaults: Any) -> Table:
         """The table with these defaults instead of the declared ones."""
         table = self
@@ -332,7 +359,7 @@ class Table:
             param = self.find(key) if key not in values else None
             if param is not None:
                 values[key] = param.check(value, key)
-        return Values(values)
+        return Values(values, self)
 
     def check_space(self, space: Space, owner: str) -> None:
         """Refuse a space (searched params and ``fixed`` constants) that the params of this

@@ -42,7 +42,7 @@ PARTITION = Table(
         ),
         integer("modules", None, "K groups of as equal a size as possible", ">= 1", derived="2"),
     ),
-)
+).mark_structural("split", "modules")
 # the models the layer-parallel trainers can cut, and their params
 LAYERED_MODEL = (
     MODEL.replace("model", choices=("mlp", "resnet"))
