@@ -5,8 +5,8 @@
 
 For each job and seed, under ``mpiexec -n RANKS``: the job's search as its file says but
 without ``pbt`` (the default strategy, each configuration trained from scratch with fixed
-values), and the same with its ``pbt`` section, both with ``budget.steps`` = ``--steps`` (the
-epochs, summed over all trainings; PBT spends them on ``RANKS / ranks_per_worker`` members at
+values), and the same with its ``pbt`` section, both with the job's ``budget.steps`` (or
+``--steps``): the epochs, summed over all trainings (PBT spends them on ``RANKS / ranks_per_worker`` members at
 a time, each ``epochs`` long). Measured: the best complete training's validation loss (PBT:
 the best member at its end; a segment that ended mid-training never wins). Then, for seed 0,
 the PBT winner's schedule (``propagate replay``'s stretches) is trained again from scratch by
@@ -61,6 +61,12 @@ def _search(job: str, seed: int, steps: int, pbt: Any, run_dir: Path | None) -> 
         run_dir=run_dir,
         fresh=run_dir is not None,
     )
+
+
+def _job_steps(job: str) -> int:
+    from propagator import config
+
+    return int(config.load(JOBS[job]).settings.budget.steps)
 
 
 def _pbt_spec(job: str) -> dict[str, Any]:
@@ -143,7 +149,9 @@ def main() -> None:
     parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
     parser.add_argument("--ranks", type=int, default=8, help="mpiexec ranks (default 8)")
-    parser.add_argument("--steps", type=int, default=288, help="epochs per search (default 288)")
+    parser.add_argument(
+        "--steps", type=int, help="epochs per search (default: the job file's budget.steps)"
+    )
     parser.add_argument("--replays", type=int, default=4, help="replayed members (default 4)")
     parser.add_argument("--results", type=Path, help="write every run's summary here (JSON)")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # the mpiexec half's own
@@ -157,11 +165,12 @@ def main() -> None:
     raw: dict[str, list[dict[str, Any]]] = {}
     for job in args.jobs:
         shutil.rmtree(KEPT / f"pbt_{job}", ignore_errors=True)
+        steps = args.steps or _job_steps(job)
         for seed in range(args.seeds):
             more = launch(
                 __file__,
                 args.ranks,
-                ["--job", job, "--seed", str(seed), "--steps", str(args.steps),
+                ["--job", job, "--seed", str(seed), "--steps", str(steps),
                  "--replays", str(args.replays)],
                 timeout=3600,
             )  # fmt: skip
