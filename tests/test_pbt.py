@@ -345,3 +345,22 @@ def test_replay_says_why_it_cannot_replay_a_run():
         stretches(plain)
     with pytest.raises(PropagateError, match="--members must be at least 1"):
         replay_config({"budget": 3}, [{"step": 1, "params": {}}], 0)
+
+
+def test_a_step_budget_counts_each_trained_step_once_and_a_time_budget_ends_pbt(monkeypatch):
+    from pbt_objective import objective
+
+    space = pg.Space({"lr": pg.Float(0.01, 1.0, log=True)})
+    spec = {"mutable": ["lr"], "interval": 3}
+    result = pg.search(objective, space, metric="loss", budget={"steps": 30}, pbt=spec, seed=2)
+    assert sum(len(r.intermediate) for r in result.records) == 30
+    per_member: dict = {}
+    for r in result.records:  # one worker: no copies, each member's segments in turn
+        per_member.setdefault(r.member, []).extend(s for s, _ in r.intermediate)
+    for steps in per_member.values():
+        assert steps == list(range(1, len(steps) + 1))  # each step once, in order
+    monkeypatch.setenv("PBT_SLEEP", "0.05")
+    started = time.monotonic()
+    timed = pg.search(objective, space, metric="loss", budget={"time": 1.5}, pbt=spec, seed=2)
+    assert time.monotonic() - started < 10 and len(timed) >= 2
+    assert all(r.status in ("ok", "paused", "pruned") for r in timed.records)

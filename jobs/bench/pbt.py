@@ -6,11 +6,13 @@
 For each job and seed, under ``mpiexec -n RANKS``: the job's search as its file says but
 without ``pbt`` (the default strategy, each configuration trained from scratch with fixed
 values), and the same with its ``pbt`` section, both with the job's ``budget.steps`` (or
-``--steps``): the epochs, summed over all trainings (PBT spends them on ``RANKS / ranks_per_worker`` members at
-a time, each ``epochs`` long). Measured: the best complete training's validation loss (PBT:
-the best member at its end; a segment that ended mid-training never wins). Then, for seed 0,
-the PBT winner's schedule (``propagate replay``'s stretches) is trained again from scratch by
-``--replays`` members on fresh seeds (``pbt.replay``): the target is that they reach the PBT
+``--steps``): the epochs, summed over all trainings (PBT spends them on ``RANKS /
+ranks_per_worker`` members at a time, each ``epochs`` long). Measured: the best complete
+training's validation loss (PBT: the best member at its end; a segment that ended
+mid-training never wins). Then, for seed 0,
+the schedule (``propagate replay``'s stretches) of the best complete member whose params
+changed during its training (the winner's when none did) is trained again from scratch by
+``--replays`` members on fresh seeds (``pbt.replay``): the target is that they reach that
 member's value within the seeds' spread. Seed 0's PBT run is kept in
 ``runs/bench/pbt_<job>`` (``propagate report`` / ``plot`` it to look at the schedule).
 
@@ -42,7 +44,7 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --- the mpiexec half ------------------------------------------------------------------------
-def _search(job: str, seed: int, steps: int, pbt: Any, run_dir: Path | None) -> Any:
+def _search(job: str, seed: int, budget: dict[str, int], pbt: Any, run_dir: Path | None) -> Any:
     import propagator as pg
     from propagator import config
 
@@ -51,7 +53,7 @@ def _search(job: str, seed: int, steps: int, pbt: Any, run_dir: Path | None) -> 
     return pg.search(
         search.objective(),
         search.space,
-        budget={"steps": steps},
+        budget=budget,
         metric=s.metric,
         direction=s.direction,
         ranks_per_worker=s.ranks_per_worker,
@@ -75,6 +77,18 @@ def _pbt_spec(job: str) -> dict[str, Any]:
     return config.load(JOBS[job]).settings.pbt.to_dict()
 
 
+def _changing(result: Any) -> tuple[list[dict[str, Any]], float]:
+    """The schedule of the best complete member whose params changed (else the best's), and
+    that member's value."""
+    from propagator.results.replay import stretches
+
+    for record in result.top(len(result)):
+        schedule = stretches(result, record.id)
+        if len(schedule) > 1:
+            return schedule, record.value
+    return stretches(result), result.best.value
+
+
 def _summary(result: Any) -> dict[str, Any]:
     best = result.best
     steps = sum(len(r.intermediate) for r in result.records)
@@ -84,20 +98,20 @@ def _summary(result: Any) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> None:
     from mpi4py import MPI
 
-    from propagator.results.replay import stretches
-
     comm, out = MPI.COMM_WORLD, {}
     kept = KEPT / f"pbt_{args.job}" if args.seed == 0 else None
-    out["search"] = _summary(_search(args.job, args.seed, args.steps, None, None))
-    result = _search(args.job, args.seed, args.steps, _pbt_spec(args.job), kept)
+    budget = {"steps": args.steps}
+    out["search"] = _summary(_search(args.job, args.seed, budget, None, None))
+    result = _search(args.job, args.seed, budget, _pbt_spec(args.job), kept)
     out["pbt"] = _summary(result)
     if args.seed == 0 and args.replays:
-        schedule = stretches(result)
+        schedule, member = _changing(result)
         spec = {**_pbt_spec(args.job), "replay": schedule}
-        epochs = result.best.step
-        replayed = _search(args.job, 1000, args.replays * epochs, spec, None)
+        # a budget of evaluations deals the members out to the workers (see Member.done)
+        members = {"evaluations": args.replays * len(schedule)}
+        replayed = _search(args.job, 1000, members, spec, None)
         values = [r.value for r in replayed.records if r.ok]
-        out["schedule"], out["replays"] = schedule, values
+        out["schedule"], out["replays"], out["member"] = schedule, values, member
         out["mutable"] = spec["mutable"]
     if comm.rank == 0:
         Path(args.out).write_text(json.dumps(out))
@@ -123,7 +137,7 @@ def _report(job: str, runs: list[dict[str, Any]]) -> None:
     print(f"  default / pbt median best: {ratio:.3f} (> 1: pbt better)")
     first = runs[0]
     if "schedule" in first:
-        print("  seed 0's winning schedule (from step: params):")
+        print("  seed 0's best changing schedule (from step: params):")
         mutable = first["mutable"]
         for stretch in first["schedule"]:
             shown = {
@@ -132,7 +146,7 @@ def _report(job: str, runs: list[dict[str, Any]]) -> None:
                 if k in mutable
             }
             print(f"    {stretch['step']:>4}: {shown}")
-        replays, member = first["replays"], first["pbt"]["best"]
+        replays, member = first["replays"], first["member"]
         if replays:
             med, lo, hi = _median(replays)
             spread = rows["pbt"][2] - rows["pbt"][1]
