@@ -25,7 +25,7 @@ from propagator import ConfigError
 from propagator.config import load_objective
 from propagator.store.checkpoints import Checkpoints
 from trainers import daso
-from trainers.framework import TrainerState
+from trainers.checkpointing import TrainerState
 
 sys.path.insert(0, str(Path(__file__).parent / "mpi"))
 from checkpoint_trainers import PauseAfter

@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import propagator as pg
-from trainers.framework import Context, Epochs
+from trainers.checkpointing import Epochs
+from trainers.framework import Context
 
 sys.path.insert(0, str(Path(__file__).parent / "mpi"))
 from scenarios import FirstOnly, trainer_stopping

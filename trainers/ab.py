@@ -81,15 +81,13 @@ from torch.nn import functional as F
 
 from propagator import ConfigError, Trial
 
+from .checkpointing import Attributes, Epochs, TrainerState
 from .collectives import Collectives, MPICollectives
 from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
-    Attributes,
     Context,
-    Epochs,
-    TrainerState,
     allreduce_gradients,
     average_gradients_on_host,
     batches,

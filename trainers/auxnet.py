@@ -134,18 +134,9 @@ from .auxnet_steps import (
     initialise_store,
     iteration,
 )
+from .checkpointing import Epochs
 from .data import DATA, Data, load_data
-from .framework import (
-    LOOP,
-    OPTIMIZER,
-    RUNTIME,
-    SCHEDULE,
-    Context,
-    Epochs,
-    batches,
-    loss_function,
-    setup,
-)
+from .framework import LOOP, OPTIMIZER, RUNTIME, SCHEDULE, Context, batches, loss_function, setup
 from .layer_parallel import LAYER_METRICS, Split, evaluate, finish, split_model
 from .models import MODEL
 from .params import Table, Trainer, Values, choice, flag, integer, join, real, with_defaults

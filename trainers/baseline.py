@@ -18,13 +18,12 @@ from torch import nn
 
 from propagator import Trial
 
+from .checkpointing import Epochs, TrainerState
 from .collectives import Collectives
 from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
-    Epochs,
-    TrainerState,
     allreduce_gradients,
     batches,
     evaluate,
@@ -42,7 +41,7 @@ from .params import Trainer, Values
 
 class Method(Protocol):
     """What a method built on this loop adds: a hook before every step, its own metrics, and
-    its state for a paused training (:class:`trainers.framework.Checkpointed`)."""
+    its state for a paused training (:class:`trainers.checkpointing.Checkpointed`)."""
 
     def before_step(self, step: int) -> None: ...
 
@@ -59,8 +58,8 @@ Attach = Callable[[nn.Module, torch.optim.Optimizer, Collectives, int], Method]
 def data_parallel(params: Values, trial: Trial, attach: Attach | None = None) -> dict[str, float]:
     """The data-parallel loop; ``attach(model, optimizer, comm, total_steps)`` builds the
     method (e.g. OIALR) whose hook runs before every step. It ends early, after an epoch, when
-    the search says so (:class:`trainers.framework.Epochs`), and a paused training goes on from
-    its checkpoint (:class:`trainers.framework.TrainerState`, with the method's state)."""
+    the search says so (:class:`trainers.checkpointing.Epochs`), and a paused training goes on from
+    its checkpoint (:class:`trainers.checkpointing.TrainerState`, with the method's state)."""
     ctx = setup(params, trial)
     data = load_data(params, ctx.rank, ctx.size)
     model = build_model(params, data.input_shape, data.n_outputs).to(ctx.device)

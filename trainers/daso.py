@@ -85,14 +85,12 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from propagator import ConfigError, Trial
 
+from .checkpointing import Attributes, Epochs, TrainerState
 from .collectives import MPICollectives
 from .data import load_data
 from .framework import (
     DATA_PARALLEL,
     METRICS,
-    Attributes,
-    Epochs,
-    TrainerState,
     average_gradients_on_host,
     batches,
     evaluate,

@@ -72,6 +72,7 @@ from torch import nn
 
 from propagator import ConfigError, Trial
 
+from .checkpointing import Epochs
 from .collectives import wait
 from .data import DATA, Data, load_data
 from .framework import (
@@ -80,7 +81,6 @@ from .framework import (
     RUNTIME,
     SCHEDULE,
     Context,
-    Epochs,
     batches,
     loss_function,
     make_optimizer,

@@ -40,6 +40,7 @@ from torch.nn.utils import parameters_to_vector
 
 from propagator import ConfigError, Trial
 
+from .checkpointing import Attributes, Epochs, TrainerState
 from .data import DATA, Data, load_data
 from .framework import (
     LOOP,
@@ -47,10 +48,7 @@ from .framework import (
     OPTIMIZER,
     RUNTIME,
     SCHEDULE,
-    Attributes,
     Context,
-    Epochs,
-    TrainerState,
     evaluate,
     finish,
     loss_function,

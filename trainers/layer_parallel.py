@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from .chain import Chain
+from .checkpointing import load_part
 from .data import Data
-from .framework import METRICS, Context, evaluation_mode, load_part, loss_function, metrics
+from .framework import METRICS, Context, evaluation_mode, loss_function, metrics
 from .models import build_model
 from .partition import boundary_shapes, partition
 
@@ -64,7 +65,7 @@ class Stateful(Protocol):
 
 class RankState:
     """What a layer-parallel trainer checkpoints on one rank when the search pauses it (a
-    :class:`trainers.framework.Checkpointed` for :class:`trainers.framework.Epochs`).
+    :class:`trainers.checkpointing.Checkpointed` for :class:`trainers.checkpointing.Epochs`).
 
     Each rank saves its own shard: the state dicts of the groups it holds and of ``parts``
     (their optimizers, schedules, ...), the method's ``values`` (tensors, counters, generator
@@ -74,7 +75,7 @@ class RankState:
     meet there), so nothing in flight needs saving.
 
     Optimizers and schedules among the parts go on with the hyperparameters of the params the
-    training resumes with (:func:`trainers.framework.load_part`), so each optimizer must come
+    training resumes with (:func:`trainers.checkpointing.load_part`), so each optimizer must come
     before its schedule in ``parts``.
 
     The bytes are restored as absolute counts, over whatever the trainer's set-up sent again

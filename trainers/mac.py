@@ -83,6 +83,7 @@ from torch import nn
 
 from propagator import ConfigError, Trial
 
+from .checkpointing import Epochs, rescaled
 from .data import DATA, Data, load_data
 from .framework import (
     LOOP,
@@ -90,11 +91,9 @@ from .framework import (
     OPTIMIZERS,
     RUNTIME,
     Context,
-    Epochs,
     batch_indices,
     evaluation_mode,
     make_optimizer,
-    rescaled,
     setup,
 )
 from .layer_parallel import LAYER_METRICS, RankState, Split, evaluate, finish, split_model
@@ -434,7 +433,7 @@ def _checkpoint(mac: MAC, progress: _Progress) -> RankState:
     """This rank's state for a pause: its groups, their W-step optimizers (the Z-step's start
     afresh every epoch), the coordinates and targets of its stages, µ and the loop's progress.
     A training resumed with another µ0 (``mu``) keeps the growth of µ so far (see
-    :func:`trainers.framework.rescaled`)."""
+    :func:`trainers.checkpointing.rescaled`)."""
     device = mac.ctx.device
 
     def get() -> dict[str, Any]:
