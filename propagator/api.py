@@ -196,7 +196,7 @@ def search(
         pbt=make_pbt(pbt),
     )
     settings.check(space)
-    check_objective(objective, space, settings.metric)
+    check_objective(objective, space, settings.metric, () if pbt is None else settings.pbt.mutable)
     comm = MPI.COMM_WORLD if comm is None else comm
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)  # a wrong-sized topology fails here, everywhere

@@ -364,3 +364,19 @@ def test_a_step_budget_counts_each_trained_step_once_and_a_time_budget_ends_pbt(
     timed = pg.search(objective, space, metric="loss", budget={"time": 1.5}, pbt=spec, seed=2)
     assert time.monotonic() - started < 10 and len(timed) >= 2
     assert all(r.status in ("ok", "paused", "pruned") for r in timed.records)
+
+
+def test_pbt_may_not_change_what_a_trainer_cannot_change_midway(tmp_path):
+    from propagator import config
+
+    (tmp_path / "s.yaml").write_text(
+        "objective: baseline\n"
+        "space: {lr: {type: float, low: 0.01, high: 0.5}, width: {type: int, low: 8, high: 64}}\n"
+        "fixed: {dataset: digits, epochs: 4}\nmetric: val_loss\nbudget: {evaluations: 8}\n"
+        "pbt: {mutable: [lr, width]}\n"
+    )
+    search = config.load(tmp_path / "s.yaml")
+    with pytest.raises(ConfigError, match="pbt.mutable names 'width', which the objective cannot"):
+        search.objective()
+    (tmp_path / "s.yaml").write_text((tmp_path / "s.yaml").read_text().replace(", width]", "]"))
+    config.load(tmp_path / "s.yaml").objective()  # lr may change

@@ -428,6 +428,12 @@ class Trainer:
         the search was checked by :meth:`check_space`) on the worker of ``trial``."""
         return self.run(self.table.read(params), trial)
 
+    @cached_property
+    def structural(self) -> frozenset[str]:
+        """The params a paused training cannot resume with another value of (PBT may not
+        change them during a training)."""
+        return frozenset(p.name for p in self.table.params if p.structural)
+
     def check_space(self, space: Space) -> None:
         """Raise :class:`propagator.ConfigError` if the space does not fit the declaration."""
         self.table.check_space(space, self.name)

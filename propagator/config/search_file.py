@@ -85,7 +85,9 @@ class SearchFile:
         and, where it declares its params and metrics, check the search against them."""
         try:
             objective = load_objective(self.objective_spec, self.path.parent)
-            check_objective(objective, self.space, self.settings.metric)
+            pbt = self.settings.pbt
+            mutable = () if pbt is None else pbt.mutable
+            check_objective(objective, self.space, self.settings.metric, mutable)
         except ConfigError as exc:
             raise ConfigError(f"{self.path}: {self._field(str(exc))}") from None
         return objective

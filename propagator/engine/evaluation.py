@@ -195,13 +195,18 @@ class Outcome:
 
 
 def check_objective(
-    objective: Objective, space: Space, metric: str | tuple[str, ...] | None
+    objective: Objective,
+    space: Space,
+    metric: str | tuple[str, ...] | None,
+    mutable: Sequence[str] = (),
 ) -> None:
     """Let an objective that declares what it takes and returns check a search before any work.
 
     An objective may carry ``check_space(space)``, which raises :class:`ConfigError` for
-    params it does not know (or values it cannot take), and ``metrics``, the names of the
-    values it returns; the trainers declare both. Plain functions declare neither.
+    params it does not know (or values it cannot take), ``metrics``, the names of the
+    values it returns, and ``structural``, the params a training cannot change midway (PBT's
+    ``mutable`` may not name them); the trainers declare all three. Plain functions declare
+    none.
 
     Raises:
         ConfigError: naming the parameter or metric, with the closest known name.
@@ -209,6 +214,13 @@ def check_objective(
     check = getattr(objective, "check_space", None)
     if callable(check):
         check(space)
+    fixed = getattr(objective, "structural", ())
+    for name in mutable:
+        if name in fixed:
+            raise ConfigError(
+                f"pbt.mutable names {name!r}, which the objective cannot change during a "
+                "training (its saved state depends on it)"
+            )
     known = getattr(objective, "metrics", None)
     if not known:
         return
