@@ -28,10 +28,11 @@ from .crew import Crew
 from .evaluation import Outcome
 from .failures import FailureWatch
 from .island import Island
+from .later import Later
 from .ledger import Ledger
-from .members import Member, Segment
+from .members import Segment
 from .migration import Emigration
-from .promotion import Paused, PausedTrainings, Replace
+from .promotion import Paused
 from .records import Kind, LocalLog, Status
 from .stopping import LeaderStopping, stopping_active
 
@@ -84,8 +85,7 @@ class Leader:
         self._ledger = Ledger(
             ctx, counter, self._options.sink, self._options.monitor, self._rng_states
         )
-        self._paused = _paused_trainings(ctx, island, self._replace)
-        self._member = Member(ctx, island.population) if island.population is not None else None
+        self._later = Later(ctx, island, self._replace)
         self.abort_error: str | None = None
         self.abort_is_mistake = False
         self.interrupted = False
@@ -99,14 +99,10 @@ class Leader:
             "worker %d of %d (island %d, %d rank(s)) starts; session %d",
             *(ctx.worker, layout.n_workers, ctx.island, layout.ranks_per_worker, ctx.session),
         )
-        if self._paused is not None:
-            self._paused.take_over(self._options.stored)
-        if self._member is not None:
-            self._member.take_over(self._options.stored)
+        self._later.take_over(self._options.stored)
         while self._step():
             pass
-        if self._paused is not None:
-            self._paused.leave()
+        self._later.leave()
         ledger = self._ledger
         _log.info(
             "worker %d stops after %d evaluations (%d failed; %d duplicate proposals avoided)",
@@ -165,17 +161,18 @@ class Leader:
             self.interrupted = True
             self._counter.stop()
             return False
-        resumed = self._paused.next() if self._paused is not None else None
+        paused, member = self._later.paused, self._later.member
+        resumed = paused.next() if paused is not None else None
         if resumed is not None:
             return self._resume(resumed)
-        if self._member is not None and self._member.done:
+        if member is not None and member.done:
             return False
         record_id = self._tickets.next(now)
         if record_id is None:
             return False
-        segment = self._member.next(record_id, self._rng) if self._member is not None else None
+        segment = member.next(record_id, self._rng) if member is not None else None
         if segment is not None:
-            return self._train(record_id, segment)
+            return self._evaluate(record_id, segment.genes, segment=segment)
         initial, first = self._options.initial, self._options.first_id
         if initial is not None and record_id - first < len(initial):
             genes = initial[record_id - first]  # the first ids are the initial configurations
@@ -185,36 +182,39 @@ class Leader:
         if genes is None:
             self._exhausted()
             return False
-        if self._member is not None:  # a new PBT member: its first segment
-            return self._train(record_id, self._member.first(record_id, genes))
-        self._crew.hand_out(record_id, genes)
-        if self._stopping is not None:
-            self._stopping.candidate(record_id, [])
-        evaluated = run_candidate(ctx, self._crew, record_id, genes, self._stopping)
-        return self._settle(record_id, genes, evaluated, _EVALUATED)
-
-    def _train(self, record_id: int, segment: Segment) -> bool:
-        """A segment of a PBT member, from the saved training it continues, if any."""
-        genes, so_far = segment.genes, segment.resumed(time.time() - self._ctx.t0)
-        self._crew.hand_out(record_id, genes, _EVALUATED if so_far is None else _RESUMED)
-        self._stopping.candidate(record_id, [] if so_far is None else so_far.judged)
-        self._stopping.pause_at(segment.until)
-        evaluated = run_candidate(self._ctx, self._crew, record_id, genes, self._stopping, so_far)
-        if evaluated is not None and so_far is not None:  # its record holds its own steps
-            evaluated = replace(evaluated, reports=evaluated.reports[len(so_far.reports) :])
-        lineage = (segment.parent, segment.member)
-        return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)
+        first = None if member is None else member.first(record_id, genes)  # a new PBT member
+        return self._evaluate(record_id, genes, segment=first)
 
     def _resume(self, paused: Paused) -> bool:
         """Resume a paused training from its checkpoint (ASHA's promotion)."""
-        record_id, genes = paused.record_id, paused.genes
-        _log.info("evaluation %d: resumed (promoted at its rung %d)", record_id, paused.rung)
-        self._crew.hand_out(record_id, genes, _RESUMED)
-        self._stopping.candidate(record_id, paused.evaluated.judged)
-        evaluated = run_candidate(
-            self._ctx, self._crew, record_id, genes, self._stopping, paused.evaluated
-        )
-        return self._settle(record_id, genes, evaluated, _RESUMED, replaces=True)
+        _log.info("evaluation %d: resumed (promoted at its rung %d)", paused.record_id, paused.rung)
+        return self._evaluate(paused.record_id, paused.genes, paused.evaluated)
+
+    def _evaluate(
+        self,
+        record_id: int,
+        genes: np.ndarray,
+        so_far: Evaluated | None = None,
+        segment: Segment | None = None,
+    ) -> bool:
+        """Hand a candidate to the worker's ranks, evaluate and settle it: a new one, a paused
+        training resumed after ``so_far`` (its record replaces the paused one's), or a PBT
+        ``segment`` (a record of its own)."""
+        if segment is not None:
+            so_far = segment.resumed(time.time() - self._ctx.t0)
+        resumed = so_far is not None
+        self._crew.hand_out(record_id, genes, _RESUMED if resumed else _EVALUATED)
+        if self._stopping is not None:
+            self._stopping.candidate(record_id, so_far.judged if resumed else [])
+            self._stopping.pause_at(None if segment is None else segment.until)
+        evaluated = run_candidate(self._ctx, self._crew, record_id, genes, self._stopping, so_far)
+        if segment is None:
+            kind = _RESUMED if resumed else _EVALUATED
+            return self._settle(record_id, genes, evaluated, kind, replaces=resumed)
+        if evaluated is not None and resumed:  # a segment's record holds its own steps only
+            evaluated = replace(evaluated, reports=evaluated.reports[len(so_far.reports) :])
+        lineage = (segment.parent, segment.member)
+        return self._settle(record_id, genes, evaluated, _EVALUATED, lineage=lineage)
 
     def _settle(
         self,
@@ -238,21 +238,15 @@ class Leader:
             return False
         row = self._ledger.record(record_id, genes, evaluated, kind, replaces, lineage)
         self._share(row)
-        if evaluated.outcome.status != Status.PAUSED:
-            if (ctx.checkpoints.root / str(record_id)).exists():  # over: its checkpoint goes
-                ctx.checkpoints.remove(record_id)
-        elif self._paused is not None:
-            self._paused.keep(record_id, genes, evaluated, self._stopping.paused_at)
-        if self._member is not None:
-            self._member.ended(row)
+        paused_at = None if self._stopping is None else self._stopping.paused_at
+        self._later.settled(row, genes, evaluated, paused_at)
         self._failures.island_success |= self._island.heard_success
         self.abort_error = self._failures.broken(outcome)
         if self.abort_error is not None:
             return False
         if self._stopping is not None and self._stopping.budget_spent:
             return self._steps_spent()
-        population = self._island.population
-        self._emigration.maybe(self._island.pool, None if population is None else population.best())
+        self._emigration.maybe(self._island.pool, self._later.emigrants())
         self._mailbox.flush()
         return True
 
@@ -305,14 +299,6 @@ def _interrupted(record_id: int, outcome: Outcome) -> bool:
             record_id,
         )
     return outcome.stop and not outcome.mistake
-
-
-def _paused_trainings(ctx: RunContext, island: Island, replace: Replace) -> PausedTrainings | None:
-    """The worker's paused trainings, with a pruner that pauses."""
-    pruner = ctx.settings.pruner
-    if pruner is None or not pruner.promotion:
-        return None
-    return PausedTrainings(ctx, island.rungs, replace)
 
 
 def _reports_nothing(ctx: RunContext, evaluated: Evaluated) -> str | None:
