@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from .engine.evaluation import Pruned, Trial
     from .engine.records import Record
     from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
+    from .islands import Migration
     from .results.result import Result, RunInfo
-    from .settings import Budget, Confirm, Migration
+    from .settings import Budget, Confirm
     from .space import Categorical, Constant, Float, Int, Space
     from .store import load
     from .strategies import CMAES, GA, TPE, Portfolio, Random
@@ -42,7 +43,7 @@ _HOME = {
     "RunInfo": "results.result",
     "Budget": "settings",
     "Confirm": "settings",
-    "Migration": "settings",
+    "Migration": "islands",
     "Categorical": "space",
     "Constant": "space",
     "Float": "space",

@@ -15,6 +15,7 @@ from .engine.evaluation import Objective, check_objective
 from .engine.layout import make_layout
 from .engine.run import run
 from .errors import ConfigError, ObjectiveError
+from .islands import Migration, migration_from
 from .pbt import PBT, make_pbt
 from .pruners import PrunerSpec, make_pruner
 from .results.result import Result
@@ -22,12 +23,10 @@ from .settings import (
     DEFAULT_STRATEGY,
     Budget,
     Confirm,
-    Migration,
     Settings,
     budget_from,
     confirm_from,
     count_objectives,
-    migration_from,
     strategies_for,
 )
 from .space import Space

@@ -23,6 +23,7 @@ import yaml
 
 from ..engine.evaluation import Objective, check_objective
 from ..errors import ConfigError, SpaceError
+from ..islands import migration_from
 from ..pbt import make_pbt
 from ..pruners import make_pruner
 from ..settings import (
@@ -31,7 +32,6 @@ from ..settings import (
     budget_from,
     confirm_from,
     count_objectives,
-    migration_from,
     strategies_for,
 )
 from ..space import Constant, Space
