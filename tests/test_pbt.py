@@ -6,9 +6,7 @@ its own shard of the same copy."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import run_traced, traced_calls
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,16 +145,12 @@ import propagator as pg
 from pbt_objective import objective
 space = pg.Space({{"lr": pg.Float(0.01, 1.0, log=True), "tag": pg.Int(0, 9)}})
 r = pg.search(objective, space, metric="loss", budget=int(sys.argv[2]), seed=7,
-              pbt={{"mutable": ["lr"], "interval": 3, "quantile": 0.25, "resample": 0.0}},
+              pbt={{"mutable": ["lr"], "interval": 3, "quantile": float(sys.argv[5]),
+                   "resample": 0.0}},
               run_dir=sys.argv[1], ranks_per_worker=int(sys.argv[3]), islands=int(sys.argv[4]),
               migration={{"probability": 0.9}})
 print("RESULT", len(r))
 """
-
-
-def _calls(tmp_path: Path) -> list[dict]:
-    lines = (x for f in tmp_path.glob("trace.*") for x in f.read_text().splitlines())
-    return [json.loads(x) for x in lines if x.endswith("}")]
 
 
 def _run(
@@ -165,30 +160,12 @@ def _run(
     budget: int,
     kill_after: int | None = None,
     islands: int = 1,
+    quantile: float = 0.25,
 ):
     """Run the search script; ``kill_after``: kill -9 it after that many more calls."""
-    script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
-    cmd = ["mpiexec", "-n", str(ranks), sys.executable, str(script), str(tmp_path / "run"),
-           str(budget), str(per_worker), str(islands)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PBT_SLEEP": "0.01",
-           "PBT_TRACE": str(tmp_path / "trace")}  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        if kill_after is not None:
-            before = len(_calls(tmp_path))
-            deadline = time.monotonic() + 120
-            while len(_calls(tmp_path)) < before + kill_after and time.monotonic() < deadline:
-                time.sleep(0.05)
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"{cmd} hung:\n{proc.communicate()[0][-3000:]}")
-    return proc.returncode, out
+    args = [str(tmp_path / "run"), str(budget), str(per_worker), str(islands), str(quantile)]
+    env = {"PBT_SLEEP": "0.01", "PBT_TRACE": str(tmp_path / "trace")}
+    return run_traced(tmp_path, SCRIPT, ranks, args, env, kill_after)
 
 
 def _check_lineage(result: pg.Result, interval: int = 3) -> int:
@@ -230,17 +207,23 @@ def test_pbt_copies_exactly_records_lineage_and_keeps_one_checkpoint_per_member(
     assert chain[0].first_step == 1 and chain[-1].last_step == EPOCHS and chain[-1].id == best.id
     for a, b in itertools.pairwise(chain):
         assert b.first_step == a.last_step + 1
-    # each worker's live member keeps its latest checkpoint, and nothing else is left
-    latest = {}
-    for r in sorted(result.records, key=lambda r: r.end):
-        latest[r.worker] = r
-    live = {r.id for r in latest.values() if r.paused}
-    assert set(Checkpoints(tmp_path / "run" / "checkpoints").stored()) == live
+    # each worker keeps the checkpoints of its last 3 paused segments (its live member's
+    # latest among them), and no other
+    by_worker: dict = {}
+    for r in sorted(result.records, key=lambda r: (r.end, r.id)):
+        by_worker.setdefault(r.worker, []).append(r)
+    kept = set()
+    for segments in by_worker.values():
+        if segments[-1].paused:
+            kept.add(segments[-1].id)
+        kept |= {r.id for r in [r for r in segments if r.paused][-3:]}
+    assert set(Checkpoints(tmp_path / "run" / "checkpoints").stored()) == kept
 
 
 @pytest.mark.timeout(300)
 def test_strong_members_migrate_and_are_copied_on_another_island(tmp_path):
-    code, out = _run(tmp_path, 4, 1, 48, islands=2)
+    # the worst half copy the best half: a copy from an immigrant is all but certain
+    code, out = _run(tmp_path, 4, 1, 64, islands=2, quantile=0.5)
     assert code == 0, out[-3000:]
     result = pg.load(tmp_path / "run")
     assert _check_lineage(result) >= 1
@@ -275,7 +258,7 @@ def test_every_rank_of_a_worker_restores_its_own_shard_of_the_same_copy(tmp_path
     result = pg.load(tmp_path / "run")
     assert _check_lineage(result) >= 1
     by_call: dict = {}
-    for c in _calls(tmp_path):
+    for c in traced_calls(tmp_path):
         by_call.setdefault(c["id"], {})[c["rank"]] = c
     assert any(c[0]["start"] > 0 for c in by_call.values())
     for record_id, ranks in by_call.items():

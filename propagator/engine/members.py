@@ -5,13 +5,15 @@ member is among the worst; then the next segment continues from a copy of a bett
 saved training, with that member's configuration explored, else from its own. The copy is a
 hard link of the other's checkpoint files under the new segment's id
 (:meth:`Checkpoints.link`): nothing is sent between workers, ranks of a worker each take
-their own shard, and it works across nodes wherever the run directory is shared. A member's
-older checkpoints are deleted once a newer segment is saved, so each live member keeps one.
+their own shard, and it works across nodes wherever the run directory is shared. A worker's
+checkpoints are deleted ``KEPT`` segments after they were saved: each live member keeps its
+latest and a few before it, which copies of it on other islands (migrants) may still name.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,7 @@ from .population import Population
 from .records import Status
 
 _log = logging.getLogger("propagate")
+KEPT = 2  # earlier paused segments of a worker that keep their checkpoints
 _PAUSED = int(Status.PAUSED)
 
 
@@ -69,6 +72,7 @@ class Member:
         self._spec = ctx.settings.pbt
         self._population = population
         self._own: np.void | None = None  # the member's latest segment, paused
+        self._kept: deque[int] = deque()  # its paused segments that keep a checkpoint
         self._started = 0  # members this worker started in this session
 
     @property
@@ -144,22 +148,30 @@ class Member:
         return Segment(int(source["id"]), member, genes, step, value, until)
 
     def ended(self, row: np.void) -> None:
-        """A segment of this worker was recorded: a paused one is the member's latest (its
-        earlier checkpoint goes); any other ends the member."""
-        previous = self._own
+        """A segment of this worker was recorded: a paused one is the member's latest; any
+        other ends the member. The worker's paused segments keep their checkpoints for
+        ``KEPT`` more segments, so that a copy of them that migrated can still be copied."""
         self._own = row.copy() if int(row["status"]) == _PAUSED else None
-        if previous is not None and int(previous["id"]) != int(row["id"]):
-            self._ctx.checkpoints.remove(int(previous["id"]))
+        if self._own is not None:
+            self._kept.append(int(row["id"]))
+        while len(self._kept) > KEPT + 1:
+            self._ctx.checkpoints.remove(self._kept.popleft())
 
     def take_over(self, stored: np.ndarray | None) -> None:
         """On resume of the run: go on with the member this worker trained last, if its
-        last segment was paused and its checkpoint is complete."""
+        last segment was paused and its checkpoint is complete; of its earlier paused
+        segments' checkpoints it keeps the last ``KEPT``."""
         if stored is None or not len(stored):
             return
         mine = stored[stored["worker"] == self._ctx.worker]
         if not len(mine):
             return
-        last = mine[np.lexsort((mine["id"], mine["end"]))[-1]]
+        mine = mine[np.lexsort((mine["id"], mine["end"]))]
+        paused = [int(i) for i in mine["id"][mine["status"] == _PAUSED]]
+        for record_id in paused[: -(KEPT + 1)]:
+            self._ctx.checkpoints.remove(record_id)
+        self._kept.extend(paused[-(KEPT + 1) :])
+        last = mine[-1]
         complete = self._ctx.checkpoints.complete(int(last["id"]), self._ranks)
         if int(last["status"]) == _PAUSED and complete:
             self._own = last.copy()
