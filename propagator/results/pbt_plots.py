@@ -19,7 +19,7 @@ from ..pbt import Lineage
 from ..space import Categorical
 from .format import INACTIVE
 from .pbt_report import changing, population_counts, stretches, winning_chain
-from .plots import _VALUE_DECADES, _colors, _finish, _log_y
+from .plots import _VALUE_DECADES, _colors, _finish, _log_y, best_star
 from .result import Result
 
 _WINNER = "crimson"
@@ -109,16 +109,7 @@ def _population(ax: Any, result: Result, chain: list[Lineage]) -> None:
         best = chain[-1]
         steps, values = [s.last_step for s in chain], [s.value for s in chain]
         ax.plot(steps, values, color=_WINNER, lw=2.5, marker="o", ms=4, label="winning chain")
-        ax.scatter(
-            [best.last_step],
-            [best.value],
-            marker="*",
-            s=220,
-            color="gold",
-            edgecolor="black",
-            zorder=4,
-            label=f"best {best.value:.6g} (id {best.id})",
-        )
+        best_star(ax, best.last_step, best.value, best.id)
     ax.set_xlabel("step")
     ax.set_ylabel(result.metric)
     ax.set_title(f"Every segment's {result.metric} at its last step")

@@ -150,16 +150,7 @@ def values(fig: Any, result: Result) -> None:
             label=f"failed ({np.count_nonzero(failed)})",
         )
     best = result.best
-    ax.scatter(
-        [best.id],
-        [best.value],
-        marker="*",
-        s=220,
-        color="gold",
-        edgecolor="black",
-        zorder=4,
-        label=f"best {best.value:.6g} (id {best.id})",
-    )
+    best_star(ax, best.id, best.value, best.id)
     ax.set_xlabel("evaluation id")
     ax.set_ylabel(result.metric)
     ax.set_title(f"Every evaluation's {result.metric}")
@@ -218,6 +209,14 @@ def best_params(fig: Any, result: Result) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def best_star(ax: Any, x: float, value: float, record_id: int) -> None:
+    """The best evaluation's mark, at ``(x, value)``."""
+    label = f"best {value:.6g} (id {record_id})"
+    ax.scatter(
+        [x], [value], marker="*", s=220, color="gold", edgecolor="black", zorder=4, label=label
+    )
+
+
 def _overall(ax: Any, x: np.ndarray, best: np.ndarray) -> None:
     # wide and pale, under the island lines: it coincides with the leading island's line
     ax.plot(x, best, drawstyle="steps-post", color="black", lw=4.0, alpha=0.3, label="all islands")
