@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,3 +153,44 @@ def bench_modules(*names: str) -> Iterator[dict[str, ModuleType]]:
         roots = {name.split(".")[0] for name in names}
         for name in [m for m in sys.modules if m.split(".")[0] in roots]:
             del sys.modules[name]
+
+
+def traced_calls(folder: Path) -> list[dict]:
+    """Every objective call traced so far in ``folder/trace.*`` (one file per process, one
+    JSON line per call; a line still being written is left out)."""
+    lines = (x for f in folder.glob("trace.*") for x in f.read_text().splitlines())
+    return [json.loads(x) for x in lines if x.endswith("}")]
+
+
+def run_traced(
+    folder: Path,
+    script: str,
+    ranks: int,
+    args: list[str],
+    env: dict[str, str],
+    kill_after: int | None = None,
+) -> tuple[int, str]:
+    """Run the Python ``script`` (text, written to ``folder/search.py``) on ``ranks`` ranks
+    with ``args``; its objective traces its calls in ``folder/trace.*`` (see
+    :func:`traced_calls`). ``kill_after``: kill -9 the whole job once that many more calls
+    are traced. Returns the exit status and the output."""
+    path = folder / "search.py"
+    path.write_text(script)
+    cmd = ["mpiexec", "-n", str(ranks), sys.executable, str(path), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        if kill_after is not None:  # kill -9 once this run has made some progress
+            before = len(traced_calls(folder))
+            deadline = time.monotonic() + 120
+            while len(traced_calls(folder)) < before + kill_after and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"{cmd} hung:\n{proc.communicate()[0][-3000:]}")
+    return proc.returncode, out

@@ -4,11 +4,8 @@ worker taking the same decisions."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import run_traced, traced_calls
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,7 +181,7 @@ def test_paused_trainings_resume_from_their_checkpoint_and_count_each_step_once(
 ):
     monkeypatch.setenv("PAUSED_TRACE", str(tmp_path / "trace"))
     result = _search(tmp_path, 60, run_dir=tmp_path / "run")
-    calls = _calls(tmp_path)
+    calls = traced_calls(tmp_path)
     resumed = [c for c in calls if c["resumed"]]
     assert resumed, "no paused training was promoted"
     statuses = {r.status for r in result.records}
@@ -242,36 +240,11 @@ print("RESULT", len(r), sum(x.paused for x in r.records), sum(x.promoted for x i
 """
 
 
-def _calls(tmp_path: Path) -> list[dict]:
-    """Every call of the objective so far (complete lines), on every rank."""
-    lines = (x for f in tmp_path.glob("trace.*") for x in f.read_text().splitlines())
-    return [json.loads(x) for x in lines if x.endswith("}")]
-
-
 def _run(tmp_path: Path, ranks: int, per_worker: int, budget: int, kill_after: int | None):
     """Run the search script; ``kill_after``: kill -9 it after that many more calls."""
-    script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
-    cmd = ["mpiexec", "-n", str(ranks), sys.executable, str(script), str(tmp_path / "run"),
-           str(budget), str(per_worker)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PAUSED_SLEEP": "0.01",
-           "PAUSED_TRACE": str(tmp_path / "trace")}  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        if kill_after is not None:  # kill -9 once this session has made some progress
-            before = _calls(tmp_path)
-            deadline = time.monotonic() + 120
-            while len(_calls(tmp_path)) < len(before) + kill_after and time.monotonic() < deadline:
-                time.sleep(0.05)
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"{cmd} hung:\n{proc.communicate()[0][-3000:]}")
-    return proc.returncode, out
+    args = [str(tmp_path / "run"), str(budget), str(per_worker)]
+    env = {"PAUSED_SLEEP": "0.01", "PAUSED_TRACE": str(tmp_path / "trace")}
+    return run_traced(tmp_path, SCRIPT, ranks, args, env, kill_after)
 
 
 @pytest.mark.timeout(400)
@@ -300,7 +273,7 @@ def test_checkpoints_survive_kill_9_and_resume_continues_paused_trainings(tmp_pa
                 and (ckpt.root / str(record.id) / "paused.json").exists()
             )
     assert set(ckpt.stored()) == {r.id for r in final.records if r.paused}
-    calls = _calls(tmp_path)
+    calls = traced_calls(tmp_path)
     # trainings paused in the first session were resumed in a later one, from their state
     later = {c["id"] for c in calls if c["resumed"] and c["id"] in paused}
     assert later, "no training paused in the first session was resumed later"
@@ -310,7 +283,7 @@ def test_checkpoints_survive_kill_9_and_resume_continues_paused_trainings(tmp_pa
 def test_every_rank_of_a_worker_pauses_and_resumes_together_from_its_own_shard(tmp_path):
     code, out = _run(tmp_path, 4, 2, 40, kill_after=None)
     assert code == 0, out[-3000:]
-    calls = _calls(tmp_path)
+    calls = traced_calls(tmp_path)
     by_call: dict = {}
     for c in calls:
         key = (c["id"], c["resumed"])
