@@ -39,6 +39,7 @@ class Scenario:
     workers_per_island: int = 1
     repeats: int = 1
     early_stopping: str = "none"  # none, asha, median, promotion (asha that pauses)
+    pbt: bool = False  # population-based training of x, in segments of 2 epochs
     budget: str = "evaluations"  # evaluations, steps, time
     objectives: int = 1
     warm: str = "none"  # none, run, csv, optuna
@@ -58,7 +59,9 @@ class Scenario:
     @property
     def refused(self) -> bool:
         """A combination the search file must refuse with a one-line error."""
-        return self.objectives > 1 and self.early_stopping != "none"
+        several = self.objectives > 1
+        clash = self.early_stopping != "none" or self.repeats > 1 or several
+        return (several and self.early_stopping != "none") or (self.pbt and clash)
 
     @property
     def budget_value(self) -> float:
@@ -98,6 +101,8 @@ def search_file(s: Scenario, folder: Path, sources: dict[str, str]) -> Path:
         name, promotion = s.early_stopping, s.early_stopping == "promotion"
         config["early_stopping"] = {"name": "asha" if promotion else name, "min_step": 1}
         config["early_stopping"] |= {"reduction": 2, "promotion": True} if promotion else {}
+    if s.pbt:
+        config["pbt"] = {"mutable": ["x"], "interval": 2}
     if s.initial:
         config["initial"] = [{"x": 0.1 * (i + 1), "k": 1 + i, "act": "a"} for i in range(s.initial)]
     if s.warm != "none":
@@ -190,6 +195,7 @@ def check(s: Scenario, folder: Path, runs: list[Run]) -> None:
         _check_record(s, r)
     _check_unique(s, records)
     _check_checkpoints(s, run_dir, records)
+    _check_lineage(s, records)
     _check_ranks(s, folder, records)
 
 
@@ -205,12 +211,18 @@ def _check_record(s: Scenario, r) -> None:
     where = f"{s}: record {r.id} ({r.status}, {r.error!r})"
     if r.intermediate:
         assert r.step == r.intermediate[-1][0], where
+    # a PBT segment holds its own steps, after its parent's
+    first = 1 if r.parent is None else r.step - len(r.intermediate) + 1
     if r.status == "ok":
         assert r.error is None, where
-        assert len(r.intermediate) == 4 * s.repeats, where  # every epoch of every repeat
+        if s.pbt:
+            assert r.step == 4 and [t for t, _ in r.intermediate] == list(range(first, 5)), where
+        else:
+            assert len(r.intermediate) == 4 * s.repeats, where  # every epoch of every repeat
     elif r.status == "paused":
-        assert s.early_stopping == "promotion" and r.error.startswith("paused"), where
-        assert [step for step, _ in r.intermediate] == list(range(1, r.step + 1)), where
+        assert s.early_stopping == "promotion" or s.pbt, where
+        assert r.error.startswith("paused"), where
+        assert [step for step, _ in r.intermediate] == list(range(first, r.step + 1)), where
     elif r.status == "pruned":
         assert r.error.startswith("stopped early"), where
         assert s.early_stopping != "none" or s.budget == "steps", where
@@ -225,21 +237,39 @@ def _check_record(s: Scenario, r) -> None:
 
 
 def _check_checkpoints(s: Scenario, run_dir: Path, records: list) -> None:
-    """Paused trainings keep a checkpoint of every rank; no other evaluation keeps one."""
+    """Paused trainings keep a checkpoint of every rank; no other evaluation keeps one. With
+    PBT, a member's earlier segments may have lost theirs (only its latest is continued)."""
     checkpoints = Checkpoints(run_dir / "checkpoints")
     paused = {r.id for r in records if r.paused}
-    assert set(checkpoints.stored()) == paused, f"{s}: checkpoints {checkpoints.stored()}"
+    stored = set(checkpoints.stored())
+    if s.pbt:
+        latest = {r.member: r for r in sorted(records, key=lambda r: (r.end, r.id))}
+        paused = {r.id for r in latest.values() if r.paused}
+        assert paused <= stored <= {r.id for r in records if r.paused}, f"{s}: {stored}"
+    else:
+        assert stored == paused, f"{s}: checkpoints {sorted(stored)}"
     for record_id in paused:
         assert checkpoints.complete(record_id, s.ranks_per_worker), f"{s}: {record_id}"
 
 
+def _check_lineage(s: Scenario, records: list) -> None:
+    """With PBT, every segment continues a stored one, after its last step."""
+    by_id = {r.id: r for r in records}
+    for r in records:
+        assert (r.member is not None) == s.pbt, f"{s}: record {r.id} member {r.member}"
+        if r.parent is not None:
+            parent = by_id[r.parent]
+            assert parent.paused and r.step > parent.step, f"{s}: record {r.id}"
+
+
 def _check_unique(s: Scenario, records: list) -> None:
-    per_island = Counter((r.island, json.dumps(r.params, sort_keys=True)) for r in records)
+    started = [r for r in records if r.parent is None]  # a PBT segment goes on with its own
+    per_island = Counter((r.island, json.dumps(r.params, sort_keys=True)) for r in started)
     twice = [k for k, n in per_island.items() if n > 1]
     assert not twice, f"{s}: evaluated twice on an island: {twice}"
     for i in range(s.initial):
         first = {"x": 0.1 * (i + 1), "k": 1 + i, "act": "a"}
-        n = sum(1 for r in records if _same(r.params, first))
+        n = sum(1 for r in started if _same(r.params, first))
         assert n == 1, f"{s}: initial configuration {first} evaluated {n} times"
 
 

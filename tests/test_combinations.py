@@ -1,12 +1,13 @@
 """Features that compose: searches drawn from the product of ranks per worker, islands,
-repeats, early stopping, budget kinds, one or two objectives, warm starts, initial
-configurations, failing and ``None``-returning objectives on any rank, and a kill -9 at a
-random moment (start-up included) followed by resumes, run as a user runs them (see
-``tests/combos.py``). Every run must end (no hang) with no traceback, and the run must then
-hold: the budget exactly spent (evaluations) or never exceeded (steps), unique ids, each
-record's status consistent with its steps and values, no configuration evaluated twice on an
-island, each initial configuration once, and every rank of a worker through the same repeats
-with the same steps and stop decisions.
+repeats, early stopping, population-based training, budget kinds, one or two objectives,
+warm starts, initial configurations, failing and ``None``-returning objectives on any rank,
+and a kill -9 at a random moment (start-up included) followed by resumes, run as a user
+runs them (see ``tests/combos.py``). Every run must end (no hang) with no traceback, and the
+run must then hold: the budget exactly spent (evaluations) or never exceeded (steps), unique
+ids, each record's status consistent with its steps and values, no configuration evaluated
+twice on an island, each initial configuration once, every PBT segment continuing a stored
+one, and every rank of a worker through the same repeats with the same steps and stop
+decisions.
 
 ``PROPAGATE_COMBINATIONS=500 python -m pytest tests/test_combinations.py`` draws 500
 scenarios instead of CI's handful.
@@ -86,12 +87,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     # A rank that raises while its peers wait in a collective stops the job by design (after
     # failure_grace, see engine/crew.py): collectives only where ranks fail together.
     collective = rpw > 1 and fail_on in ("none", "all") and draw(st.booleans())
+    early_stopping = draw(st.sampled_from(["none", "asha", "median", "promotion"]))
+    repeats = draw(st.sampled_from([1, 2]))
+    # mostly where it composes; sometimes where it must be refused
+    pbt = (
+        draw(st.booleans())
+        if early_stopping == "none" and repeats == 1
+        else draw(st.sampled_from([False, False, False, True]))
+    )
     return Scenario(
         ranks_per_worker=rpw,
         islands=islands,
         workers_per_island=per_island,
-        repeats=draw(st.sampled_from([1, 2])),
-        early_stopping=draw(st.sampled_from(["none", "asha", "median", "promotion"])),
+        repeats=repeats,
+        early_stopping=early_stopping,
+        pbt=pbt,
         budget=draw(st.sampled_from(["evaluations", "steps", "time"])),
         objectives=draw(st.sampled_from([1, 2])),
         warm=draw(st.sampled_from(["none", "run", "csv", "optuna"])),
