@@ -62,23 +62,9 @@ class Leader:
             if stopping_active(ctx)
             else None
         )
-        peers = [
-            ctx.comms.leader_rank(w) for w in layout.island_workers(ctx.island) if w != ctx.worker
-        ]
-        # Batching saves a message per record of a no-op objective, and costs a model-based
-        # strategy up to a millisecond of its peers' results: several CMA-ES generations there
-        # (jobs/bench/quality.py, cmaes: sphere 8.5e-14 batched against 2.3e-17 at once).
-        flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
-        self._mailbox = Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval)
-        key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
-        breed_seq, migrate_seq = SeedSequence(ctx.run_seed, spawn_key=key).spawn(2)
-        self._rng = default_rng(breed_seq)
-        migrate_rng = default_rng(migrate_seq)
-        if self._options.rng_states:
-            self._rng.bit_generator.state = self._options.rng_states[0]
-            migrate_rng.bit_generator.state = self._options.rng_states[1]
-        self._emigration = Emigration(ctx, self._mailbox, migrate_rng)
-        self._migrate_rng = migrate_rng
+        self._mailbox = _mailbox(ctx, island)
+        self._rng, self._migrate_rng = _generators(ctx, self._options.rng_states)
+        self._emigration = Emigration(ctx, self._mailbox, self._migrate_rng)
         self._counter = counter
         self._tickets = Tickets(counter, layout.n_workers)
         self._failures = FailureWatch(ctx.worker, settings.max_initial_failures, counter)
@@ -120,20 +106,24 @@ class Leader:
         """After :meth:`run`: evaluate the confirmation tasks this worker claims (task ``i``
         has id ``first_id + i``), journaled to ``sink``; then release the followers. Returns
         the confirmations' records."""
-        ctx = self._ctx
         self._ledger.restart(counter, sink)
-        tickets = Tickets(counter, ctx.layout.n_workers)
+        tickets = Tickets(counter, self._ctx.layout.n_workers)
         while (record_id := tickets.next(time.perf_counter())) is not None:
-            genes = tasks[record_id - first_id]
-            self._crew.hand_out(record_id, genes, _CONFIRMATION)
-            # A confirmation runs to its end: a pruned one would confirm nothing.
-            evaluated = run_candidate(ctx, self._crew, record_id, genes)
-            if evaluated.outcome.stop or evaluated.outcome.mistake:
+            if not self._confirm_one(record_id, tasks[record_id - first_id]):
                 break
-            self._ledger.record(record_id, genes, evaluated, _CONFIRMATION)
         self._ledger.close()
         self._crew.release()
         return self._ledger.log
+
+    def _confirm_one(self, record_id: int, genes: np.ndarray) -> bool:
+        """One confirmation, run to its end (a pruned one would confirm nothing); whether
+        the confirmations go on."""
+        self._crew.hand_out(record_id, genes, _CONFIRMATION)
+        evaluated = run_candidate(self._ctx, self._crew, record_id, genes)
+        if evaluated.outcome.stop or evaluated.outcome.mistake:
+            return False
+        self._ledger.record(record_id, genes, evaluated, _CONFIRMATION)
+        return True
 
     @property
     def stats(self) -> dict[str, int]:
@@ -288,6 +278,29 @@ class Leader:
         rows = self._mailbox.receive()
         if len(rows):
             self._island.absorb(rows)
+
+
+def _mailbox(ctx: RunContext, island: Island) -> Mailbox:
+    """The leader's channel to its island peers."""
+    workers = ctx.layout.island_workers(ctx.island)
+    peers = [ctx.comms.leader_rank(w) for w in workers if w != ctx.worker]
+    # Batching saves a message per record of a no-op objective, and costs a model-based
+    # strategy up to a millisecond of its peers' results: several CMA-ES generations there
+    # (jobs/bench/quality.py, cmaes: sphere 8.5e-14 batched against 2.3e-17 at once).
+    flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
+    return Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval)
+
+
+def _generators(
+    ctx: RunContext, states: list[dict[str, Any]] | None
+) -> tuple[np.random.Generator, np.random.Generator]:
+    """The worker's breeding and migration streams: from the run seed, its worker and session,
+    or as ``states`` left them (a resumed worker's)."""
+    key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
+    breed, migrate = (default_rng(s) for s in SeedSequence(ctx.run_seed, spawn_key=key).spawn(2))
+    if states:
+        breed.bit_generator.state, migrate.bit_generator.state = states[0], states[1]
+    return breed, migrate
 
 
 def _interrupted(record_id: int, outcome: Outcome) -> bool:
