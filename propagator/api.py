@@ -107,7 +107,8 @@ def search(
             the search early (``result.info.exhausted``). ``False`` allows repeats, e.g. to
             average a noisy objective over them.
         early_stopping: a pruner that stops or pauses hopeless evaluations early:
-            ``"auto"`` (the recommended one: learning-curve extrapolation, see
+            ``"auto"`` (the recommended one: ASHA's rank early, learning-curve extrapolation
+            once a curve can be fitted, pausing and promoting; see
             :class:`propagator.pruners.Auto`), ``"asha"``
             (asynchronous successive halving), ``"curve"`` (learning-curve extrapolation),
             ``"median"``, a mapping such as ``{"name": "asha", "min_step": 1, "reduction": 3,
