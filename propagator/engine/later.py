@@ -21,6 +21,8 @@ class Later:
     Attributes:
         paused: its paused trainings, with a pruner that pauses (else ``None``).
         member: its PBT member, with PBT (else ``None``).
+        migrants: with PBT, the island's live members, best first, as they migrate (else
+            ``None``: the pool's records do).
 
     Args:
         ctx: the rank's context.
@@ -32,9 +34,11 @@ class Later:
         pruner = ctx.settings.pruner
         pauses = pruner is not None and pruner.promotion
         self._ctx = ctx
-        self._island = island
         self.paused = PausedTrainings(ctx, island.rungs, replace) if pauses else None
-        self.member = Member(ctx, island.population) if island.population is not None else None
+        population = island.population
+        self.member = Member(ctx, population) if population is not None else None
+        # with PBT the island's best live members migrate, not the pool's records
+        self.migrants = population.best if population is not None else None
 
     def take_over(self, stored: np.ndarray | None) -> None:
         """On resume of the run: the paused trainings and the member this worker goes on
@@ -67,9 +71,3 @@ class Later:
             self.paused.keep(record_id, genes, evaluated, paused_at)
         if self.member is not None:
             self.member.ended(row)
-
-    def emigrants(self) -> np.ndarray | None:
-        """With PBT, the island's live members that migrate, best first (else ``None``:
-        the pool's records do)."""
-        population = self._island.population
-        return None if population is None else population.best()

@@ -236,7 +236,7 @@ class Leader:
             return False
         if self._stopping is not None and self._stopping.budget_spent:
             return self._steps_spent()
-        self._emigration.maybe(self._island.pool, self._later.emigrants())
+        self._emigration.maybe(self._island.pool, self._later.migrants)
         self._mailbox.flush()
         return True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..strategies.pool import Pool
@@ -38,17 +40,20 @@ class Emigration:
         self._pollination = migration.pollination
         self.sent = 0
 
-    def maybe(self, pool: Pool, members: np.ndarray | None = None) -> None:
+    def maybe(self, pool: Pool, members: Callable[[], np.ndarray] | None = None) -> None:
         """After an evaluation: perhaps send migrants from ``pool``; with PBT, the island's
-        best live ``members`` instead (their latest segments, best first), as copies: their
-        saved trainings stay where they are, for the receivers to copy from."""
-        source = pool if members is None else members
-        if not self._probability or not len(source) or self._rng.random() >= self._probability:
+        best live members instead (``members()``: their latest segments, best first; asked
+        only when migrants go), as copies: their saved trainings stay where they are, for
+        the receivers to copy from."""
+        if not self._probability:
+            return
+        source = pool if members is None else members()
+        if not len(source) or self._rng.random() >= self._probability:
             return
         targets = np.flatnonzero(self._to)
         if members is not None:
             for island in targets:
-                self._send(members[: int(self._to[island])], int(island))
+                self._send(source[: int(self._to[island])], int(island))
             return
         if self._pollination:
             for island in targets:

@@ -229,10 +229,7 @@ class LeaderStopping:
         if limit is not None and time.monotonic() - self._started > limit:
             return f"its time limit (trial_timeout = {limit:g} s) has passed"
         if self._segment_end is not None and self._last_step >= self._segment_end:
-            interval = self._ctx.settings.pbt.interval
-            return (
-                f"{PAUSED_PREFIX} by pbt at step {self._last_step}: a segment of {interval} steps"
-            )
+            return f"{PAUSED_PREFIX} by pbt at step {self._last_step}: its segment is done"
         if self._pending is None or self._rungs is None:
             return None
         rung, step, value = self._pending
