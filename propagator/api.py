@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from mpi4py import MPI
 
 from .engine.context import Session
 from .engine.evaluation import Objective, check_objective
-from .engine.layout import make_layout
+from .engine.layout import Layout, make_layout
 from .engine.run import run
 from .errors import ConfigError, ObjectiveError
 from .islands import Migration, migration_from
@@ -172,6 +173,83 @@ def search(
     """
     if not callable(objective):
         raise ConfigError(f"objective must be callable, got {objective!r}")
+    prepared = prepare(
+        space,
+        budget=budget,
+        metric=metric,
+        direction=direction,
+        islands=islands,
+        ranks_per_worker=ranks_per_worker,
+        strategy=strategy,
+        migration=migration,
+        seed=seed,
+        max_initial_failures=max_initial_failures,
+        failure_grace=failure_grace,
+        deduplicate=deduplicate,
+        early_stopping=early_stopping,
+        trial_timeout=trial_timeout,
+        checkpoint_disk=checkpoint_disk,
+        repeats=repeats,
+        confirm=confirm,
+        initial=initial,
+        warm_start=warm_start,
+        pbt=pbt,
+        run_dir=run_dir,
+        fresh=fresh,
+        comm=comm,
+    )
+    settings = prepared.settings
+    mutable = () if settings.pbt is None else settings.pbt.mutable
+    check_objective(objective, prepared.space, settings.metric, mutable)
+    return run_prepared(objective, prepared, name=_name(objective))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A search checked and laid out, not started: what :func:`search` and
+    :class:`propagator.study.Study` share."""
+
+    space: Space
+    settings: Settings
+    layout: Layout
+    comm: MPI.Comm
+    run_dir: Path | None
+    fresh: bool
+
+
+def prepare(
+    space: Space | Mapping[str, Any],
+    *,
+    budget: Budget | Mapping[str, Any] | int,
+    metric: str | Sequence[str] | None = None,
+    direction: str | Sequence[str] = "minimize",
+    islands: int | Sequence[int] = 1,
+    ranks_per_worker: int = 1,
+    strategy: str | Mapping[str, Any] | StrategySpec | Sequence[Any] = DEFAULT_STRATEGY,
+    migration: Migration | Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    max_initial_failures: int = 5,
+    failure_grace: float | str = 10.0,
+    deduplicate: bool = True,
+    early_stopping: str | Mapping[str, Any] | PrunerSpec | None = None,
+    trial_timeout: float | str | None = None,
+    checkpoint_disk: float = 10.0,
+    repeats: int = 1,
+    confirm: Confirm | Mapping[str, int] | None = None,
+    initial: Sequence[Mapping[str, Any]] = (),
+    warm_start: str | Path | None = None,
+    pbt: PBT | Mapping[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    fresh: bool = False,
+    comm: MPI.Comm | None = None,
+) -> Prepared:
+    """Check :func:`search`'s arguments but the objective (each is described there) and lay
+    the search out on ``comm``. Local: no MPI communication.
+
+    Raises:
+        ConfigError: an argument is invalid.
+        SpaceError: the space is invalid.
+    """
     space = space if isinstance(space, Space) else Space.from_dict(space)
     n_islands = len(islands) if isinstance(islands, Sequence) else islands
     settings = Settings(
@@ -196,16 +274,43 @@ def search(
         pbt=make_pbt(pbt),
     )
     settings.check(space)
-    check_objective(objective, space, settings.metric, () if pbt is None else settings.pbt.mutable)
     comm = MPI.COMM_WORLD if comm is None else comm
     layout = make_layout(comm.size, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)  # a wrong-sized topology fails here, everywhere
-    if run_dir is None:
+    run_dir = None if run_dir is None else Path(run_dir)
+    return Prepared(space, settings, layout, comm, run_dir, fresh)
+
+
+def run_prepared(
+    objective: Objective,
+    prepared: Prepared,
+    *,
+    name: str,
+    caller: str = "pg.search",
+    should_stop: Callable[[], bool] | None = None,
+) -> Result:
+    """Run a prepared search (collective over ``prepared.comm``); see :func:`search`.
+
+    Args:
+        objective: called as ``objective(params, trial)`` (or ``objective(params)``).
+        prepared: what :func:`prepare` made of the arguments.
+        name: what the objective is called in the run store's configuration (a resumed
+            search must have the same).
+        caller: what the user called, for messages (``pg.search``, ``pg.Study``).
+        should_stop: polled between evaluations on every worker leader; ``True`` stops the
+            whole search. With a ``run_dir`` it replaces the stop signals' flag, which then
+            are the caller's to handle (default ``None``: the signals alone, when called from
+            the main thread).
+    """
+    space, settings, layout = prepared.space, prepared.settings, prepared.layout
+    comm = prepared.comm
+    if prepared.run_dir is None:
         warm = None
         if settings.warm_start is not None:
             dtype = settings.wire_dtype(space)
             warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
-        result = run(objective, space, settings, layout, comm, Session(warm=warm))
+        session = Session(warm=warm, should_stop=should_stop)
+        result = run(objective, space, settings, layout, comm, session)
         if result.all_failed and not result.info.interrupted:
             raise ObjectiveError(
                 f"no evaluation succeeded ({len(result)} failed); first error:\n"
@@ -214,15 +319,16 @@ def search(
         return result
     from .store.session import StoredSearch, run_stored  # h5py only when a store is used
 
-    config = {"objective": _name(objective), "space": space.to_dict(), **settings.to_dict()}
+    config = {"objective": name, "space": space.to_dict(), **settings.to_dict()}
     stored = StoredSearch(
-        run_dir=Path(run_dir),
+        run_dir=prepared.run_dir,
         config=config,
         text=yaml.safe_dump(config, sort_keys=False),
-        again="the same pg.search call",
-        fresh=fresh,
-        fresh_hint="pg.search(..., fresh=True)",
-        budget_hint="pg.search's budget",
+        again=f"the same {caller} call",
+        fresh=prepared.fresh,
+        fresh_hint=f"{caller}(..., fresh=True)",
+        budget_hint=f"{caller}'s budget",
+        should_stop=should_stop,
     )
     outcome = run_stored(objective, space, settings, layout, comm, stored)
     if outcome.spent is not None and comm.rank == 0:

@@ -64,6 +64,9 @@ class StoredSearch:
         fresh_hint: how the user asks for ``fresh`` (``--fresh``, ``fresh=True``).
         budget_hint: where the user raises the budget (``the search file``, ...).
         monitor: builds rank 0's progress display from the plan (``None``: no display).
+        should_stop: polled between evaluations instead of the stop signals' flag, for a
+            caller that handles the signals itself (``pg.Study``, whose engine runs off the
+            main thread); ``None``: the signals stop the search (from the main thread).
     """
 
     run_dir: Path
@@ -74,6 +77,7 @@ class StoredSearch:
     fresh_hint: str = "--fresh"
     budget_hint: str = "the search file"
     monitor: Callable[[Plan], Monitor] | None = None
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def _session(
 ) -> Outcome:
     log_to(stored.run_dir / "logs" / f"rank-{comm.rank:05d}.log")
     main_thread = threading.current_thread() is threading.main_thread()
-    stop = StopOnSignal() if main_thread else None
+    stop = StopOnSignal() if main_thread and stored.should_stop is None else None
     monitor = stored.monitor
     session = Session(
         run_dir=stored.run_dir,
@@ -149,7 +153,7 @@ def _session(
         islands=the_plan.islands,
         warm=warm,
         rng_states=the_plan.rng_states,
-        should_stop=stop,
+        should_stop=stop if stored.should_stop is None else stored.should_stop,
         monitor=None if monitor is None else (lambda _budget: monitor(the_plan)),
     )
     resolved = replace(settings, budget=the_plan.budget, seed=the_plan.seed)
