@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     from .space import Categorical, Constant, Float, Int, Space
     from .store import load
     from .strategies import CMAES, GA, TPE, Portfolio, Random
+    from .study import Study
 
 __version__ = "0.1.0"
 
 _HOME = {
     "search": "api",
+    "Study": "study",
     "ConfigError": "errors",
     "ObjectiveError": "errors",
     "PropagateError": "errors",
@@ -78,6 +80,7 @@ __all__ = [
     "RunInfo",
     "Space",
     "SpaceError",
+    "Study",
     "Trial",
     "load",
     "search",
@@ -93,4 +96,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
+    """The public names and the module's dunder attributes: not the helpers this module
+    imports (``importlib``, ``Any``, ``TYPE_CHECKING``)."""
+    return sorted({*_HOME, *__all__, *(name for name in globals() if name.startswith("__"))})
