@@ -96,6 +96,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The public names and the module's dunder attributes: not the helpers this module
-    imports (``importlib``, ``Any``, ``TYPE_CHECKING``)."""
-    return sorted({*_HOME, *__all__, *(name for name in globals() if name.startswith("__"))})
+    return sorted([*globals(), *_HOME])
