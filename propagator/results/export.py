@@ -1,4 +1,4 @@
-"""A run's evaluations in other formats: CSV, JSON lines, and an Optuna study.
+"""A run's evaluations in other formats: CSV and JSON lines (Optuna: :mod:`.optuna_export`).
 
 Nothing here changes the run directory; every function reads a loaded :class:`Result`.
 """
@@ -6,17 +6,18 @@ Nothing here changes the run directory; every function reads a loaded :class:`Re
 from __future__ import annotations
 
 import csv
-import datetime
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 from ..engine.evaluation import error_headline
 from ..engine.records import Record
 from ..errors import ConfigError
-from ..space import Categorical, Float, Int
+
+# re-exported: the Optuna copy lived here, and `report` and the warm start import it from here
+from .optuna_export import open_storage as open_storage
+from .optuna_export import to_optuna as to_optuna
 from .pbt_report import is_pbt
 from .result import Result
 
@@ -37,8 +38,6 @@ _RECORD_COLUMNS = (
 )
 # a PBT run's lineage (see propagator.pbt): other runs' exports keep the columns they had
 _LINEAGE_COLUMNS = ("parent", "member")
-_JOURNAL_SUFFIXES = (".log", ".journal")
-_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 def format_for(path: Path, fmt: str | None) -> str:
@@ -146,127 +145,3 @@ def _finite(x: Any) -> Any:
     if isinstance(x, list):
         return [_finite(v) for v in x]
     return x
-
-
-# --- Optuna -------------------------------------------------------------------------------------
-def to_optuna(result: Result, storage: str, study_name: str, overwrite: bool, origin: float) -> Any:
-    """Copy every evaluation of ``result`` into a new Optuna study.
-
-    Args:
-        result: the run.
-        storage: an SQLAlchemy URL (``sqlite:///study.db``), an SQLite file (``.db``), or a
-            journal file (``.log``/``.journal``).
-        study_name: name of the study to create.
-        overwrite: delete an existing study of that name first.
-        origin: epoch seconds at which the run started (record times are relative to it).
-
-    Returns:
-        The new ``optuna.Study``.
-
-    Raises:
-        ConfigError: Optuna is missing, the storage is not understood, or the study exists.
-    """
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError(
-            "exporting to Optuna needs optuna: pip install 'propagate[optuna]'"
-        ) from None
-    backend = open_storage(storage)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" chatter
-    try:
-        if study_name in optuna.get_all_study_names(backend):
-            if not overwrite:
-                raise ConfigError(
-                    f"{storage} already holds a study named {study_name!r}; pass --overwrite "
-                    "to replace it or --study to choose another name"
-                )
-            optuna.delete_study(study_name=study_name, storage=backend)
-        study = optuna.create_study(
-            storage=backend, study_name=study_name, directions=list(result.directions)
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(result.objectives))
-        study.set_user_attr("propagate_seed", result.info.seed)
-        distributions = _distributions(result.space)
-        study.add_trials([_trial(r, distributions, origin) for r in result.records])
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    return study
-
-
-def open_storage(spec: str) -> Any:
-    """An Optuna storage from a database URL, an SQLite file or a journal file."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
-    path = Path(spec)
-    if "://" in spec:
-        url = spec
-    elif path.suffix.lower() in _SQLITE_SUFFIXES:
-        url = f"sqlite:///{path.resolve()}"
-    elif path.suffix.lower() in _JOURNAL_SUFFIXES:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    else:
-        raise ConfigError(
-            f"cannot tell the Optuna storage {spec!r}: give a database URL such as "
-            f"sqlite:///study.db, an SQLite file ({', '.join(_SQLITE_SUFFIXES)}), or a journal "
-            f"file ({', '.join(_JOURNAL_SUFFIXES)})"
-        )
-    try:
-        return optuna.storages.RDBStorage(url)
-    except (ImportError, ValueError) as exc:  # bad URL or missing database driver
-        raise ConfigError(f"cannot open the Optuna storage {spec!r}: {exc}") from None
-
-
-def _distributions(space: Any) -> dict[str, Any]:
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    out: dict[str, Any] = {}
-    for name, p in space.params.items():
-        if isinstance(p, Float):
-            out[name] = FloatDistribution(p.low, p.high, log=p.log)
-        elif isinstance(p, Int):
-            out[name] = IntDistribution(p.low, p.high, log=p.log)
-        elif isinstance(p, Categorical):
-            out[name] = CategoricalDistribution(p.choices)
-    return out
-
-
-def _trial(record: Record, distributions: dict[str, Any], origin: float) -> Any:
-    from optuna.trial import TrialState, create_trial
-
-    state = {"ok": TrialState.COMPLETE, "failed": TrialState.FAIL}.get(
-        record.status, TrialState.PRUNED
-    )
-    params = {k: v for k, v in record.params.items() if k in distributions}
-    user_attrs: dict[str, Any] = {
-        "id": record.id,
-        "island": record.island,
-        "worker": record.worker,
-        "generation": record.generation,
-        "metrics": record.metrics,
-    }
-    constants = {k: v for k, v in record.params.items() if k not in distributions}
-    if constants:  # Optuna params need a distribution; constants have none
-        user_attrs["constants"] = constants
-    if record.error:
-        user_attrs["error"] = error_headline(record.error)
-    trial = create_trial(
-        state=state,
-        values=list(record.values) if state == TrialState.COMPLETE else None,
-        params=params,
-        distributions={k: distributions[k] for k in params},
-        user_attrs=user_attrs,
-        intermediate_values=dict(record.intermediate),
-    )
-    # real times, so that Optuna's timeline and durations show when each evaluation ran
-    trial.datetime_start = datetime.datetime.fromtimestamp(origin + record.start)
-    trial.datetime_complete = datetime.datetime.fromtimestamp(origin + record.end)
-    return trial
