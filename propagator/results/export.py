@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .optuna_export import to_optuna as to_optuna
 from .pbt_report import is_pbt
 from .result import Result
 
+STDOUT = Path("-")  # as an output path: standard output
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 _RECORD_COLUMNS = (
     "id",
@@ -41,13 +43,16 @@ _LINEAGE_COLUMNS = ("parent", "member")
 
 
 def format_for(path: Path, fmt: str | None) -> str:
-    """The export format: ``fmt`` if given, else the one the file extension names.
+    """The export format: ``fmt`` if given, else the one the file extension names (CSV for
+    standard output, ``-``).
 
     Raises:
         ConfigError: the extension names no format and none was given.
     """
     if fmt is not None:
         return fmt
+    if path == STDOUT:
+        return "csv"
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
@@ -59,15 +64,20 @@ def format_for(path: Path, fmt: str | None) -> str:
 
 
 def export(result: Result, path: Path, fmt: str) -> int:
-    """Write every evaluation of ``result`` to ``path`` as ``fmt`` (csv or jsonl).
+    """Write every evaluation of ``result`` to ``path`` (:data:`STDOUT`: standard output) as
+    ``fmt`` (csv or jsonl).
 
     Returns:
         The number of rows written.
 
     Raises:
         ConfigError: ``path`` cannot be written.
+        BrokenPipeError: standard output is a pipe whose reader went away (``| head``).
     """
     write = _write_csv if fmt == "csv" else _write_jsonl
+    if path == STDOUT:
+        write(result, sys.stdout)
+        return len(result)
     try:
         with open(path, "w", newline="", encoding="utf-8") as f:
             write(result, f)
@@ -76,30 +86,41 @@ def export(result: Result, path: Path, fmt: str) -> int:
     return len(result)
 
 
-def columns(result: Result) -> list[str]:
-    """CSV columns: record fields (with PBT, ``parent`` and ``member`` too), ``param.<name>``
-    per parameter, ``metric.<name>`` per metric."""
-    metrics = dict.fromkeys(k for r in result.records for k in r.metrics)
+def columns(result: Result, params: str = "param.", metrics: str = "metric.") -> list[str]:
+    """A table's columns (the CSV's, and those :func:`table_row` fills): record fields (with
+    PBT, ``parent`` and ``member`` too), ``<params><name>`` per parameter, ``<metrics><name>``
+    per returned metric."""
+    returned = dict.fromkeys(k for r in result.records for k in r.metrics)
     return [
         *_RECORD_COLUMNS,
         *(_LINEAGE_COLUMNS if is_pbt(result) else ()),
-        *(f"param.{name}" for name in result.space.params),
-        *(f"metric.{name}" for name in metrics),
+        *(f"{params}{name}" for name in result.space.params),
+        *(f"{metrics}{name}" for name in returned),
     ]
 
 
+def table_row(
+    record: Record, lineage: bool, params: str = "param.", metrics: str = "metric."
+) -> dict[str, Any]:
+    """One evaluation as a row of :func:`columns`: its fields, the error's headline
+    (``None``: none), its active params and its metrics (an inactive param has no key)."""
+    row = _fields(record, lineage)
+    row["value"] = record.value
+    row["error"] = error_headline(record.error) if record.error else None
+    row.update({f"{params}{k}": v for k, v in record.params.items()})
+    row.update({f"{metrics}{k}": v for k, v in record.metrics.items()})
+    return row
+
+
 def _write_csv(result: Result, f: Any) -> None:
-    header = columns(result)
-    writer = csv.DictWriter(f, fieldnames=header, restval="")
+    writer = csv.DictWriter(f, fieldnames=columns(result), restval="")
     writer.writeheader()
     lineage = is_pbt(result)
     for record in result.records:
-        row = _fields(record, lineage)
-        row["value"] = "" if math.isnan(record.value) else record.value
-        row["error"] = error_headline(record.error)
-        row.update({f"param.{k}": v for k, v in record.params.items()})
-        row.update({f"metric.{k}": v for k, v in record.metrics.items()})
-        writer.writerow(row)
+        row = table_row(record, lineage)
+        if math.isnan(record.value):
+            row["value"] = ""
+        writer.writerow(row)  # None (no error) is written as an empty cell
 
 
 def _write_jsonl(result: Result, f: Any) -> None:

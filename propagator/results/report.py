@@ -48,7 +48,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     export = sub.add_parser("export", help="every evaluation as CSV or JSON lines")
     export.add_argument("run_dir", type=Path, help="the run directory")
-    export.add_argument("-o", "--output", type=Path, required=True, help="file (.csv, .jsonl)")
+    export.add_argument(
+        "-o", "--output", type=Path, required=True, help="file (.csv, .jsonl), or - for stdout"
+    )
     export.add_argument(
         "--format", choices=("csv", "jsonl"), help="file format (default: by extension)"
     )
@@ -408,12 +410,13 @@ def _shorten(line: str) -> str:
 
 # --- export, plot, optuna ----------------------------------------------------------------------
 def _export(args: argparse.Namespace) -> int:
-    from .export import export, format_for
+    from .export import STDOUT, export, format_for
 
     fmt = format_for(args.output, args.format)  # before loading: a typo fails fast
     run = open_run(args.run_dir)
     n = export(run.result, args.output, fmt)
-    print(f"wrote {n} evaluations to {args.output}")
+    if args.output != STDOUT:  # on stdout only the rows, for a pipe
+        print(f"wrote {n} evaluations to {args.output}")
     return 0
 
 

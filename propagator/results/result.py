@@ -241,6 +241,20 @@ class Result:
         """Params of :attr:`best`."""
         return self.best.params
 
+    def to_pandas(self) -> Any:
+        """Every evaluation as a ``pandas.DataFrame``, one row each in id order: id, status,
+        value, error headline, island, worker, generation, start, end, duration (s), step,
+        confirmation, promoted, ``params_<name>`` (NaN where inactive), ``metrics_<name>``;
+        PBT's parent and member; with several objectives ``values_<objective>`` and ``front``
+        (0 = Pareto front). See :func:`propagator.results.frame.to_frame`.
+
+        Raises:
+            ConfigError: pandas is missing (``pip install 'propagate[pandas]'``).
+        """
+        from .frame import to_frame  # pandas only when asked for
+
+        return to_frame(self)
+
     def top(self, n: int = 5) -> list[Record]:
         """The ``n`` best successful evaluations, best first (with several objectives: by
         Pareto front, then by crowding distance, as NSGA-II ranks them)."""
