@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from mpi4py import MPI
 
+from .engine.callbacks import Callback, Callbacks, check_callbacks
 from .engine.context import Session
 from .engine.evaluation import Objective, check_objective
 from .engine.layout import Layout, make_layout
@@ -61,6 +62,7 @@ def search(
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
+    callbacks: Sequence[Callback] | None = None,
 ) -> Result:
     """Search ``space`` for the params that optimise ``objective``.
 
@@ -159,6 +161,16 @@ def search(
             Default ``None``: records are kept in memory only.
         fresh: with ``run_dir``, start over; an existing run is moved aside, never deleted.
         comm: the communicator to search on (default ``MPI.COMM_WORLD``).
+        callbacks: functions called on rank 0 as ``callback(record)`` with each evaluation's
+            :class:`Record` once it is stored, confirmations included (default ``None``:
+            none). With a ``run_dir`` they are called while the search runs (rank 0 follows
+            the run store from a background thread, about every half second, and once more
+            at the end): one callback at a time, in the order the records arrive; a paused
+            training is passed again with the same id when it is resumed. Without a
+            ``run_dir`` they get the result's records, in id order, when the search ends:
+            pass a ``run_dir`` for live calls. A callback that raises is reported as a
+            warning (with its traceback in the log) and still called with later records;
+            it never loses a record. See :class:`propagator.loggers.TensorBoard`.
 
     Returns:
         The :class:`Result`, on every rank; with a ``run_dir``, every evaluation of the run,
@@ -201,7 +213,9 @@ def search(
     settings = prepared.settings
     mutable = () if settings.pbt is None else settings.pbt.mutable
     check_objective(objective, prepared.space, settings.metric, mutable)
-    return run_prepared(objective, prepared, name=_name(objective))
+    return run_prepared(
+        objective, prepared, name=_name(objective), callbacks=check_callbacks(callbacks)
+    )
 
 
 @dataclass(frozen=True)
@@ -288,6 +302,7 @@ def run_prepared(
     name: str,
     caller: str = "pg.search",
     should_stop: Callable[[], bool] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Result:
     """Run a prepared search (collective over ``prepared.comm``); see :func:`search`.
 
@@ -301,6 +316,7 @@ def run_prepared(
             whole search. With a ``run_dir`` it replaces the stop signals' flag, which then
             are the caller's to handle (default ``None``: the signals alone, when called from
             the main thread).
+        callbacks: called on rank 0 with each stored record (see :func:`search`).
     """
     space, settings, layout = prepared.space, prepared.settings, prepared.layout
     comm = prepared.comm
@@ -311,6 +327,8 @@ def run_prepared(
             warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
         session = Session(warm=warm, should_stop=should_stop)
         result = run(objective, space, settings, layout, comm, session)
+        if callbacks and comm.rank == 0:  # nothing to follow: the records, at the end
+            Callbacks(callbacks)(result.records)
         if result.all_failed and not result.info.interrupted:
             raise ObjectiveError(
                 f"no evaluation succeeded ({len(result)} failed); first error:\n"
@@ -329,6 +347,7 @@ def run_prepared(
         fresh_hint=f"{caller}(..., fresh=True)",
         budget_hint=f"{caller}'s budget",
         should_stop=should_stop,
+        callbacks=tuple(callbacks),
     )
     outcome = run_stored(objective, space, settings, layout, comm, stored)
     if outcome.spent is not None and comm.rank == 0:

@@ -28,6 +28,7 @@ import shutil
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,18 +58,14 @@ def read_journal(path: Path, dtype: np.dtype) -> JournalContents:
     t0s: list[float] = []
     side: dict[int, dict[str, Any]] = {}
     pos, size, item, t0 = 0, len(data), dtype.itemsize, 0.0
-    while pos + _HEADER.size <= size:
-        length, crc = _HEADER.unpack_from(data, pos)
-        end = pos + _HEADER.size + length
-        payload = data[pos + _HEADER.size : end]
-        if end > size or zlib.crc32(payload) != crc:
-            break
-        if length == _SESSION.size and payload[:2] == _MARK:
-            t0 = _SESSION.unpack(payload)[1]
-        elif length >= item:
+    for end, payload in frames(data):
+        mark = session_start(payload)
+        if mark is not None:
+            t0 = mark
+        elif len(payload) >= item:
             rows.append(payload[:item])
             t0s.append(t0)
-            if length > item:
+            if len(payload) > item:
                 record_id = int(np.frombuffer(payload[:item], dtype=dtype)["id"][0])
                 side[record_id] = json.loads(payload[item:])
         else:
@@ -79,6 +76,27 @@ def read_journal(path: Path, dtype: np.dtype) -> JournalContents:
     array["end"] += t0s
     padding = data.count(0, pos) == size - pos  # an open journal's unused, zeroed room
     return JournalContents(array, side, pos, 0 if padding else size - pos)
+
+
+def frames(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Each intact frame's payload in ``data``, with the offset just past the frame; stops at
+    the first frame cut short or damaged. Zero padding reads as empty payloads."""
+    pos, size = 0, len(data)
+    while pos + _HEADER.size <= size:
+        length, crc = _HEADER.unpack_from(data, pos)
+        end = pos + _HEADER.size + length
+        payload = data[pos + _HEADER.size : end]
+        if end > size or zlib.crc32(payload) != crc:
+            return
+        yield end, payload
+        pos = end
+
+
+def session_start(payload: bytes) -> float | None:
+    """The epoch seconds a session marker's payload holds (``None``: not a marker)."""
+    if len(payload) == _SESSION.size and payload[:2] == _MARK:
+        return float(_SESSION.unpack(payload)[1])
+    return None
 
 
 class JournalWriter:

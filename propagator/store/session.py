@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from ..engine.callbacks import Callback, Following
 from ..engine.comm.collect import agree, broadcast_bytes
 from ..engine.context import Monitor, Session
 from ..engine.evaluation import Objective, error_headline
@@ -67,6 +68,8 @@ class StoredSearch:
         should_stop: polled between evaluations instead of the stop signals' flag, for a
             caller that handles the signals itself (``pg.Study``, whose engine runs off the
             main thread); ``None``: the signals stop the search (from the main thread).
+        callbacks: called on rank 0 with each record the session stores, while it runs
+            (see :mod:`propagator.engine.callbacks`).
     """
 
     run_dir: Path
@@ -78,6 +81,7 @@ class StoredSearch:
     budget_hint: str = "the search file"
     monitor: Callable[[Plan], Monitor] | None = None
     should_stop: Callable[[], bool] | None = None
+    callbacks: tuple[Callback, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,9 @@ def _session(
         monitor=None if monitor is None else (lambda _budget: monitor(the_plan)),
     )
     resolved = replace(settings, budget=the_plan.budget, seed=the_plan.seed)
+    following = None
+    if comm.rank == 0 and stored.callbacks:  # before any worker writes: those records are new
+        following = Following(stored.run_dir, stored.callbacks)
     try:
         result = run(objective, space, resolved, layout, comm, session)
     except ObjectiveError as exc:
@@ -164,6 +171,8 @@ def _session(
             _event(stored.run_dir, the_plan.session, "failed", str(exc).splitlines()[0])
         raise
     finally:
+        if following is not None:  # every worker has written its last record by now
+            following.stop()
         if stop is not None:
             stop.restore()
     if comm.rank == 0:
