@@ -134,7 +134,18 @@ def test_without_a_run_dir_the_records_come_at_the_end(one_thread):
     assert min(t for _, t in calls) >= max(ended)
 
 
-def test_a_raising_callback_is_reported_once_and_still_called(tmp_path, one_thread, caplog):
+def test_a_resumed_search_passes_only_its_own_records(tmp_path, one_thread):
+    calls: list[int] = []
+    run_dir = tmp_path / "run"
+    pg.search(_objective, SPACE, budget=6, strategy="ga", seed=1, run_dir=run_dir)
+    pg.search(
+        _objective, SPACE, budget=10, strategy="ga", seed=1, run_dir=run_dir,
+        callbacks=[lambda r: calls.append(r.id)],
+    )  # fmt: skip
+    assert sorted(calls) == [6, 7, 8, 9]
+
+
+def test_a_raising_callback_is_reported_once_and_still_called(tmp_path, one_thread, caplog, capsys):
     passed: list[int] = []
     after: list[int] = []
 
@@ -160,6 +171,9 @@ def test_a_raising_callback_is_reported_once_and_still_called(tmp_path, one_thre
     assert len(reports) == 1, [r.getMessage() for r in reports]
     assert "fragile raised ValueError on record 0" in reports[0].getMessage()
     assert reports[0].exc_info is not None and reports[0].exc_info[0] is ValueError
+    warned = [x for x in capsys.readouterr().err.splitlines() if "callback" in x]
+    assert len(warned) == 1 and "fragile raised ValueError on record 0: cannot take 0" in warned[0]
+    assert str(tmp_path / "run" / "logs" / "rank-00000.log") in warned[0]  # the traceback's
 
 
 def test_a_record_larger_than_a_read_is_passed_whole(tmp_path, one_thread):

@@ -88,18 +88,24 @@ class Following:
     ) -> None:
         from ..store.tail import RunTail  # h5py only where there is a store
 
-        self._tail = RunTail(run_dir)
         self._call = Callbacks(callbacks)
         self._interval = interval
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="propagate-callbacks", daemon=True)
+        try:
+            self._tail = RunTail(run_dir)
+        except Exception as exc:  # raised here, it would leave the other ranks waiting
+            _log.warning("callbacks: cannot follow %s", run_dir, exc_info=exc)
+            sys.stderr.write(f"propagate: warning: the callbacks will not be called: {exc}\n")
+            return
         self._thread.start()
 
     def stop(self) -> None:
         """Call the callbacks with the records stored since the last read, then end the
         thread. Call it once every worker has finished writing."""
         self._stopping.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _loop(self) -> None:
         while not self._stopping.wait(self._interval):
@@ -107,10 +113,10 @@ class Following:
         self._pass()  # the last records, stored since the last read
 
     def _pass(self) -> None:
-        try:
+        try:  # a journal that cannot be read now is read from the same place next time
             records = self._tail.read()
-        except (OSError, ValueError) as exc:  # a file caught mid-update: read again next time
-            _log.info("callbacks: reading the run store failed (%s); trying again", exc)
+        except Exception as exc:  # the thread goes on: the next read may succeed
+            _log.warning("callbacks: reading the run store failed", exc_info=exc)
             return
         self._call(records)
 
