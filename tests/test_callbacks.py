@@ -114,7 +114,7 @@ def _objective(params: dict, trial: pg.Trial) -> float:
     return params["x"] ** 2 + params["y"] ** 2
 
 
-def test_without_a_run_dir_the_records_come_at_the_end(one_thread):
+def test_without_a_run_dir_the_records_come_at_the_end():
     calls: list[tuple[Record, float]] = []
     ended: list[float] = []
 
@@ -134,7 +134,7 @@ def test_without_a_run_dir_the_records_come_at_the_end(one_thread):
     assert min(t for _, t in calls) >= max(ended)
 
 
-def test_a_resumed_search_passes_only_its_own_records(tmp_path, one_thread):
+def test_a_resumed_search_passes_only_its_own_records(tmp_path):
     calls: list[int] = []
     run_dir = tmp_path / "run"
     pg.search(_objective, SPACE, budget=6, strategy="ga", seed=1, run_dir=run_dir)
@@ -145,7 +145,7 @@ def test_a_resumed_search_passes_only_its_own_records(tmp_path, one_thread):
     assert sorted(calls) == [6, 7, 8, 9]
 
 
-def test_a_raising_callback_is_reported_once_and_still_called(tmp_path, one_thread, caplog, capsys):
+def test_a_raising_callback_is_reported_once_and_still_called(tmp_path, caplog, capsys):
     passed: list[int] = []
     after: list[int] = []
 
@@ -176,7 +176,7 @@ def test_a_raising_callback_is_reported_once_and_still_called(tmp_path, one_thre
     assert str(tmp_path / "run" / "logs" / "rank-00000.log") in warned[0]  # the traceback's
 
 
-def test_a_record_larger_than_a_read_is_passed_whole(tmp_path, one_thread):
+def test_a_record_larger_than_a_read_is_passed_whole(tmp_path):
     """A curve of 10,000 reports (some 200 kB): its journal frame spans several of the
     tail's reads."""
 
@@ -194,7 +194,7 @@ def test_a_record_larger_than_a_read_is_passed_whole(tmp_path, one_thread):
     assert [len(r.intermediate) for r in calls] == [10_000] * 3
 
 
-def test_the_tail_waits_for_a_frame_being_written(tmp_path, one_thread):
+def test_the_tail_waits_for_a_frame_being_written(tmp_path):
     """A frame whose bytes are only partly there is read, once, when it is complete."""
     run_dir = tmp_path / "run"
     pg.search(lambda p: p["x"], SPACE, budget=2, strategy="ga", seed=5, run_dir=run_dir)
@@ -291,7 +291,7 @@ def test_tensorboard_writes_values_metrics_curves_and_params(tmp_path):
     assert hparams["opt"].string_value == "sgd" and hparams["layers"].string_value == "[2, 3]"
 
 
-def test_tensorboard_as_a_search_callback(tmp_path, one_thread):
+def test_tensorboard_as_a_search_callback(tmp_path):
     tb = TensorBoard(tmp_path / "tb")
     result = pg.search(_objective, SPACE, budget=8, strategy="ga", seed=3, callbacks=[tb])
     tb.close()

@@ -120,7 +120,7 @@ def test_the_frame_and_the_csv_export_have_the_same_columns(searched, tmp_path):
     assert renamed == header
 
 
-def test_several_objectives_get_a_column_each_and_their_front(one_thread):
+def test_several_objectives_get_a_column_each_and_their_front():
     def two(params: dict) -> dict:
         if params["x"] > 0.9:
             raise RuntimeError("no")
