@@ -54,7 +54,13 @@ seed: 3
 run_dir: {run_dir}
 """
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("best_over_evaluations.png", "best_over_time.png", "values.png", "best_params.png")
+PLOTS = (
+    "best_over_evaluations.png",
+    "best_over_time.png",
+    "values.png",
+    "best_params.png",
+    "curves.png",  # the objective reports
+)
 
 
 def _search_file(root: Path, name: str, evaluations: int, islands: int = 1) -> Path:
@@ -116,10 +122,14 @@ def test_report_summary_matches_the_result(run_dir, result, capsys):
     assert float(_field(lines, "wall time").split()[0]) == pytest.approx(wall, abs=0.006)
     rate = float(_field(lines, "throughput").split()[0])
     assert rate == pytest.approx(80 / wall, rel=0.006)  # printed to 3 digits
+    best = result.best
+    assert _field(lines, "best") == f"val_loss {best.value:.6g} (id {best.id}, island 0)"
+    # 3 reports each and no pruner: nothing was stopped, so no savings are claimed
+    assert _field(lines, "steps") == f"{3 * 80 - 3 * result.n_failed} reported"
 
 
 def test_report_lists_the_best_configurations_in_order(run_dir, result, capsys):
-    lines = _section(_report(capsys, str(run_dir), "--top", "3"), "best ")
+    lines = _section(_report(capsys, str(run_dir), "--top", "3"), "best 3 ")
     assert lines[0] == f"best 3 of {np.count_nonzero(result.ok)} successful evaluations (minimize)"
     assert lines[1].split() == ["#", "val_loss", "id", "island", "lr", "depth", "opt", "momentum"]
     for rank, (line, record) in enumerate(zip(lines[2:5], result.top(3), strict=True), 1):
@@ -137,7 +147,10 @@ def test_report_islands_and_failures(run_dir, result, capsys):
     islands = _section(lines, "islands")
     best_index = next(i for i, r in enumerate(result.records) if r.id == result.best.id)
     expected = ["0", "80", str(result.n_failed), f"{result.best.value:.6g}", str(result.best.id)]
-    assert islands[2].split() == [*expected, str(best_index + 1)]
+    # the default strategy: a portfolio, of TPE too in a space with categories
+    strategy = ["portfolio", "(ga,", "cmaes,", "tpe)"]
+    assert islands[1].split()[-1] == "strategy"
+    assert islands[2].split() == [*expected, str(best_index + 1), *strategy]
 
     failures = _section(lines, "failures")
     failed = [r for r in result.records if r.status == "failed"]
@@ -421,5 +434,8 @@ def test_report_per_island_under_mpi(tmp_path, capsys):
         best = min(ok, key=lambda r: r.value)
         reached = next(i for i, r in enumerate(mine, 1) if r.id == best.id)
         expected = [str(island), str(len(mine)), str(sum(r.status == "failed" for r in mine))]
-        assert row.split() == [*expected, f"{best.value:.6g}", str(best.id), str(reached)]
+        # the default portfolio's members, dealt out: island 0 GA and TPE, island 1 CMA-ES
+        strategy = ["portfolio (ga, tpe)", "cmaes"][island]
+        cells = [*expected, f"{best.value:.6g}", str(best.id), str(reached), strategy]
+        assert row.split(maxsplit=6) == cells
     assert sum(int(row.split()[1]) for row in rows) == 60

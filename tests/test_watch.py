@@ -82,7 +82,8 @@ def test_watch_on_a_finished_run_prints_once(finished):
     best = result.best
     assert _field(block, "best") == f"loss {best.value:.6g} (id {best.id}, island 0)"
     assert _field(block, "params") == f"x={best.params['x']:.6g}, y={best.params['y']}"
-    assert "throughput" in block and "rate" not in block and "refreshed" not in block
+    starts = {line.split(" ")[0] for line in block.splitlines()}
+    assert "throughput" in starts and "rate" not in starts and "(refreshed" not in starts
     header = [
         "island",
         "evaluations",
@@ -94,8 +95,12 @@ def test_watch_on_a_finished_run_prints_once(finished):
         "evals",
         "to",
         "best",
+        "strategy",
     ]
-    assert header in [line.split() for line in block.splitlines()]
+    lines = [line.split() for line in block.splitlines()]
+    assert header in lines
+    island = lines[lines.index(header) + 1]
+    assert island[0] == "0" and " ".join(island[6:]) == "portfolio (ga, cmaes, tpe)"
 
 
 def test_watch_command_on_a_finished_run(finished, capsys):

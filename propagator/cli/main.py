@@ -316,14 +316,16 @@ def _finish(search: Any, outcome: Any) -> None:
             f"plot {search.run_dir} show them); its ends and the most spread:",
             flush=True,
         )
-    for r in run.top(3):
+    winner = None if run.multi else run.winner  # result.best is then the confirmed winner
+    for r in [] if winner is not None else run.top(3):
         values = "  ".join(f"{m} {v:.6g}" for m, v in zip(run.objectives, r.values, strict=True))
         print(f"  {values}  id {r.id}  {json.dumps(r.params)}", flush=True)
     for c in run.confirmed[:3]:
-        search = f"{c.search.value:.6g}" if c.search is not None else "-"
+        search, at = ("-", "-") if c.search is None else (f"{c.search.value:.6g}", c.search.id)
         print(
-            f"  confirmed {run.metric} {c.mean:.6g} ± {c.std:.2g} over {len(c.values)} seeds "
-            f"(in the search {search})  {json.dumps(c.params)}",
+            f"  {'best: ' * (c is winner)}confirmed {run.metric} {c.mean:.6g} ± {c.std:.2g} "
+            f"over {len(c.values)} seeds (in the search {search})  id {at}  "
+            f"{json.dumps(c.params)}",
             flush=True,
         )
     if session.info.duplicates_avoided:

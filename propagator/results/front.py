@@ -87,11 +87,18 @@ def front_table(result: Result, n: int) -> list[str]:
 
 
 def draw_front(fig: Any, result: Result) -> None:
-    """Every successful evaluation in the first two objectives, the front joined as steps."""
+    """Every successful evaluation in the first two objectives, the front joined as steps;
+    the legend counts those not drawn (pruned, paused, failed)."""
+    from .plots import not_complete_note  # plots imports this module
+
     ax = fig.add_subplot()
     v = result.objective_values
     ok = result.ok
-    ax.scatter(v[ok, 0], v[ok, 1], s=10, color="0.6", alpha=0.6, label="evaluated")
+    label = f"completed ({np.count_nonzero(ok)})"
+    ax.scatter(v[ok, 0], v[ok, 1], s=10, color="0.6", alpha=0.6, label=label)
+    note = not_complete_note(result)
+    if note is not None:
+        ax.plot([], [], " ", label=f"not drawn: {note}")
     front = np.array([r.values[:2] for r in result.pareto_front])
     ax.plot(
         front[:, 0],

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.records import Kind, Status
 from ..errors import ConfigError, PropagateError
 from ..space import Categorical, Constant
 from .front import draw_front, draw_hypervolume
@@ -23,6 +24,13 @@ _DPI = 120
 _TOP = 10  # configurations in best_params.png
 _LEGEND_ISLANDS = 10  # more islands share one legend entry
 _FAILED_COLOR = "black"
+# evaluations that did not complete, drawn at their last reported value: hollow, so that
+# the completed ones' colours (their islands) stay readable under them
+_STOPPED_STYLE = {
+    "pruned": {"marker": "o", "facecolors": "none", "edgecolors": "0.5"},
+    "paused": {"marker": "s", "facecolors": "none", "edgecolors": "darkorange"},
+}
+_NOT_COMPLETE = ("pruned", "paused", "failed")
 # log y axes from this many decades of span: a best-so-far curve falls steeply at first, so
 # a single early outlier flattens the rest of it on a linear axis
 _BEST_DECADES, _VALUE_DECADES = 1, 2
@@ -64,6 +72,10 @@ def write_plots(result: Result, out_dir: Path, resumed: Sequence[float] = ()) ->
         }
     if _axes_params(result):
         drawers["best_params.png"] = lambda fig: best_params(fig, result)
+    if any(r.intermediate for r in result.records):
+        from .curves import draw_curves  # it draws with this module's helpers
+
+        drawers["curves.png"] = lambda fig: draw_curves(fig, result)
     if is_pbt(result):
         from .pbt_plots import draw_pbt  # it draws with this module's helpers
 
@@ -91,16 +103,18 @@ def best_over_evaluations(fig: Any, result: Result) -> None:
     """Best value so far per island and overall, against the number of evaluations."""
     ax = fig.add_subplot()
     count = np.arange(1, len(result) + 1)
-    _overall(ax, count, _running_best(result.values, result.direction))
+    complete = complete_values(result)
+    _overall(ax, count, _running_best(complete, result.direction))
     shown = []
     for island, color, label in _islands(result):
         mine = result.rows["island"] == island
-        best = _running_best(result.values[mine], result.direction)
+        best = _running_best(complete[mine], result.direction)
         ax.plot(count[mine], best, drawstyle="steps-post", color=color, lw=1.4, label=label)
         shown.append(best)
     ax.set_xlabel("evaluations (in id order)")
     ax.set_ylabel(f"best {result.metric} so far")
     ax.set_title(f"Best {result.metric} over evaluations ({result.direction})")
+    _not_counted(ax, result)
     _finish(ax, np.concatenate(shown), _BEST_DECADES)
 
 
@@ -108,7 +122,7 @@ def best_over_time(fig: Any, result: Result, resumed: Sequence[float]) -> None:
     """Best value so far per island and overall, against wall time since the run started."""
     ax = fig.add_subplot()
     order = np.argsort(result.rows["end"], kind="stable")
-    rows, vals = result.rows[order], result.values[order]
+    rows, vals = result.rows[order], complete_values(result)[order]
     scale, unit = _time_unit(float(rows["end"].max()))
     t = rows["end"] / scale
     _overall(ax, t, _running_best(vals, result.direction))
@@ -125,17 +139,26 @@ def best_over_time(fig: Any, result: Result, resumed: Sequence[float]) -> None:
     ax.set_xlabel(f"wall time since the run started ({unit})")
     ax.set_ylabel(f"best {result.metric} so far")
     ax.set_title(f"Best {result.metric} over time ({result.direction})")
+    _not_counted(ax, result)
     _finish(ax, np.concatenate(shown), _BEST_DECADES)
 
 
 def values(fig: Any, result: Result) -> None:
-    """Every evaluation's value against its id, by island; failures marked on the x axis."""
+    """Every evaluation's value against its id: the completed ones by island, the pruned
+    and paused ones (at their last reported value) hollow, failures marked on the x axis;
+    each kind with its count in the legend."""
     ax = fig.add_subplot()
     ids, ok = result.rows["id"], result.ok
     for island, color, label in _islands(result):
         mine = ok & (result.rows["island"] == island)
         ax.scatter(ids[mine], result.values[mine], s=10, color=color, alpha=0.7, label=label)
-    failed = ~ok
+    statuses = status_masks(result)
+    for status, style in _STOPPED_STYLE.items():
+        mine = statuses[status]
+        if mine.any():
+            label = f"{status} ({np.count_nonzero(mine)}; last report)"
+            ax.scatter(ids[mine], result.values[mine], s=14, lw=0.8, label=label, **style)
+    failed = statuses["failed"]
     if failed.any():
         # on the axis itself (axes coordinates): failures have no value to place them by
         ax.scatter(
@@ -150,7 +173,7 @@ def values(fig: Any, result: Result) -> None:
             label=f"failed ({np.count_nonzero(failed)})",
         )
     best = result.best
-    best_star(ax, best.id, best.value, best.id)
+    best_star(ax, best.id, best.value, best.id, _best_label(result))
     ax.set_xlabel("evaluation id")
     ax.set_ylabel(result.metric)
     ax.set_title(f"Every evaluation's {result.metric}")
@@ -209,12 +232,51 @@ def best_params(fig: Any, result: Result) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def best_star(ax: Any, x: float, value: float, record_id: int) -> None:
-    """The best evaluation's mark, at ``(x, value)``."""
-    label = f"best {value:.6g} (id {record_id})"
+def best_star(ax: Any, x: float, value: float, record_id: int, label: str | None = None) -> None:
+    """The best evaluation's mark, at ``(x, value)``; ``label`` for the legend (default:
+    the value and the id)."""
+    label = label or f"best {value:.6g} (id {record_id})"
     ax.scatter(
         [x], [value], marker="*", s=220, color="gold", edgecolor="black", zorder=4, label=label
     )
+
+
+def status_masks(result: Result) -> dict[str, np.ndarray]:
+    """Per status that is not ok (pruned, paused, failed): which evaluations have it."""
+    status = result.rows["status"]
+    return {name: status == int(Status[name.upper()]) for name in _NOT_COMPLETE}
+
+
+def not_complete_note(result: Result) -> str | None:
+    """How many evaluations were pruned, paused or failed, e.g. ``"46 pruned, 4 failed"``
+    (``None``: every one completed)."""
+    counts = {name: int(np.count_nonzero(m)) for name, m in status_masks(result).items()}
+    said = [f"{n} {name}" for name, n in counts.items() if n]
+    return ", ".join(said) or None
+
+
+def complete_values(result: Result) -> np.ndarray:
+    """The value of each completed search evaluation, NaN for the rest (a pruned one's last
+    report is not a result, and a confirmation is not a search draw): what :attr:`best`
+    ranks."""
+    counted = result.ok & (result.rows["kind"] != Kind.CONFIRMATION)
+    return np.where(counted, result.values, np.nan)
+
+
+def _not_counted(ax: Any, result: Result) -> None:
+    """A legend line (no mark) with the evaluations a best-so-far curve leaves out."""
+    note = not_complete_note(result)
+    if note is not None:
+        ax.plot([], [], " ", label=f"not counted: {note}")
+
+
+def _best_label(result: Result) -> str | None:
+    """The star's label for the confirmed winner (``None``: the search's best, default)."""
+    winner = result.winner
+    if winner is None or result.multi:
+        return None
+    seeds = len(winner.values)
+    return f"best (id {result.best.id}): confirmed mean {winner.mean:.4g}, {seeds} seeds"
 
 
 def _overall(ax: Any, x: np.ndarray, best: np.ndarray) -> None:

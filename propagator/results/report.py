@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from ..engine.evaluation import error_headline
-from ..engine.records import Kind, Record, Status
+from ..engine.records import Kind, Record
 from ..errors import ConfigError, PropagateError
 from ..space import Constant
 from .format import INACTIVE, format_duration, format_param, format_rate, format_value, table
 from .front import front_table
+from .islands import island_strategies, island_table
 from .pbt_report import is_pbt, pbt_section
 from .result import Result
 
@@ -209,7 +210,7 @@ def _report(args: argparse.Namespace) -> int:
         pbt_section(run.result, run.config.get("pbt")),
         best_table(run.result, args.top),
         confirmed_table(run.result),
-        island_table(run.result),
+        island_table(run.result, island_strategies(run.config, run.result)),
         failure_table(run.result, args.errors),
     ]
     sections = [lines for lines in sections if lines]
@@ -239,12 +240,19 @@ def summary(run: Run) -> list[str]:
         f"wall time    {format_duration(wall)}",
         f"throughput   {format_rate(len(result), wall)}",
     ]
+    winner = best_line(result)
+    if winner is not None:
+        lines.append(f"best         {winner}")
     # a PBT segment pauses at its end and the next one reports from there: neither count
     # fits, and its own section says what it did
     steps = None if is_pbt(result) else step_counts(result)
     if steps is not None:
         spent, saved = steps
-        lines.append(f"steps        {spent} reported, about {saved} saved by stopping early")
+        line = f"steps        {spent} reported"
+        # an estimate only where a pruner stopped evaluations: "about 0 saved" says nothing
+        if run.config.get("early_stopping") is not None and saved > 0:
+            line += f", about {saved} saved by stopping early"
+        lines.append(line)
     promoted = None if is_pbt(result) else promotion_counts(result)
     if promoted is not None:
         paused, resumed, top = promoted
@@ -266,6 +274,21 @@ def summary(run: Run) -> list[str]:
         header = ["session", "began", "evaluations", "wall time", "ended"]
         lines += table(header, rows, indent="  ")
     return lines
+
+
+def best_line(result: Result) -> str | None:
+    """:attr:`Result.best` in words: the confirmed winner's mean when winners were confirmed
+    (``None``: several objectives, or nothing succeeded)."""
+    if result.multi or not result.ok.any():
+        return None
+    best, winner = result.best, result.winner
+    where = f"id {best.id}, island {best.island}"
+    if winner is None:
+        return f"{result.metric} {format_value(best.value)} ({where})"
+    return (
+        f"{result.metric} {format_value(winner.mean)} ± {format_value(winner.std)} confirmed "
+        f"over {len(winner.values)} seeds ({where}; its search value {format_value(best.value)})"
+    )
 
 
 def step_counts(result: Result) -> tuple[int, int] | None:
@@ -336,6 +359,8 @@ def best_table(result: Result, n: int) -> list[str]:
     ]
     n_ok = int(np.count_nonzero(result.ok & (result.rows["kind"] != Kind.CONFIRMATION)))
     lines = [f"best {len(top)} of {n_ok} successful evaluations ({result.direction})"]
+    if result.winner is not None:  # then result.best is the confirmed winner, not row 1
+        lines[0] += " by their search value; the winner is the best confirmed (below)"
     aligned = table(header, rows)
     if max(map(len, aligned)) > _MAX_WIDTH:
         columns = list(zip(*rows, strict=True))
@@ -346,34 +371,6 @@ def best_table(result: Result, n: int) -> list[str]:
     if constants:  # the same in every row: said once
         lines.append("  constant: " + ", ".join(f"{k}={v!r}" for k, v in constants.items()))
     return lines
-
-
-def island_table(result: Result) -> list[str]:
-    """Per island: evaluations, failures, its best value and how many evaluations it took."""
-    islands = sorted(set(range(result.info.n_islands)) | set(result.rows["island"].tolist()))
-    sign = 1.0 if result.direction == "minimize" else -1.0
-    rows = []
-    searched = result.rows["kind"] != Kind.CONFIRMATION
-    front = {r.id for r in result.pareto_front} if result.multi else set()
-    for island in islands:
-        mine = np.flatnonzero((result.rows["island"] == island) & searched)
-        ok = mine[result.ok[mine]]
-        failed = int(np.count_nonzero(result.rows["status"][mine] == Status.FAILED))
-        if len(ok) and result.multi:
-            cells = [str(len(set(result.rows["id"][ok].tolist()) & front))]
-        elif len(ok):
-            best = ok[np.argmin(sign * result.values[ok])]  # first of equals: when reached
-            cells = [format_value(result.values[best]), str(result.rows["id"][best])]
-            cells.append(str(int(np.searchsorted(mine, best)) + 1))
-        else:
-            cells = ["-"] if result.multi else ["-", "-", "-"]
-        rows.append([str(island), str(len(mine)), str(failed), *cells])
-    header = ["island", "evaluations", "failed"]
-    if result.multi:
-        header.append("on the front")
-    else:
-        header += [f"best {result.metric}", "best id", "evals to best"]
-    return ["islands", *table(header, rows)]
 
 
 def failure_table(result: Result, full: bool) -> list[str]:

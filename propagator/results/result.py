@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.records import Kind, Record, Status, latest, wire_dtype
+from ..engine.seen import Seen
 from ..errors import PropagateError
 from ..space import Space
 from ..strategies.pareto import hypervolume, nondominated, nsga2_order
@@ -23,6 +24,10 @@ _STATUS = {int(s): s.name.lower() for s in Status}
 @dataclass(frozen=True)
 class RunInfo:
     """Facts about how the search ran.
+
+    The counts (messages to duplicates_avoided) are the session's in the result a search
+    returns (what the command line reports at its end), and add up the run's sessions in
+    the result :func:`propagator.load` reads.
 
     Attributes:
         seed: the run seed (drawn at random when none was given; pass it to repeat the run).
@@ -62,7 +67,7 @@ class Confirmed:
 
     Attributes:
         params: the configuration.
-        search: its evaluation during the search (``None`` if it is not in this result).
+        search: its best evaluation during the search (``None`` if it is not in this result).
         values: the optimized metric of each successful confirmation.
         mean: their mean (NaN if none succeeded).
         std: their standard deviation.
@@ -80,6 +85,8 @@ class Result:
 
     With several objectives (``metric`` a list) there is no single best: :attr:`pareto_front`
     holds the evaluations no other one beats on every objective, and :attr:`best` raises.
+    With confirmations (``confirm=``), :attr:`best` is the confirmed winner and
+    :attr:`search_best` the search's own best.
 
     Attributes:
         space: the search space.
@@ -160,11 +167,14 @@ class Result:
         )
 
     def __repr__(self) -> str:
-        best = self._best_index()
+        best, winner = self._best_index(), self.winner
         if best is None:
             shown = "none succeeded"
         elif self.multi:
             shown = f"Pareto front of {len(self._front())} over {', '.join(self.objectives)}"
+        elif winner is not None:
+            n = len(winner.values)
+            shown = f"confirmed best {self.metric}={winner.mean:.6g} over {n} seeds"
         else:
             shown = f"best {self.metric}={self.values[best]:.6g}"
         return f"<Result: {len(self)} evaluations, {self.n_failed} failed, {shown}>"
@@ -213,11 +223,39 @@ class Result:
 
     @property
     def best(self) -> Record:
-        """The best successful evaluation.
+        """The winner: the best successful evaluation of the search (:attr:`search_best`),
+        or, when winners were re-evaluated on fresh seeds (``confirm=``), the search
+        evaluation of the configuration whose confirmations have the best mean
+        (:attr:`winner`, ``result.confirmed[0]``). Its ``value`` stays the one draw of the
+        search; the confirmed estimate is ``result.winner.mean``. A search value is the best
+        of many noisy draws, so it flatters its configuration (the winner's curse): the
+        confirmed mean ranks configurations fairly.
 
         Raises:
             PropagateError: when no evaluation succeeded (the message quotes the first
                 error), or the search had several objectives (see :attr:`pareto_front`).
+        """
+        winner = None if self.multi else self.winner
+        if winner is not None and winner.search is not None:
+            return winner.search
+        return self.search_best
+
+    @property
+    def winner(self) -> Confirmed | None:
+        """The confirmed configuration with the best mean (``result.confirmed[0]``);
+        ``None`` without confirmations, or when none of them succeeded."""
+        confirmed = self.confirmed
+        if not confirmed or math.isnan(confirmed[0].mean):
+            return None
+        return confirmed[0]
+
+    @property
+    def search_best(self) -> Record:
+        """The best successful evaluation of the search (confirmations left out), as ranked
+        by its one value: :attr:`best` without confirmations.
+
+        Raises:
+            PropagateError: as :attr:`best`.
         """
         if self.multi:
             raise PropagateError(
@@ -233,12 +271,14 @@ class Result:
 
     @property
     def first_error(self) -> str | None:
-        """The message of the failed evaluation with the smallest id (``None``: none failed)."""
-        return min(self._errors.items(), default=(None, None))[1]
+        """The message of the failed evaluation with the smallest id (``None``: none failed).
+        A pruned or paused evaluation's note (why it stopped early) is no failure."""
+        failed = self.rows["id"][self.rows["status"] == Status.FAILED]
+        return self._errors.get(int(failed[0])) if len(failed) else None
 
     @property
     def best_params(self) -> dict[str, Any]:
-        """Params of :attr:`best`."""
+        """Params of :attr:`best` (the confirmed winner's, when winners were confirmed)."""
         return self.best.params
 
     def to_pandas(self) -> Any:
@@ -263,7 +303,9 @@ class Result:
     @property
     def pareto_front(self) -> list[Record]:
         """The successful search evaluations no other one beats on every objective (with
-        one objective: the best ones), in order of the first objective, best first."""
+        one objective: the best ones), in order of the first objective, best first. A
+        configuration evaluated again to the same values (``deduplicate=False``) is one
+        point: its first evaluation."""
         return [self._record(int(i)) for i in self._front()]
 
     def hypervolume(self, reference: Sequence[float]) -> float:
@@ -276,24 +318,22 @@ class Result:
 
     def _front(self) -> np.ndarray:
         ok = self._searched()
-        losses = self.losses[ok]
-        front = ok[nondominated(losses)]
+        front = _distinct(self.space, self.rows, ok[nondominated(self.losses[ok])])
         return front[np.argsort(self.losses[front, 0], kind="stable")]
 
     @cached_property
     def confirmed(self) -> list[Confirmed]:
         """The configurations re-evaluated on fresh seeds at the end of the search
-        (``confirm=``), best mean first: each with its search evaluation, the values of its
-        confirmations, their mean and standard deviation. Empty without confirmations."""
-        again = self.rows["kind"] == Kind.CONFIRMATION
-        groups: dict[bytes, list[int]] = {}
-        for i in np.flatnonzero(again):
-            groups.setdefault(self.rows["genes"][i].tobytes(), []).append(int(i))
-        searched = {self.rows["genes"][i].tobytes(): int(i) for i in self._ranked()[::-1]}
+        (``confirm=``), best mean first: each with its best search evaluation, the values of
+        its confirmations, their mean and standard deviation. Empty without confirmations."""
+        again = np.flatnonzero(self.rows["kind"] == Kind.CONFIRMATION)
+        if not len(again):
+            return []
+        searched = _configurations(self.space, self.rows, self._ranked())
         out = []
-        for key, members in groups.items():
+        for key, members in _configurations(self.space, self.rows, again).items():
             values = np.array([self.values[i] for i in members if self.ok[i]])
-            origin = self._record(searched[key]) if key in searched else None
+            origin = self._record(searched[key][0]) if key in searched else None
             params = self.space.decode(self.rows["genes"][members[0]])
             mean = float(values.mean()) if len(values) else math.nan
             std = float(values.std()) if len(values) else math.nan
@@ -348,6 +388,28 @@ class Result:
             parent=_lineage(row, "parent"),
             member=_lineage(row, "member"),
         )
+
+
+def _configurations(space: Space, rows: np.ndarray, indices: np.ndarray) -> dict[int, list[int]]:
+    """``indices`` grouped by the configuration their genes decode to (in their order)."""
+    key = Seen(space).key
+    groups: dict[int, list[int]] = {}
+    for i in indices:
+        groups.setdefault(key(rows["genes"][i]), []).append(int(i))
+    return groups
+
+
+def _distinct(space: Space, rows: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``indices`` (ascending) less those that repeat an earlier one's configuration and
+    values: the same point twice (which the non-dominated filter keeps)."""
+    key = Seen(space).key
+    points: set[tuple[int, bytes]] = set()
+    keep = np.zeros(len(indices), dtype=bool)
+    for j, i in enumerate(indices):
+        point = (key(rows["genes"][i]), rows["values"][i].tobytes())
+        keep[j] = point not in points
+        points.add(point)
+    return indices[keep]
 
 
 def _dtype(header: Mapping[str, Any]) -> np.dtype:

@@ -1,10 +1,11 @@
 """``propagate watch RUN_DIR``: a live report of a running search, from another terminal.
 
 Every ``--interval`` seconds (5 by default) it reads the run directory and shows the
-evaluations done of the budget, failures (with the first one's message), the rate, the time
-left, the best value with its params, and each island's best, until the search ends or
-Ctrl-C. On a terminal the view is redrawn in place; into a file or a pipe each refresh is
-appended. On a run that is not running it prints once.
+evaluations done of the budget, failures (with the first one's message; a pruned
+evaluation's note is no failure), the rate, the time left, the best value with its params
+(the confirmed winner's mean once winners are confirmed), and each island's best and
+strategy, until the search ends or Ctrl-C. On a terminal the view is redrawn in place;
+into a file or a pipe each refresh is appended. On a run that is not running it prints once.
 
 It only reads, as ``report`` does (see :mod:`propagator.store`): the search is never
 blocked or disturbed. A search is running while its last session has no end event and the
@@ -26,7 +27,8 @@ from ..errors import ConfigError, PropagateError
 from ..space import Constant
 from ..store.lock import live_holder
 from .format import format_duration, format_param, format_rate, format_value
-from .report import Run, Session, island_table, open_run
+from .islands import island_strategies, island_table
+from .report import Run, Session, open_run
 from .result import Result
 
 _CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen: a terminal redraws in place
@@ -127,7 +129,7 @@ def render(run: Run, now: float, live: bool) -> list[str]:
         lines.append(f"wall time    {format_duration(wall)}")
         lines.append(f"throughput   {format_rate(len(result), wall)}")
     lines += _best(result)
-    lines += ["", *island_table(result)]
+    lines += ["", *island_table(result, island_strategies(run.config, result))]
     return lines
 
 
@@ -182,13 +184,16 @@ def _best(result: Result) -> list[str]:
         return [f"front        {len(result.pareto_front)} non-dominated over {goals}"]
     if not result.ok.any():
         return ["best         - (no evaluation succeeded yet)"]
-    best = result.best
+    best, winner = result.best, result.winner
     constants = {n for n, p in result.space.params.items() if isinstance(p, Constant)}
     params = ", ".join(
         f"{k}={format_param(v)}" for k, v in best.params.items() if k not in constants
     )
+    value = format_value(best.value)
+    if winner is not None:  # result.best: the confirmed winner
+        n = len(winner.values)
+        value = f"{format_value(winner.mean)} confirmed over {n} seed{'s' * (n > 1)}"
     return [
-        f"best         {result.metric} {format_value(best.value)} "
-        f"(id {best.id}, island {best.island})",
+        f"best         {result.metric} {value} (id {best.id}, island {best.island})",
         f"params       {params}",
     ]

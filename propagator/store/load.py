@@ -13,6 +13,15 @@ from ..results.result import Result, RunInfo
 from .hdf5 import read_meta
 from .run_store import META, StoredRun, read_run
 
+# RunInfo's counts that add up over sessions
+_COUNTED = (
+    "messages",
+    "message_bytes",
+    "migrants_sent",
+    "immigrants_received",
+    "duplicates_avoided",
+)
+
 
 def read(run_dir: str | Path) -> StoredRun:
     """The stored run at ``run_dir`` (read-only; damage is reported in ``problems``).
@@ -25,6 +34,21 @@ def read(run_dir: str | Path) -> StoredRun:
         raise PropagateError(f"{str(run_dir)!r} is not a propagate run directory (no {META})")
     meta, _ = read_meta(run_dir / META)
     return read_run(run_dir, stored_dtype(meta))
+
+
+def _session_counts(events: list[dict]) -> dict:
+    """The traffic and de-duplication counts of :class:`RunInfo`, summed over the sessions
+    whose end event holds their RunInfo (a killed session left none), and whether the last
+    one ended with the space exhausted."""
+    counts = dict.fromkeys(_COUNTED, 0)
+    exhausted = False
+    for event in events:
+        if event["kind"] in ("stop", "interrupted") and event["detail"].startswith("{"):
+            info = json.loads(event["detail"])
+            for name in _COUNTED:
+                counts[name] += int(info.get(name, 0))
+            exhausted = bool(info.get("exhausted", False))
+    return {**counts, "exhausted": exhausted}
 
 
 def stored_dtype(meta: dict) -> np.dtype:
@@ -62,10 +86,7 @@ def load(run_dir: str | Path) -> Result:
         n_islands=layout.get("n_islands", 0),
         wall_time=float(rows["end"].max()) if len(rows) else 0.0,
         interrupted=any(e["kind"] == "interrupted" for e in stored.events[-1:]),
-        messages=0,
-        message_bytes=0,
-        migrants_sent=0,
-        immigrants_received=0,
+        **_session_counts(stored.events),
     )
     metric, direction = objectives(meta)
     return Result(
