@@ -122,8 +122,8 @@ def search(
             ``trial.save(state)`` first, is recorded as paused, and is resumed later if it
             comes to rank among the best at its rung (``trial.restore()`` gives the state).
         trial_timeout: seconds (or a duration such as ``"20m"``) one evaluation may run:
-            after it ``trial.should_stop()`` is true, and the evaluation is recorded as
-            failed (timed out). Default ``None``: no limit.
+            after it ``trial.should_stop()`` is true; a value then returned is kept (pruned,
+            "timed out"), no value or no stop is a failure. Default ``None``: no limit.
         checkpoint_disk: GiB the checkpoints of paused trainings may take on disk (default
             10), shared equally by the workers; past it, a worker deletes the checkpoints of
             its longest-paused trainings, which are then recorded as pruned, with a warning.

@@ -129,27 +129,36 @@ def test_pg_pruned_from_the_objective_records_the_last_value():
     assert all(r.pruned and r.value == 4.0 and r.step == 2 for r in result.records)
 
 
-def test_a_trial_past_its_time_limit_is_told_to_stop_and_recorded_as_timed_out():
+def test_a_trial_past_its_time_limit_keeps_the_value_it_returns_when_told_to_stop():
+    """Told by should_stop that its time is up, an objective that returns a value keeps it
+    (and its metrics), recorded as pruned: it stopped early, so it does not rank with the
+    completed ones; one that returns nothing, or ignores the limit, failed."""
     import time
 
     def slow(params, trial):
         if trial.id % 2:
-            return 0.5  # some succeed, or the search would end as failed
+            return {"loss": 0.5, "extra": 1.0}  # some succeed, or the search ends as failed
         for t in range(1, 1000):
             time.sleep(0.01)
-            trial.report(t, 1.0)
+            trial.report(t, 1.0 / t)
             if trial.should_stop():
-                return 1.0
-        return 1.0
+                return None if trial.id == 2 else {"loss": 0.25, "extra": float(t)}
+        return {"loss": 2.0, "extra": 0.0}
 
     def deaf(params, trial):
         time.sleep(0.3)
         return 1.0
 
-    told = pg.search(slow, SPACE, budget=4, seed=0, trial_timeout=0.1)
-    timed_out = [r for r in told.records if r.id % 2 == 0]
-    assert all(r.status == "failed" and "timed out" in r.error for r in timed_out)
-    assert all(r.step < 50 for r in timed_out)  # stopped soon after the limit
+    told = pg.search(slow, SPACE, budget=6, seed=0, trial_timeout=0.1, metric="loss")
+    kept = [r for r in told.records if r.id in (0, 4)]
+    for r in kept:
+        assert r.status == "pruned" and r.value == 0.25 and r.metrics["extra"] == r.step
+        assert r.error.startswith("timed out after ") and "trial_timeout = 0.1 s" in r.error
+        assert 5 <= r.step < 50  # stopped soon after the limit
+    empty = told.records[2]
+    assert empty.status == "failed" and "timed out after" in empty.error
+    assert "returned no value" in empty.error
+    assert told.best.value == 0.5 and told.first_error == empty.error
     with pytest.raises(pg.ObjectiveError, match="timed out: it ran"):
         pg.search(deaf, SPACE, budget=2, seed=0, trial_timeout=0.1)
 

@@ -86,6 +86,7 @@ def run_candidate(
             repeat,
             ctx.checkpoints,
             prior,
+            ctx.report_watch if crew.leads else None,
         )
         began = time.time()
         outcome = evaluate(
@@ -123,8 +124,9 @@ def _paused(outcome: Outcome, ctx: RunContext, record_id: int, why: str) -> Outc
 
 
 def _in_time(outcome: Outcome, seconds: float, limit: float | None) -> Outcome:
-    """A failure, if the evaluation ran past its time limit without stopping."""
-    if limit is None or seconds <= limit or outcome.status == Status.FAILED:
+    """A failure, if the evaluation ran past its time limit without stopping (one told to
+    stop, by the limit or a pruner, and that did is recorded as it stopped)."""
+    if limit is None or seconds <= limit or outcome.status != Status.OK:
         return outcome
     return Outcome(
         Status.FAILED,

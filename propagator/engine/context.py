@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from ..store.checkpoints import Checkpoints
 from .comm.groups import Comms
 from .evaluation import Objective
 from .layout import Layout
+from .report_watch import ReportWatch
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class RunContext:
     session: int = 0  # 0 for a new run, n for its n-th resumption
     run_dir: Path | None = None  # the run store, if any
     checkpoints: Checkpoints | None = None  # where trial.save writes (always set by run)
+
+    @cached_property
+    def report_watch(self) -> ReportWatch:
+        """This rank's warnings about the objective's reports, for the whole session."""
+        return ReportWatch(self.settings.objectives[0], self.settings.directions[0])
 
 
 class Sink(Protocol):

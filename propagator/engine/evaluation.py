@@ -6,9 +6,10 @@ import difflib
 import inspect
 import math
 import numbers
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -19,10 +20,12 @@ from .records import Status
 
 if TYPE_CHECKING:  # the store's package loads h5py: not for every objective's import
     from ..store.checkpoints import Checkpoints
+    from .report_watch import ReportWatch
 
 Objective = Callable[..., Any]
 _MAX_ERROR_CHARS = 8000
 PAUSED_PREFIX = "paused"  # a stop reason that pauses the training (see Trial.paused)
+TIME_LIMIT_PREFIX = "its time limit"  # the stop reason of trial_timeout (see .stopping)
 
 
 class Pruned(Exception):
@@ -65,6 +68,7 @@ class Trial:
         "_reports",
         "_run_seed",
         "_stopping",
+        "_watch",
         "comm",
         "id",
         "island",
@@ -86,6 +90,7 @@ class Trial:
         repeat: int = 0,
         checkpoints: Checkpoints | None = None,
         resumed: Sequence[tuple[int, float]] | None = None,
+        watch: ReportWatch | None = None,
     ) -> None:
         self.id = id
         self.repeat = repeat
@@ -99,6 +104,7 @@ class Trial:
         self._reports: list[tuple[int, float]] = list(resumed or ())
         self._stopping = stopping
         self._checkpoints = checkpoints
+        self._watch = watch  # the worker's first rank's: it warns about odd reports
 
     @property
     def seed(self) -> int:
@@ -109,9 +115,21 @@ class Trial:
         return int(np.random.SeedSequence(key).generate_state(1)[0])
 
     def report(self, step: int, value: float) -> None:
-        """Record an intermediate value, e.g. the validation loss after epoch ``step``
-        (steps count from 1; with ``budget.steps`` each report spends one step)."""
+        """Record an intermediate value of the optimized metric, e.g. the validation loss
+        after epoch ``step`` (steps count from 1; with ``budget.steps`` each report spends
+        one step). A pruner compares it with other evaluations' reports at the same step,
+        as a value of the metric: report the metric itself, in its units (a search that
+        minimizes the loss and is reported the accuracy would stop its best trainings).
+
+        Steps must increase within an evaluation: a step reported again, or one before the
+        last, is ignored (the value first reported for a step stands; it spends no step),
+        with a ``ReportWarning`` once per run. So are reports that run against the metric
+        (see :mod:`propagator.engine.report_watch`)."""
         step, value = int(step), float(value)
+        if self._reports and step <= self._reports[-1][0]:
+            if self._watch is not None:
+                self._watch.misstep(self.id, step, self._reports[-1][0])
+            return
         self._reports.append((step, value))
         if self._stopping is not None:
             self._stopping.reported(self, step, value)
@@ -269,10 +287,11 @@ def evaluate(
     a success.
     """
     nothing = Outcome(Status.OK, math.nan, None, None)
+    began = time.monotonic()
     try:
         returned = objective(params, trial) if pass_trial else objective(params)
     except Pruned:
-        return _stopped(nothing, trial, "it raised pg.Pruned")
+        return _stopped(nothing, trial, "it raised pg.Pruned", time.monotonic() - began)
     except KeyboardInterrupt:
         return Outcome(Status.FAILED, math.nan, None, _trimmed(traceback.format_exc()), stop=True)
     except SystemExit as exc:
@@ -285,22 +304,30 @@ def evaluate(
         return _failed(traceback.format_exc())
     if not counts:
         return nothing
+    seconds = time.monotonic() - began
     if trial.stopped is None:
-        return classify(returned, metric)
+        outcome = classify(returned, metric)
+        if trial._watch is not None and outcome.status == Status.OK:
+            trial._watch.finished(trial.id, trial.reports, outcome.value)
+        return outcome
     # A stopped evaluation may return nothing (its last report counts), but what it does
     # return must hold the metric: a pruned record must not hide a mistyped one.
     outcome = nothing if returned is None else classify(returned, metric)
-    return _stopped(outcome, trial, trial.stopped)
+    return _stopped(outcome, trial, trial.stopped, seconds)
 
 
-def _stopped(outcome: Outcome, trial: Trial, why: str) -> Outcome:
-    """An evaluation stopped early: pruned with what it returned (its last reported value
-    if it returned nothing), or failed if its time limit stopped it or what it returned is
-    not a value."""
+def _stopped(outcome: Outcome, trial: Trial, why: str, seconds: float) -> Outcome:
+    """An evaluation stopped early, after ``seconds``: pruned with what it returned (its
+    last reported value if it returned nothing), or failed if what it returned is not a
+    value. One its time limit stopped is pruned only with a value it returned (as a trial
+    stopped by Ray Tune keeps its last result), and failed if it returned nothing."""
     if outcome.mistake or outcome.stop or outcome.status == Status.FAILED:
         return outcome
-    if why.startswith("its time limit"):
-        return Outcome(Status.FAILED, math.nan, outcome.metrics, f"timed out: {why}")
+    if why.startswith(TIME_LIMIT_PREFIX):
+        note = f"timed out after {seconds:.1f} s: {why}"
+        if not math.isfinite(outcome.value):
+            return _failed(f"{note}, and it returned no value", outcome.metrics)
+        return replace(outcome, status=Status.PRUNED, error=f"{note}; it returned its value")
     value = outcome.value
     if not math.isfinite(value) and trial.reports:
         value = trial.reports[-1][1]
