@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .optuna_names import optuna_hint
 
 T = TypeVar("T")
 
@@ -34,10 +36,23 @@ def from_name(
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{field}.name must be one of {sorted(registry)}, but got {name!r}{hint}")
     cls = registry[name]
-    known = sorted(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    # the settings only: class-level facts such as a strategy's multi_objective are not keys
+    known = sorted(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     for key in settings:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-            raise ConfigError(f"unknown key {key!r} in {field} {name!r}; {hint}")
+            raise ConfigError(
+                f"unknown key {key!r} in {field} {name!r}; {_hint(field, key, known)}"
+            )
     return cls(**settings)
+
+
+def _hint(field: str, key: Any, known: list[str]) -> str:
+    """Optuna's name for one of ``known`` (see :mod:`.optuna_names`), else the closest
+    spelling, else the list."""
+    hint = optuna_hint(field, str(key), known)
+    if hint is not None:
+        return hint
+    close = difflib.get_close_matches(str(key), known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"known: {', '.join(known)}" if known else "it takes no settings"

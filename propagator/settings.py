@@ -12,18 +12,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from os import PathLike
 from typing import Any
 
 import numpy as np
 
 from .engine.records import wire_dtype
-from .errors import ConfigError, SpaceError
+from .errors import ConfigError
 from .islands import Migration
 from .pbt import PBT
 from .pruners import RUNGS, PrunerSpec
+from .seeding import WarmStart, exact_params, initial_genes, warm_start_from
 from .space import Space
-from .strategies import Portfolio, StrategySpec, deal, make_strategy
+from .strategies import STRATEGIES, Portfolio, StrategySpec, deal, make_strategy
 
 DEFAULT_STRATEGY = "portfolio"
 MAX_EVALUATIONS = 1 << 40  # ids and budgets fit the ticket counter below its stop flag
@@ -110,6 +110,27 @@ class Confirm:
     def evaluations(self) -> int:
         return self.top * self.seeds
 
+    def check_share(self, budget: int | None) -> None:
+        """Raise :class:`ConfigError` unless the confirmations leave at least half of an
+        evaluation ``budget`` to the search: a search given less has too little to find the
+        winners that are worth confirming, and ``confirm: {top: 5}`` taking 15 of 20
+        evaluations is a surprise, not a choice."""
+        reserve = self.evaluations
+        if budget is None or 2 * reserve <= budget:
+            return
+        why = f"confirm.top × confirm.seeds ({self.top} × {self.seeds} = {reserve})"
+        if budget <= reserve:
+            raise ConfigError(
+                f"budget.evaluations ({budget}) must exceed {why}: the confirmations come out "
+                "of the budget"
+            )
+        raise ConfigError(
+            f"{why} would take {reserve} of budget.evaluations ({budget}), leaving the search "
+            f"{budget - reserve}; confirmations may take at most half of the budget: raise "
+            f"budget.evaluations to {2 * reserve} or more, or lower confirm.top or "
+            "confirm.seeds (default 3)"
+        )
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -135,7 +156,7 @@ class Settings:
     repeats: int = 1
     confirm: Confirm | None = None
     initial: tuple[Mapping[str, Any], ...] = ()
-    warm_start: str | None = None
+    warm_start: WarmStart | None = None
     pbt: PBT | None = None
 
     def __post_init__(self) -> None:
@@ -156,24 +177,13 @@ class Settings:
         for i, config in enumerate(self.initial):
             if not isinstance(config, Mapping):
                 raise ConfigError(f"initial[{i}] must be a mapping of params, got {config!r}")
-        if self.warm_start is not None and not isinstance(self.warm_start, (str, PathLike)):
-            raise ConfigError(
-                f"warm_start must be a run directory, an export file or an Optuna storage, "
-                f"got {self.warm_start!r}"
-            )
-        if self.warm_start is not None:
-            object.__setattr__(self, "warm_start", str(self.warm_start))
+        object.__setattr__(self, "warm_start", warm_start_from(self.warm_start))
         plain = tuple({k: _plain(v) for k, v in c.items()} for c in self.initial)
         object.__setattr__(self, "initial", plain)
         if self.confirm is not None:
             if not isinstance(self.confirm, Confirm):
                 raise ConfigError(f"confirm must be a propagator.Confirm, got {self.confirm!r}")
-            reserve, total = self.confirm.evaluations, self.budget.evaluations
-            if total is not None and total <= reserve:
-                raise ConfigError(
-                    f"budget.evaluations ({total}) must exceed confirm.top × confirm.seeds "
-                    f"({reserve}): the confirmations come out of the budget"
-                )
+            self.confirm.check_share(self.budget.evaluations)
         if self.trial_timeout is not None:
             object.__setattr__(self, "trial_timeout", _seconds(self.trial_timeout, "trial_timeout"))
         disk = self.checkpoint_disk
@@ -224,7 +234,7 @@ class Settings:
             "repeats": self.repeats,
             "confirm": None if self.confirm is None else asdict(self.confirm),
             "initial": [dict(c) for c in self.initial],
-            "warm_start": self.warm_start,
+            "warm_start": None if self.warm_start is None else self.warm_start.to_dict(),
             "pbt": None if self.pbt is None else self.pbt.to_dict(),
         }
 
@@ -233,32 +243,33 @@ class Settings:
         configuration is not a point of it."""
         for spec in dict.fromkeys(self.strategy):
             if self.multi and not spec.multi_objective:
-                raise ConfigError(
-                    f"strategy {spec.name} optimizes one value; with several metrics use "
-                    "portfolio, ga, tpe or random"
-                )
+                raise ConfigError(_one_value(spec))
             spec.check(space)
         if self.pbt is not None:
             self.pbt.check(space)
+        if self.warm_start is not None:
+            self.warm_start.check(space)
         self.initial_genes(space)
 
     def initial_genes(self, space: Space) -> np.ndarray:
-        """The ``initial`` configurations as genes, one row each, in order.
+        """The ``initial`` configurations as genes, one row each, in order (see
+        :func:`propagator.seeding.initial_genes`).
 
         Raises:
             ConfigError: one is not a point of ``space`` or repeats an earlier one.
         """
-        genes = np.zeros((len(self.initial), space.dim))
-        for i, config in enumerate(self.initial):
-            try:
-                genes[i] = space.encode(config)
-            except SpaceError as exc:
-                raise ConfigError(f"initial[{i}]: {exc}") from None
-            decoded = space.decode(genes[i])
-            for j in range(i):
-                if space.decode(genes[j]) == decoded:
-                    raise ConfigError(f"initial[{i}] repeats initial[{j}]")
-        return genes
+        return initial_genes(self.initial, space)
+
+    def params_of(self, space: Space, genes: np.ndarray) -> dict[str, Any]:
+        """The params the objective gets for ``genes``: ``space.decode(genes)``, but an
+        ``initial`` configuration's floats exactly as given."""
+        if not self.initial:
+            return space.decode(genes)
+        memo = self.__dict__.get("_initial_rows")
+        if memo is None or memo[0] is not space:
+            memo = (space, self.initial_genes(space))
+            self.__dict__["_initial_rows"] = memo  # beside the frozen fields, as cached_property
+        return exact_params(self.initial, memo[1], space, genes)
 
     def wire_dtype(self, space: Space) -> np.dtype:
         """The dtype of this search's records on the wire and in the store."""
@@ -356,6 +367,21 @@ class Settings:
     @property
     def n_islands(self) -> int:
         return len(self.islands) if isinstance(self.islands, tuple) else self.islands
+
+
+def _one_value(spec: StrategySpec) -> str:
+    """Why ``spec`` cannot search several metrics, naming the strategies that can."""
+    able = [name for name, cls in STRATEGIES.items() if cls.multi_objective is True]
+    if isinstance(spec, Portfolio):
+        single = ", ".join(m.name for m in spec.members if not m.multi_objective)
+        return (
+            f"strategy portfolio: its member(s) {single} optimize one value; with several "
+            f"metrics its members can be {', '.join(able)} (or members: auto)"
+        )
+    return (
+        f"strategy {spec.name} optimizes one value; with several metrics use portfolio, "
+        f"{', '.join(able)}"
+    )
 
 
 def _seconds(value: Any, name: str) -> float:

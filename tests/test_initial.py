@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_mpi
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import propagator as pg
+from propagator.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent / "mpi"))
 from scenarios import INITIAL
@@ -53,3 +56,57 @@ def test_initial_configurations_are_evaluated_once_by_several_workers_and_on_res
     params = [p for _, p in second]
     assert all(params.count(c) == 1 for c in INITIAL)  # each exactly once over both sessions
     assert [p for i, p in second if 4 <= i < 6] == INITIAL[4:]  # the rest first on resume
+
+
+# --- exactly the values given (issue 21) ---------------------------------------------------------
+EXACT = pg.Space(
+    {
+        "x": pg.Float(0.1, 0.5),
+        "lr": pg.Float(1e-5, 1e-1, log=True),
+        "z": pg.Float(-5.0, 5.0),
+        "n": pg.Int(1, 4),
+    }
+)
+
+
+def test_the_objective_gets_the_given_floats_not_their_genes_decoded():
+    """A float's gene cannot hold every value: 0.3 + 0.2 * 0 in [0.1, 0.5] would come back as
+    0.30000000000000004 and 3e-4 on a log scale as 0.0003000000000000001."""
+    given = [
+        {"x": 0.3, "lr": 3e-4, "z": 1e-12, "n": 2},
+        {"x": 0.1 + 0.2, "lr": 0.000999, "z": 0.0, "n": 3},
+    ]
+    assert EXACT.decode(EXACT.encode(given[0])) != given[0]  # what the genes alone give
+    seen: list[dict] = []
+
+    def objective(params):
+        seen.append(params)
+        return params["x"]
+
+    pg.search(objective, EXACT, budget=4, seed=0, initial=given, strategy="ga")
+    assert seen[:2] == given
+    assert all(type(p[k]) is float for p in seen[:2] for k in ("x", "lr", "z"))
+
+
+finite = {"allow_nan": False, "allow_infinity": False}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    x=st.floats(0.1, 0.5, **finite),
+    lr=st.floats(1e-5, 1e-1, **finite),
+    z=st.floats(-5.0, 5.0, **finite),
+    n=st.integers(1, 4),
+)
+def test_every_float_in_range_reaches_the_objective_exactly(x, lr, z, n):
+    config = {"x": x, "lr": lr, "z": z, "n": n}
+    search = Settings(budget=pg.Budget(evaluations=5), initial=[config])
+    genes = search.initial_genes(EXACT)[0]
+    params = search.params_of(EXACT, genes)
+    assert params == config and all(params[k] == config[k] for k in config)
+    # the genes, which the store keeps, decode to it within a float's gene resolution
+    decoded = EXACT.decode(genes)
+    assert decoded["n"] == n and decoded["x"] == pytest.approx(x, rel=1e-14, abs=1e-15)
+    other = genes.copy()
+    other[0] = 0.5
+    assert search.params_of(EXACT, other) == EXACT.decode(other)  # not an initial one

@@ -208,3 +208,59 @@ def test_a_file_next_to_the_working_directory_only_is_not_used(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert "objective: no file 'objective.py' next to the search file" in err
     assert "'jobs/objective.py'" in err
+
+
+# --- issue 21: a plain budget, null as unset, a warm start with fill, the read commands' run --
+def _plain(root: Path, extra: str) -> Path:
+    (root / "objective.py").write_text(OBJECTIVE)
+    path = root / "search.yaml"
+    path.write_text(
+        "objective: objective.py:objective\nspace: {x: {type: float, low: 0, high: 1}}\n"
+        f"{extra}"
+    )
+    return path
+
+
+def test_a_plain_integer_budget_is_evaluations_as_in_the_api(tmp_path):
+    search = config.load(_plain(tmp_path, "budget: 20\n"))
+    assert search.settings.budget == pg.Budget(evaluations=20)
+    assert search.resolved()["budget"] == {"evaluations": 20, "time": None, "steps": None}
+
+
+def test_a_key_set_to_null_is_left_out(tmp_path):
+    nulls = (
+        "budget: {evaluations: 20, time: null, steps: null}\nseed: null\nmetric: null\n"
+        "early_stopping: null\ntrial_timeout: null\nconfirm: null\nwarm_start: null\npbt: null\n"
+        "islands: null\nmigration: {probability: null, migrants: 2}\ninitial: null\n"
+        "run_dir: null\n"
+    )
+    search = config.load(_plain(tmp_path, nulls))
+    unset = config.load(_plain(tmp_path, "budget: 20\nmigration: {migrants: 2}\n"))
+    assert search.resolved() == unset.resolved()
+    assert search.run_dir == tmp_path / "runs" / "search"
+
+
+def test_a_warm_start_with_fill_follows_the_search_file(tmp_path, monkeypatch):
+    path = _plain(tmp_path, "budget: 5\nwarm_start: {from: old/run, fill: {x: 0.25}}\n")
+    monkeypatch.chdir(tmp_path.parent)
+    search = config.load(path)
+    warm = search.settings.warm_start
+    assert (warm.source, dict(warm.fill)) == (str(tmp_path / "old" / "run"), {"x": 0.25})
+    # stored as written, so that the stored run does not depend on the working directory
+    assert search.resolved()["warm_start"] == {"from": "old/run", "fill": {"x": 0.25}}
+    plain = config.load(_plain(tmp_path, "budget: 5\nwarm_start: old/run\n"))
+    assert plain.resolved()["warm_start"] == "old/run"
+    assert plain.settings.to_dict()["warm_start"] == str(tmp_path / "old" / "run")
+
+
+def test_a_read_command_finds_the_run_of_a_search_file(tmp_path, monkeypatch):
+    _plain(tmp_path, "budget: 5\nrun_dir: ../out/x\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pg.ConfigError, match=r"its run directory .* does not exist yet; start "):
+        config.run_dir_of("search.yaml")
+    (tmp_path.parent / "out" / "x").mkdir(parents=True)
+    assert config.run_dir_of("search.yaml") == Path("../out/x")  # as the run command puts it
+    assert config.run_dir_of(tmp_path) == tmp_path  # a directory is the run directory
+    assert config.run_dir_of("elsewhere") == Path("elsewhere")
+    with pytest.raises(pg.ConfigError, match=r"cannot read the search file 'missing\.yml'"):
+        config.run_dir_of("missing.yml")

@@ -10,6 +10,7 @@ import pytest
 import propagator as pg
 from propagator.cli import main
 from propagator.engine.records import wire_dtype
+from propagator.seeding import WarmStart
 from propagator.store.warm import load_warm
 
 WIDE = pg.Space({"x": pg.Float(0, 1), "act": pg.Categorical(["relu", "tanh"])})
@@ -126,3 +127,78 @@ def test_a_study_without_metric_names_seeds_only_a_search_without_one(tmp_path):
         load_warm(storage, NARROW, "loss", wire_dtype(NARROW.dim))
     warm = load_warm(storage, NARROW, None, wire_dtype(NARROW.dim))
     np.testing.assert_allclose(warm.rows["values"][:, 0], [10.1, 10.2, 10.3])
+
+
+# --- a parameter the earlier records lack (issue 21) ---------------------------------------------
+GROWN = pg.Space(
+    {
+        "x": pg.Float(0, 0.5),
+        "act": pg.Categorical(["relu", "tanh"]),
+        "depth": pg.Int(1, 4),
+        "width": pg.Int(8, 64, when="depth >= 2"),
+    }
+)
+
+
+def test_records_lacking_a_new_parameter_are_refused_by_its_name(earlier):
+    with pytest.raises(
+        pg.ConfigError,
+        match=r"no record of .* fits: 60 lack 'depth', which this search's space has: .*"
+        r"warm_start: \{from: .*, fill: \{depth: VALUE\}\}",
+    ):
+        load_warm(str(earlier["dir"] / "run"), GROWN, "loss", wire_dtype(GROWN.dim))
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_fill_gives_the_records_the_new_parameters_where_they_are_active(earlier, depth):
+    """``width`` is active only from depth 2: with depth 1 the records need no width, with
+    depth 3 they take the filled one."""
+    fill = {"depth": depth, "width": 32}
+    warm = load_warm(
+        WarmStart(str(earlier["dir"] / "run"), fill), GROWN, "loss", wire_dtype(GROWN.dim)
+    )
+    assert len(warm.rows) == earlier["inside"] and not warm.lacking
+    params = [GROWN.decode(g) for g in warm.rows["genes"]]
+    assert {p["depth"] for p in params} == {depth}
+    assert {p.get("width") for p in params} == ({None} if depth == 1 else {32})
+
+
+def test_a_record_s_own_value_wins_over_fill_and_the_rest_are_counted(tmp_path):
+    source = tmp_path / "some.csv"
+    source.write_text(
+        "status,value,param.x,param.act,param.depth\n"
+        "ok,1.0,0.1,relu,1\n"  # its own depth, at which width is inactive
+        "ok,2.0,0.2,relu,\n"  # no depth: filled, and width with it
+        "ok,3.0,0.3,tanh,\n"
+    )
+    fill = WarmStart(str(source), {"depth": 3, "width": 16})
+    warm = load_warm(fill, GROWN, None, wire_dtype(GROWN.dim))
+    decoded = [GROWN.decode(g) for g in warm.rows["genes"]]
+    assert [(p["depth"], p.get("width")) for p in decoded] == [(1, None), (3, 16), (3, 16)]
+    # without fill: the record with a depth is kept; the two without are named
+    warm = load_warm(str(source), GROWN, None, wire_dtype(GROWN.dim))
+    assert len(warm.rows) == 1 and warm.lacking == {"depth": 2}
+    assert "2 lack 'depth'" in warm.describe() and "fill: {depth: VALUE}" in warm.describe()
+
+
+def test_the_api_takes_the_mapping_and_checks_fill_against_the_space(earlier):
+    source = str(earlier["dir"] / "run")
+    result = pg.search(
+        bowl,
+        GROWN,
+        budget=3,
+        seed=1,
+        metric="loss",
+        warm_start={"from": source, "fill": {"depth": 2, "width": 16}},
+    )
+    assert len(result) == 3
+    for fill, message in [
+        ({"depth": 9}, r"warm_start\.fill\.depth: expected an integer in 1\.\.4, but got 9"),
+        ({"height": 2}, r"warm_start\.fill\.height: the space has no parameter 'height'"),
+    ]:
+        with pytest.raises(pg.ConfigError, match=message):
+            pg.search(
+                bowl, GROWN, budget=3, metric="loss", warm_start={"from": source, "fill": fill}
+            )
+    with pytest.raises(pg.ConfigError, match=r"unknown key 'fil' in warm_start; known: fill, from"):
+        pg.search(bowl, GROWN, budget=3, metric="loss", warm_start={"from": source, "fil": {}})

@@ -54,14 +54,19 @@ SCHEMA: dict[str, Any] = {
             ]
         },
         "budget": {
-            "type": "object",
-            "properties": {
-                "evaluations": _POS_INT,
-                "time": _DURATION,
-                "steps": _POS_INT,
-            },
-            "additionalProperties": False,
-            "minProperties": 1,
+            "oneOf": [
+                _POS_INT,  # evaluations, as pg.search(budget=500)
+                {
+                    "type": "object",
+                    "properties": {
+                        "evaluations": _POS_INT,
+                        "time": _DURATION,
+                        "steps": _POS_INT,
+                    },
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                },
+            ]
         },
         "islands": {"oneOf": [_POS_INT, {"type": "array", "items": _POS_INT, "minItems": 1}]},
         "ranks_per_worker": _POS_INT,
@@ -95,7 +100,20 @@ SCHEMA: dict[str, Any] = {
         "checkpoint_disk": {"type": "number", "exclusiveMinimum": 0},
         "repeats": _POS_INT,
         "initial": {"type": "array", "items": {"type": "object"}},
-        "warm_start": {"type": "string", "minLength": 1},
+        "warm_start": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "object",
+                    "properties": {
+                        "from": {"type": "string", "minLength": 1},
+                        "fill": {"type": "object"},
+                    },
+                    "required": ["from"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
         "confirm": {
             "type": "object",
             "properties": {"top": _POS_INT, "seeds": _POS_INT},
@@ -143,7 +161,7 @@ SCHEMA: dict[str, Any] = {
 }
 _HINTS = {
     "objective": "a trainer name, 'package.module:function' or 'file.py:function'",
-    "budget": "e.g. budget: {evaluations: 500, time: 2h, steps: 4000}",
+    "budget": "e.g. budget: 500 (evaluations) or budget: {evaluations: 500, time: 2h, steps: 4000}",
     "budget.time": "seconds, or a duration such as 90s, 30m, 2h, 1.5d or 1h30m",
     "metric": "the name of a value the objective returns, e.g. val_loss, or a list of them",
     "space": "an inline mapping, a YAML file, or a module such as search_spaces.oialr",
@@ -160,6 +178,10 @@ _HINTS = {
     ),
     "checkpoint_disk": "GiB that paused trainings' checkpoints may take, e.g. 20",
     "pbt": "e.g. pbt: {mutable: [lr, momentum], interval: 2, quantile: 0.25}",
+    "warm_start": (
+        "a run directory, a .csv/.jsonl export or an Optuna storage, or "
+        "{from: runs/earlier, fill: {new_param: 3}} to give records a parameter they lack"
+    ),
     "migration.topology": "fully_connected, ring, or a square matrix of migrant counts",
 }
 
@@ -240,14 +262,21 @@ def _explain(error: jsonschema.ValidationError) -> str:
         close = difflib.get_close_matches(value, [str(v) for v in error.schema["enum"]], n=1)
         if close:
             return f"{message}; did you mean {close[0]!r}?"
-    if error.validator == "type" and isinstance(value, str):
+    # a number mistyped: also where the value may be a number or something else (budget: 20)
+    numeric = error.validator == "type" or _accepts(error.schema, "integer")
+    if numeric and isinstance(value, str):
         number = _as_number(value)
         if number is not None:
             return f"{message}, which YAML reads as text; write a plain number such as {number}"
-    if error.validator == "type" and isinstance(value, float) and value.is_integer():
+    if numeric and isinstance(value, float) and value.is_integer():
         return f"{message}; write a whole number such as {int(value)}"
     hint = _HINTS.get(field)
     return message + (f" ({hint})" if hint else "")
+
+
+def _accepts(schema: Mapping[str, Any], kind: str) -> bool:
+    """Whether one of a ``oneOf`` schema's alternatives is of JSON type ``kind``."""
+    return any(s.get("type") == kind for s in schema.get("oneOf", ()))
 
 
 def _as_number(text: str) -> int | float | None:

@@ -8,14 +8,19 @@ where it can, the fix. The library below never sees the YAML.
 Every relative path in a search file (the objective file, the space file, ``run_dir``) is
 relative to the search file's own directory, and modules it names are imported from there
 too, so a search runs, and resumes, the same from any working directory. The default
-``run_dir`` is ``runs/<file stem>`` next to the file.
+``run_dir`` is ``runs/<file stem>`` next to the file; the read commands (``propagate report
+SEARCH.yaml`` ...) find a run there too (:func:`run_dir_of`).
+
+A key set to ``null`` is as if left out (at the top level, and in ``budget``, ``migration``,
+``confirm`` and ``pbt``), so the effective configuration ``propagate validate`` prints, which
+shows unset settings as ``null``, is itself a search file.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from ..errors import ConfigError, SpaceError
 from ..islands import migration_from
 from ..pbt import make_pbt
 from ..pruners import make_pruner
+from ..seeding import WarmStart, warm_start_from
 from ..settings import (
     DEFAULT_STRATEGY,
     Settings,
@@ -38,6 +44,8 @@ from ..space import Constant, Space
 from .objectives import find_file, import_attr, load_objective
 from .schema import kind_of, validate
 from .yaml_numbers import load_yaml
+
+_SETTINGS_MAPPINGS = ("budget", "migration", "confirm", "pbt")  # whose null keys are unset
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,9 @@ class SearchFile:
             (default ``runs/<file stem>``); stored with the run, so the stored configuration
             does not depend on the working directory.
         fixed: the names that come from ``fixed`` (for messages that name the field).
-        warm_start_spec: ``warm_start`` as written (stored with the run, like ``run_dir``);
-            the settings hold it relative to the working directory.
+        warm_start_spec: ``warm_start`` as written, a source or ``{from, fill}`` (stored with
+            the run, like ``run_dir``); the settings hold its source relative to the working
+            directory.
     """
 
     path: Path
@@ -68,7 +77,7 @@ class SearchFile:
     run_dir: Path
     run_dir_spec: str
     fixed: frozenset[str] = frozenset()
-    warm_start_spec: str | None = None
+    warm_start_spec: str | dict[str, Any] | None = None
 
     def resolved(self) -> dict[str, Any]:
         """The effective configuration, as stored in the run and compared on resume."""
@@ -109,6 +118,47 @@ def load(path: str | Path) -> SearchFile:
         ConfigError: with one message naming the field and the likely fix.
     """
     path = Path(path)
+    text, data = _read(path)
+    validate(data, path)
+    return _resolve(data, path, text)
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run directory a read command (report, export, plot, ...) is pointed at: ``path``
+    itself, or, for a search file (``.yaml``/``.yml``), its ``run_dir`` resolved as the run
+    command resolves it (only the file's ``run_dir`` is read: its objective and space need not
+    be importable where the run is read).
+
+    Raises:
+        ConfigError: the search file cannot be read, or its run has not started.
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml"):
+        return path
+    _, data = _read(path)
+    spec = data.get("run_dir")
+    if spec is not None and not (isinstance(spec, str) and spec):
+        raise ConfigError(f"{path}: run_dir must be a non-empty string, got {spec!r}")
+    run_dir = path.parent / _run_dir_spec(data, path)
+    if not run_dir.is_dir():
+        raise ConfigError(
+            f"{path}: its run directory {str(run_dir)!r} does not exist yet; start the search "
+            f"with: propagate {path}"
+        )
+    return run_dir
+
+
+def _run_dir_spec(data: Mapping[str, Any], path: Path) -> Path:
+    """``run_dir`` as written, relative to the file's directory (default ``runs/<stem>``)."""
+    return Path(data.get("run_dir") or f"runs/{path.stem}")  # "runs/x/" is "runs/x"
+
+
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its YAML mapping, keys set to null left out.
+
+    Raises:
+        ConfigError: unreadable, not UTF-8, not YAML, empty or not a mapping.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -137,8 +187,17 @@ def load(path: str | Path) -> SearchFile:
             f"{path}: a search file is a mapping of keys such as objective, space, budget, "
             f"but this one is {kind_of(data)}"
         )
-    validate(data, path)
-    return _resolve(data, path, text)
+    return text, _unset_nulls(data)
+
+
+def _unset_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys set to null, at the top level and in the settings mappings
+    (``seed: null`` and ``budget: {time: null}`` are the defaults, as validate prints them)."""
+    out = {k: v for k, v in data.items() if v is not None}
+    for key in _SETTINGS_MAPPINGS:
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if v is not None}
+    return out
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -201,7 +260,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
         settings.check(space)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    run_dir = Path(data.get("run_dir", f"runs/{path.stem}"))  # "runs/x/" is "runs/x"
+    run_dir = _run_dir_spec(data, path)
     return SearchFile(
         path,
         text,
@@ -215,11 +274,13 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
     )
 
 
-def _beside(source: str | None, base: Path) -> str | None:
-    """A warm start's path relative to the search file (a database URL as it is)."""
-    if source is None or "://" in source:
-        return source
-    return str(base / source)
+def _beside(spec: Any, base: Path) -> WarmStart | None:
+    """The warm start with its source relative to the search file (a database URL as it
+    is)."""
+    warm = warm_start_from(spec)
+    if warm is None or "://" in warm.source:
+        return warm
+    return replace(warm, source=str(base / warm.source))
 
 
 def _check_topology(migration: Mapping[str, Any]) -> None:

@@ -63,7 +63,7 @@ def run_candidate(
         ``None`` when the step budget was spent before the first repeat could start: nothing
         ran, so there is nothing to record.
     """
-    params = ctx.space.decode(genes)
+    params = ctx.settings.params_of(ctx.space, genes)
     start = time.time() - ctx.t0 if paused is None else paused.start
     repeats, limit = ctx.settings.repeats, ctx.settings.trial_timeout
     outcomes: list[Outcome] = []

@@ -5,7 +5,10 @@ an Optuna study.
 A record seeds the new search when its params are a point of the new space: the space's
 parameters with values in range (a parameter the new space holds as a constant must have that
 value, or be absent), and it has a value of the metric the new search optimizes. Others are
-skipped and counted. Warm records are not evaluations of the new run: they are not stored in
+skipped and counted. A parameter the records lack (one added to the space since) takes the
+warm start's ``fill`` value (:class:`propagator.seeding.WarmStart`); without one, the records
+are skipped, the message names the parameter, and a warm start that keeps no record for want
+of it is refused. Warm records are not evaluations of the new run: they are not stored in
 it, and a configuration they hold may still be evaluated again (the settings around it may
 have changed).
 
@@ -23,8 +26,9 @@ import csv
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,9 @@ import numpy as np
 
 from ..engine.records import Kind, Status
 from ..errors import ConfigError, SpaceError
+from ..seeding import WarmStart
 from ..space import Categorical, Constant, Float, Int, Space
+from ..space.conditions import evaluation_order, is_active
 from .run_store import META
 
 # Another run's paused training cannot be resumed here: its value is a rung's, as a pruned one's.
@@ -52,44 +58,70 @@ class Warm:
         rows: the usable records as wire rows (ids negative: not of this run).
         source: where they come from.
         skipped: records left out (outside the new space, or without its metric).
+        short: those of them left out for lacking a parameter of the new space.
+        lacking: per parameter of the new space, the records that lack it.
     """
 
     rows: np.ndarray
     source: str
     skipped: int
+    short: int = 0
+    lacking: Mapping[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
+        lack = self.lacking_text()
+        other = self.skipped - self.short
         return (
-            f"warm start: {len(self.rows)} records from {self.source} ({self.skipped} outside "
-            "this search's space or without its metric, skipped)"
+            f"warm start: {len(self.rows)} records from {self.source} ({other} outside "
+            f"this search's space or without its metric, skipped{'; ' * bool(lack)}{lack})"
+        )
+
+    def lacking_text(self) -> str:
+        """Which parameters records were skipped for lacking, and how to fill them in."""
+        if not self.lacking:
+            return ""
+        names = sorted(self.lacking)
+        counts = ", ".join(f"{self.lacking[n]} lack {n!r}" for n in names)
+        fill = ", ".join(f"{n}: VALUE" for n in names)
+        return (
+            f"{counts}, which this search's space has: give a value for records without it "
+            f"with warm_start: {{from: {self.source}, fill: {{{fill}}}}}"
         )
 
 
 def load_warm(
-    source: str, space: Space, metric: str | tuple[str, ...] | None, dtype: np.dtype
+    warm: WarmStart | str, space: Space, metric: str | tuple[str, ...] | None, dtype: np.dtype
 ) -> Warm:
-    """Read the records of ``source`` that fit ``space``.
+    """Read the records of a warm start that fit ``space``.
 
     Args:
-        source: a run directory, a ``.csv``/``.jsonl`` export, or an Optuna storage (a
-            database URL, an SQLite or journal file), optionally ``STORAGE#STUDY`` when it
-            holds several studies.
+        warm: the warm start, or its source alone: a run directory, a ``.csv``/``.jsonl``
+            export, or an Optuna storage (a database URL, an SQLite or journal file),
+            optionally ``STORAGE#STUDY`` when it holds several studies.
         space: the new search's space.
         metric: the value it optimizes, or the values (a tuple); ``None``: each record's
             optimized value(s).
         dtype: its wire dtype.
 
     Raises:
-        ConfigError: the source cannot be read, or it holds no values of ``metric``.
+        ConfigError: the source cannot be read, it holds no values of ``metric``, or every
+            record lacks a parameter of ``space``.
     """
+    warm = warm if isinstance(warm, WarmStart) else WarmStart(str(warm))
+    source = warm.source
     rows = np.zeros(0, dtype)
-    kept, skipped = [], 0
+    kept, skipped, short = [], 0, 0
+    lacking: Counter[str] = Counter()
+    order = evaluation_order(space.params)
     n = dtype["values"].shape[0]
     names = None if metric is None else metric if isinstance(metric, tuple) else (metric,)
     held: set[str] = set()  # the metrics the source's successful records have
     succeeded = False
     for params, metrics, value, status in _records(source, space, names):
-        genes = _genes(params, space)
+        params, missing = _filled(params, space, order, warm.fill)
+        lacking.update(missing)
+        short += bool(missing)
+        genes = None if missing else _genes(params, space)
         if names is not None:  # else the record's own optimized value(s)
             if status == Status.OK:
                 succeeded = True
@@ -113,7 +145,38 @@ def load_warm(
         )
     if kept:
         rows = np.array(kept, dtype=dtype)
-    return Warm(rows, source, skipped)
+    found = Warm(rows, source, skipped, short, dict(lacking))
+    if lacking and not kept:
+        raise ConfigError(f"warm_start: no record of {source!r} fits: {found.lacking_text()}")
+    return found
+
+
+def _filled(
+    params: Mapping[str, Any], space: Space, order: list[str], fill: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """A record's params with ``fill``'s values for the active parameters it lacks; and the
+    active parameters it still lacks (an inactive one is absent by right). ``order``: the
+    space's parameters in the order their conditions are evaluated."""
+    out = dict(params)
+    active: dict[str, Any] = {}
+    missing = []
+    for name in order:
+        p = space.params[name]
+        try:
+            if not is_active(name, p.when, active):
+                continue
+        except SpaceError:  # a value the condition cannot compare: not a point of the space
+            return out, []
+        if isinstance(p, Constant) and name not in out:
+            active[name] = p.value
+            continue
+        if name not in out and name in fill:
+            out[name] = fill[name]
+        if name in out:
+            active[name] = out[name]
+        else:
+            missing.append(name)
+    return out, missing
 
 
 def _listed(names: Iterable[str]) -> str:
@@ -267,7 +330,11 @@ def _opened(path: Path) -> Any:
 
 
 def shared_warm(
-    comm: Any, source: str, space: Space, metric: str | tuple[str, ...] | None, dtype: np.dtype
+    comm: Any,
+    source: WarmStart | str,
+    space: Space,
+    metric: str | tuple[str, ...] | None,
+    dtype: np.dtype,
 ) -> np.ndarray:
     """Collective: rank 0 reads the warm start (and says what it found); every rank gets its
     rows, or the :class:`ConfigError` rank 0 met."""
