@@ -9,6 +9,9 @@
     propagate optuna RUN_DIR -o URL       copy the run into an Optuna study (optuna-dashboard)
     propagate watch RUN_DIR [--interval S] a live view of a running search, from any terminal
 
+A command that reads a RUN_DIR takes the search file in its place too, and reads the run in the
+file's ``run_dir`` (as ``propagate SEARCH.yaml`` resolves it).
+
 Exit status: 0 success (also an interrupted run, which resumes when run again), 1 the search
 failed (its objective is broken), 2 a mistake in the command line or the search file.
 """
@@ -59,6 +62,10 @@ def _main(argv: list[str]) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if getattr(args, "run_dir", None) is not None:  # a read command
+            from ..config import run_dir_of
+
+            args.run_dir = run_dir_of(args.run_dir)
         return args.handler(args)
     except BrokenPipeError:
         raise
@@ -180,11 +187,14 @@ def _validate(args: argparse.Namespace) -> int:
     ranks = _fewest_ranks(settings) if args.ranks is None else args.ranks
     layout = make_layout(ranks, settings.ranks_per_worker, settings.islands)
     settings.migration.matrix(layout.n_islands)
-    effective = search.resolved()
+    warm = _warm_start(search)  # read now: a source that cannot seed this search is refused
+    effective = _effective(search)
     automatic = _fill_populations(effective, search, layout)
-    print(f"# {args.file}: valid\n")
+    print(f"# {args.file}: valid; in effect (itself a search file; null: the default):\n")
     print(yaml.safe_dump(effective, sort_keys=False), end="")
     print(f"# run_dir: {search.run_dir} (relative paths start at the search file's directory)")
+    if warm is not None:
+        print(f"# {warm}")
     if automatic:
         print(
             "# population: automatic, shown for the layout below (null in the file and in "
@@ -194,6 +204,34 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"\n# layout for {ranks} rank{'s' * (ranks > 1)}{fewest}:")
     print("\n".join(f"#   {line}" for line in layout.describe().splitlines()))
     return EXIT_OK
+
+
+def _effective(search: Any) -> dict[str, Any]:
+    """The configuration in effect, as a search file: the stored one, with ``failure_grace``
+    (which a resume may change, so the stored configuration leaves it out)."""
+    effective = search.resolved()
+    at = list(effective).index("max_initial_failures") + 1
+    items = list(effective.items())
+    items.insert(at, ("failure_grace", search.settings.failure_grace))
+    return dict(items)
+
+
+def _warm_start(search: Any) -> str | None:
+    """What the warm start brings, in words (``None`` without one).
+
+    Raises:
+        ConfigError: the source cannot be read or cannot seed this search.
+    """
+    warm = search.settings.warm_start
+    if warm is None:
+        return None
+    from ..store.warm import load_warm
+
+    dtype = search.settings.wire_dtype(search.space)
+    try:
+        return load_warm(warm, search.space, search.settings.metric, dtype).describe()
+    except ConfigError as exc:
+        raise ConfigError(f"{search.path}: {exc}") from None
 
 
 def _fewest_ranks(settings: Any) -> int:

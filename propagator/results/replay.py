@@ -30,7 +30,7 @@ EXIT_OK = 0
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Add ``replay`` to the ``propagate`` subcommands."""
     cmd = sub.add_parser("replay", help="a search file replaying a PBT run's winning schedule")
-    cmd.add_argument("run_dir", type=Path, help="the run directory of a PBT search")
+    cmd.add_argument("run_dir", type=Path, help="a PBT search's run directory, or its search file")
     cmd.add_argument(
         "--record", type=int, help="the evaluation whose training to replay (default: the best)"
     )

@@ -40,7 +40,7 @@ _NUMBER = re.compile(r"\d+(\.\d+)?([eE][-+]?\d+)?")
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the read-side commands to the ``propagate`` subcommands."""
     report = sub.add_parser("report", help="summary, best configurations, islands, failures")
-    report.add_argument("run_dir", type=Path, help="the run directory")
+    report.add_argument("run_dir", type=Path, help="the run directory, or its search file")
     report.add_argument("--top", type=int, default=5, metavar="N", help="best N (default 5)")
     report.add_argument(
         "--errors", action="store_true", help="print the full message of each kind of failure"
@@ -48,7 +48,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     report.set_defaults(handler=_report)
 
     export = sub.add_parser("export", help="every evaluation as CSV or JSON lines")
-    export.add_argument("run_dir", type=Path, help="the run directory")
+    export.add_argument("run_dir", type=Path, help="the run directory, or its search file")
     export.add_argument(
         "-o", "--output", type=Path, required=True, help="file (.csv, .jsonl), or - for stdout"
     )
@@ -58,12 +58,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=_export)
 
     plot = sub.add_parser("plot", help="PNG figures of the search")
-    plot.add_argument("run_dir", type=Path, help="the run directory")
+    plot.add_argument("run_dir", type=Path, help="the run directory, or its search file")
     plot.add_argument("-o", "--output", type=Path, help="directory (default RUN_DIR/plots)")
     plot.set_defaults(handler=_plot)
 
     study = sub.add_parser("optuna", help="copy the run into an Optuna study")
-    study.add_argument("run_dir", type=Path, help="the run directory")
+    study.add_argument("run_dir", type=Path, help="the run directory, or its search file")
     study.add_argument(
         "-o",
         "--output",

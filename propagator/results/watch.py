@@ -38,7 +38,7 @@ _MAX_ERROR = 100  # characters of the first failure's message shown
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Add ``watch`` to the ``propagate`` subcommands."""
     watch = sub.add_parser("watch", help="a live view of a running search (any terminal)")
-    watch.add_argument("run_dir", type=Path, help="the run directory")
+    watch.add_argument("run_dir", type=Path, help="the run directory, or its search file")
     watch.add_argument(
         "--interval",
         type=float,

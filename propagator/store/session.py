@@ -119,6 +119,10 @@ def run_stored(
         ObjectiveError: on every rank: the objective looks broken, or no evaluation of the
             whole run has succeeded (the message quotes the first error).
     """
+    warm = None
+    if settings.warm_start is not None:  # before the run directory is made or moved aside
+        dtype = settings.wire_dtype(space)
+        warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
     lock = RunLock(stored.run_dir)
     try:
         data = agree(comm, lambda: encode_plan(_prepare(stored, space, settings, layout, lock)))
@@ -127,10 +131,6 @@ def run_stored(
             return Outcome(
                 _whole_run(comm, stored.run_dir), None, the_plan, spent=_spent(stored, the_plan)
             )
-        warm = None
-        if settings.warm_start is not None:
-            dtype = settings.wire_dtype(space)
-            warm = shared_warm(comm, settings.warm_start, space, settings.metric, dtype)
         return _session(objective, space, settings, layout, comm, stored, the_plan, warm)
     finally:
         lock.release()
