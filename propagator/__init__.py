@@ -96,4 +96,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
+    """The public names and the module's dunder attributes: not the helpers this module
+    imports (``importlib``, ``Any``, ``TYPE_CHECKING``)."""
+    return sorted({*_HOME, *__all__, *(name for name in globals() if name.startswith("__"))})

@@ -5,13 +5,15 @@ is confirmed once."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
+import pytest
 
 import propagator as pg
 from propagator.engine.confirm import confirmation_tasks
 from propagator.engine.records import Kind, Status, wire_dtype
-from propagator.settings import Confirm
+from propagator.settings import Confirm, Settings, budget_from, confirm_from
 
 # genes: n (three bins), act (two), slope (only when act is relu)
 SPACE = pg.Space(
@@ -128,3 +130,24 @@ def test_without_confirmations_best_is_the_search_best():
     result = pg.search(lambda p: p["n"] + 0.1 * (p["act"] == "relu"), SPACE, budget=6, seed=0)
     assert result.winner is None and result.confirmed == []
     assert result.best == result.search_best == result.top(1)[0]
+
+
+@pytest.mark.parametrize(
+    ("budget", "confirm", "refused"),
+    [
+        (20, {"top": 5}, "would take 15 of budget.evaluations (20), leaving the search 5"),
+        (29, {"top": 5}, "would take 15 of budget.evaluations (29), leaving the search 14"),
+        (30, {"top": 5}, None),  # exactly half: the search keeps the other half
+        (10, {"top": 2, "seeds": 2}, None),
+        (12, {"top": 3, "seeds": 4}, "budget.evaluations (12) must exceed confirm.top"),
+        ({"time": 60}, {"top": 5}, None),  # no evaluation budget to share
+    ],
+)
+def test_confirmations_may_take_at_most_half_of_the_budget(budget, confirm, refused):
+    """``confirm: {top: 5}`` is 15 evaluations (seeds default to 3): silently taking 15 of a
+    budget of 20 would leave the search too little to find winners worth confirming."""
+    if refused is None:
+        Settings(budget=budget_from(budget), confirm=confirm_from(confirm))
+        return
+    with pytest.raises(pg.ConfigError, match=re.escape(refused)):
+        pg.search(lambda p: 0.0, SPACE, budget=budget, confirm=confirm)
