@@ -229,6 +229,19 @@ def test_running_again_resumes_the_stored_run(tmp_path, capfd):
     assert "is spent: 10 of budget.evaluations = 10" in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("stored", [False, True])
+def test_callbacks_get_every_told_record_once(tmp_path, stored):
+    seen: list[tuple[int, float]] = []
+    run_dir = tmp_path / "run" if stored else None
+    with pg.Study(
+        SPACE, budget=8, seed=5, run_dir=run_dir, callbacks=[lambda r: seen.append((r.id, r.value))]
+    ) as study:
+        asked = ask_all(study)
+    assert sorted(seen) == [(t.id, loss(t.params)) for t in asked]
+    with pytest.raises(pg.ConfigError, match="callbacks must be a list of callables"):
+        pg.Study(SPACE, budget=8, callbacks=print)
+
+
 def test_errors_of_the_search_are_raised_from_ask(tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")

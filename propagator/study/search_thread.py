@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from ..api import Prepared, run_prepared
+from ..engine.callbacks import Callback
 from ..engine.evaluation import Trial
 from ..engine.signals import StopOnSignal
 from .trial import StudyTrial
@@ -23,13 +24,21 @@ class SearchThread:
         prepared: the search.
         turns: the turns it shares with the user's thread.
         signals: the stop signals' flag (a study with a run store, on the main thread).
+        callbacks: called on rank 0 with each stored record (see :func:`propagator.search`).
     """
 
-    def __init__(self, prepared: Prepared, turns: Turns, signals: StopOnSignal | None) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        turns: Turns,
+        signals: StopOnSignal | None,
+        callbacks: tuple[Callback, ...] = (),
+    ) -> None:
         self.left = False  # the with block has ended: stop, and take no more candidates
         self._prepared = prepared
         self._turns = turns
         self._signals = signals
+        self._callbacks = callbacks
         self._thread = threading.Thread(target=self._run, name="propagate-study", daemon=True)
         self._thread.start()
 
@@ -46,6 +55,7 @@ class SearchThread:
                 name=_NAME,
                 caller="pg.Study",
                 should_stop=self._should_stop,
+                callbacks=self._callbacks,
             )
             last: Message = ("done", result)
         except BaseException as exc:  # every error reaches the user's thread

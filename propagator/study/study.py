@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mpi4py import MPI
 
 from ..api import prepare
+from ..engine.callbacks import Callback, check_callbacks
 from ..engine.signals import StopOnSignal
 from ..errors import ConfigError
 from ..results.result import Result
@@ -64,6 +65,8 @@ class Study:
 
     Args:
         space: the search space (see :func:`propagator.search`).
+        callbacks: called on rank 0 as ``callback(record)`` with each stored evaluation
+            (live with a ``run_dir``, else when the search ends; see :func:`propagator.search`).
         **options: the keyword arguments of :func:`propagator.search` (``budget`` is
             required; ``run_dir``, ``fresh`` and ``comm`` too).
 
@@ -73,7 +76,13 @@ class Study:
         SpaceError: the space is invalid.
     """
 
-    def __init__(self, space: Space | Mapping[str, Any], **options: Any) -> None:
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any],
+        callbacks: Sequence[Callback] | None = None,
+        **options: Any,
+    ) -> None:
+        self._callbacks = check_callbacks(callbacks)
         self._prepared = prepare(space, **options)
         _check_thread_level()
         self._turns = Turns()
@@ -89,7 +98,7 @@ class Study:
             raise RuntimeError("a Study runs once; make another (the same run_dir resumes)")
         if self._prepared.run_dir is not None and _on_main_thread():
             self._signals = StopOnSignal()  # only the main thread may install handlers
-        self._search = SearchThread(self._prepared, self._turns, self._signals)
+        self._search = SearchThread(self._prepared, self._turns, self._signals, self._callbacks)
         return self
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> None:
