@@ -86,8 +86,8 @@ def test_a_mistyped_command_gets_a_suggestion(argv, close, tmp_path, monkeypatch
     assert captured.out == ""
     assert captured.err == (
         f"propagate: error: unknown command {argv[0]!r}; did you mean {close!r}? (commands: "
-        "run, validate, report, export, plot, optuna, watch, replay; or give a search file to "
-        "run)\n"
+        "run, validate, report, export, plot, optuna, watch, replay, dashboard; or give a search "
+        "file to run)\n"
     )
 
 

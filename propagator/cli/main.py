@@ -8,6 +8,7 @@
     propagate plot RUN_DIR [-o DIR]       PNG figures of the search
     propagate optuna RUN_DIR -o URL       copy the run into an Optuna study (optuna-dashboard)
     propagate watch RUN_DIR [--interval S] a live view of a running search, from any terminal
+    propagate dashboard RUN_DIR [--port P] a running search, live in the browser (127.0.0.1)
 
 A command that reads a RUN_DIR takes the search file in its place too, and reads the run in the
 file's ``run_dir`` (as ``propagate SEARCH.yaml`` resolves it).
@@ -33,7 +34,17 @@ from ..errors import ConfigError, PropagateError
 from ..results.progress import PROGRESS_MODES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_COMMANDS = ("run", "validate", "report", "export", "plot", "optuna", "watch", "replay")
+_COMMANDS = (
+    "run",
+    "validate",
+    "report",
+    "export",
+    "plot",
+    "optuna",
+    "watch",
+    "replay",
+    "dashboard",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Read-side commands: ``report``, ``export``, ``plot`` and ``optuna``.
+"""Read-side commands: ``report``, ``export``, ``plot``, ``optuna`` (and ``dashboard``).
 
 They only read a run directory, so they work on a finished run, an interrupted one, and one
 that is still running (showing the evaluations stored so far).
@@ -75,6 +75,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     study.add_argument("--study", help="study name (default: the run directory's name)")
     study.add_argument("--overwrite", action="store_true", help="replace an existing study")
     study.set_defaults(handler=_optuna)
+
+    from .dashboard import add_command as add_dashboard  # a server: a module of its own
+
+    add_dashboard(sub)
 
 
 # --- reading a run -------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""``propagate dashboard RUN_DIR``: a running search, live in the browser (optuna-dashboard).
+
+The run directory is served as an Optuna study (:class:`.run_storage.RunStorage`): trials
+appear as evaluations land, with their islands and workers (user attributes), pruned and
+failed ones, learning curves (intermediate values) and, with several metrics, the Pareto
+front. It only reads the run directory, as ``propagate watch`` does: nothing is written
+there, and nothing in it is executed. It listens on 127.0.0.1 unless ``--host`` says
+otherwise; from a cluster's login node, forward the port: ``ssh -L 8080:127.0.0.1:8080
+login-node``, then open http://127.0.0.1:8080 on your machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from ..errors import ConfigError
+
+_INSTALL = "pip install 'propagate[dashboard]' (or pip install optuna-dashboard)"
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """Add ``dashboard`` to the ``propagate`` subcommands."""
+    dashboard = sub.add_parser(
+        "dashboard", help="a running search, live in the browser (optuna-dashboard)"
+    )
+    dashboard.add_argument("run_dir", type=Path, help="the run directory")
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; see ssh -L)",
+    )
+    dashboard.add_argument(
+        "--port", type=int, default=8080, help="port (default 8080; 0: any free one)"
+    )
+    dashboard.set_defaults(handler=_dashboard)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    return serve(args.run_dir, args.host, args.port)
+
+
+def serve(
+    run_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    announce: Callable[[str], None] | None = None,
+) -> int:
+    """Serve the dashboard of ``run_dir`` on ``host:port`` until Ctrl-C; returns 0.
+
+    Args:
+        run_dir: the run directory (running, finished or interrupted).
+        host: the address to listen on.
+        port: the port (0: a free one, which the announcement names).
+        announce: takes the line saying where the dashboard is (default: print it).
+
+    Raises:
+        ConfigError: optuna-dashboard is missing, ``run_dir`` holds no run, or the address
+            cannot be listened on.
+        PropagateError: the run cannot be read.
+    """
+    app = _app(Path(run_dir))
+    try:
+        server = make_server(host, port, app, _Server, _QuietHandler)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
+        ) from None
+    url = f"http://{_url_host(host)}:{server.server_port}/dashboard/"
+    (announce or print)(f"dashboard of {run_dir} at {url} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _app(run_dir: Path) -> Any:
+    """optuna-dashboard's WSGI application over the run (read-only)."""
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise ConfigError(f"propagate dashboard needs optuna-dashboard: {_INSTALL}") from None
+    from .run_storage import RunStorage
+
+    return optuna_dashboard.wsgi(RunStorage(run_dir))
+
+
+def _url_host(host: str) -> str:
+    """How a browser on this machine names ``host`` (every address: this one's too)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0") else host
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread a request: a browser asks for several things at once."""
+
+    daemon_threads = True  # Ctrl-C does not wait for a browser's open connection
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that went away mid-answer is no error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line per request on the terminal."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
