@@ -57,7 +57,7 @@ def search(
     repeats: int = 1,
     confirm: Confirm | Mapping[str, int] | None = None,
     initial: Sequence[Mapping[str, Any]] = (),
-    warm_start: str | Path | None = None,
+    warm_start: str | Path | Mapping[str, Any] | None = None,
     pbt: PBT | Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     fresh: bool = False,
@@ -137,13 +137,16 @@ def search(
             The ``top × seeds`` evaluations come out of ``budget.evaluations``.
         initial: configurations to evaluate first, each exactly once, before anything is
             bred (as Optuna's ``enqueue_trial``): a list of params, e.g. ``[{"lr": 1e-3,
-            "depth": 4}]``, each a full point of the space (inactive params left out). They
-            take the run's first ids; on resume those already stored are not repeated.
+            "depth": 4}]``, each a full point of the space (inactive params left out); the
+            objective gets its floats exactly as given. They take the run's first ids; on
+            resume those already stored are not repeated.
         warm_start: seed the islands' pools and strategies with the evaluations of another
             search: a run directory, a ``.csv``/``.jsonl`` export, or an Optuna storage
             (``sqlite:///x.db``, ``x.db``, a journal file; ``STORAGE#STUDY`` to name a
             study). Records outside this space or without its metric are skipped and counted
-            (default ``None``).
+            (default ``None``). ``{"from": SOURCE, "fill": {"depth": 3}}`` gives records that
+            lack a parameter (one added since) a value for it; without one, a warm start whose
+            records all lack a parameter is refused, naming it.
         pbt: population-based training, e.g. ``{"mutable": ["lr"], "interval": 2}`` (a
             :class:`propagator.pbt.PBT`; default ``None``): each worker trains a member in
             segments of ``interval`` steps, and between them the worst members continue from
@@ -251,7 +254,7 @@ def prepare(
     repeats: int = 1,
     confirm: Confirm | Mapping[str, int] | None = None,
     initial: Sequence[Mapping[str, Any]] = (),
-    warm_start: str | Path | None = None,
+    warm_start: str | Path | Mapping[str, Any] | None = None,
     pbt: PBT | Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     fresh: bool = False,
