@@ -12,6 +12,7 @@ login-node``, then open http://127.0.0.1:8080 on your machine.
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +58,7 @@ def serve(
         run_dir: the run directory (running, finished or interrupted).
         host: the address to listen on.
         port: the port (0: a free one, which the announcement names).
-        announce: takes the line saying where the dashboard is (default: print it).
+        announce: takes each line saying where the dashboard is (default: print it).
 
     Raises:
         ConfigError: optuna-dashboard is missing, ``run_dir`` holds no run, or the address
@@ -71,8 +72,14 @@ def serve(
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
         ) from None
-    url = f"http://{_url_host(host)}:{server.server_port}/dashboard/"
-    (announce or print)(f"dashboard of {run_dir} at {url} (Ctrl-C to stop)")
+    port = server.server_port
+    say = announce or print
+    say(f"dashboard of {run_dir} at http://{_url_host(host)}:{port}/dashboard/ (Ctrl-C to stop)")
+    if host.startswith("127."):  # this machine only: from another one, through ssh
+        say(
+            f"from another machine: ssh -L {port}:127.0.0.1:{port} {socket.gethostname()}, "
+            f"then open http://127.0.0.1:{port}/dashboard/ there"
+        )
     sys.stdout.flush()
     try:
         server.serve_forever()
