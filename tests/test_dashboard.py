@@ -312,7 +312,7 @@ def _watch_it_grow(shots, chromium: str, url: str, search) -> None:
     assert "live-search (id=0)" in text  # the study, named after the run directory
     first = shots.trials_shown(text)
     assert first is not None and 0 < first < 400, text[:500]
-    later, deadline = first, time.monotonic() + 120
-    while later == first and search.poll() is None and time.monotonic() < deadline:
+    later, deadline = None, time.monotonic() + 120
+    while (later or 0) <= first and search.poll() is None and time.monotonic() < deadline:
         later = shots.trials_shown(shots.trials_page(chromium, url))
-    assert later > first, "the dashboard showed no new trial while the search ran"
+    assert (later or 0) > first, "the dashboard showed no new trial while the search ran"
