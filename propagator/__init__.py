@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .api import search
     from .engine.evaluation import Pruned, Trial
     from .engine.records import Record
+    from .engine.report_watch import ReportWarning
     from .errors import ConfigError, ObjectiveError, PropagateError, SpaceError
     from .islands import Migration
     from .results.result import Result, RunInfo
@@ -41,6 +42,7 @@ _HOME = {
     "Trial": "engine.evaluation",
     "Pruned": "engine.evaluation",
     "Record": "engine.records",
+    "ReportWarning": "engine.report_watch",
     "Result": "results.result",
     "RunInfo": "results.result",
     "Budget": "settings",
@@ -76,6 +78,7 @@ __all__ = [
     "Pruned",
     "Random",
     "Record",
+    "ReportWarning",
     "Result",
     "RunInfo",
     "Space",
