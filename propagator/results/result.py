@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,13 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.records import Kind, Record, Status, latest, wire_dtype
-from ..engine.seen import Seen
+from ..engine.records import Record, Status, latest
 from ..errors import PropagateError
 from ..space import Space
-from ..strategies.pareto import hypervolume, nondominated, nsga2_order
-
-_STATUS = {int(s): s.name.lower() for s in Status}
+from ..strategies.pareto import hypervolume
+from .ranking import Confirmed, confirmations, front, ranked
+from .row_records import from_wire, record_of, to_wire
 
 
 @dataclass(frozen=True)
@@ -59,25 +56,6 @@ class RunInfo:
     immigrants_received: int
     duplicates_avoided: int = 0
     exhausted: bool = False
-
-
-@dataclass(frozen=True)
-class Confirmed:
-    """A winner re-evaluated on fresh seeds (see :attr:`Result.confirmed`).
-
-    Attributes:
-        params: the configuration.
-        search: its best evaluation during the search (``None`` if it is not in this result).
-        values: the optimized metric of each successful confirmation.
-        mean: their mean (NaN if none succeeded).
-        std: their standard deviation.
-    """
-
-    params: dict[str, Any]
-    search: Record | None
-    values: tuple[float, ...]
-    mean: float
-    std: float
 
 
 class Result:
@@ -131,40 +109,12 @@ class Result:
 
     def to_bytes(self) -> bytes:
         """The result as bytes (JSON header, newline, raw rows), for a broadcast; no pickle."""
-        header = {
-            "space": self.space.to_dict(),
-            "metric": list(self.objectives),
-            "direction": list(self.directions),
-            "info": dataclasses.asdict(self.info),
-            "problems": self.problems,
-            "metrics": self._metrics,
-            "errors": self._errors,
-            "reports": self._reports,
-            "genes": self.space.dim,
-            "values": self.rows.dtype["values"].shape[0],
-            "rungs": self.rows.dtype["rungs"].shape[0] if "rungs" in self.rows.dtype.names else 0,
-            "lineage": "parent" in self.rows.dtype.names,
-        }
-        return json.dumps(header).encode() + b"\n" + self.rows.tobytes()
+        return to_wire(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Result:
         """The result :meth:`to_bytes` wrote."""
-        head, _, raw = data.partition(b"\n")
-        h = json.loads(head)
-        return cls(
-            Space.from_dict(h["space"]),
-            h["metric"],
-            h["direction"],
-            np.frombuffer(
-                raw, dtype=wire_dtype(h["genes"], h["rungs"], h["values"], h["lineage"])
-            ).copy(),
-            {int(k): v for k, v in h["metrics"].items()},
-            {int(k): v for k, v in h["errors"].items()},
-            {int(k): [tuple(p) for p in v] for k, v in h["reports"].items()},
-            RunInfo(**h["info"]),
-            h["problems"],
-        )
+        return cls(**from_wire(data))
 
     def __repr__(self) -> str:
         best, winner = self._best_index(), self.winner
@@ -317,108 +267,24 @@ class Result:
         return hypervolume(front, np.asarray(reference, dtype=np.float64) * signs)
 
     def _front(self) -> np.ndarray:
-        ok = self._searched()
-        front = _distinct(self.space, self.rows, ok[nondominated(self.losses[ok])])
-        return front[np.argsort(self.losses[front, 0], kind="stable")]
+        return front(self.space, self.rows, self.losses)
 
     @cached_property
     def confirmed(self) -> list[Confirmed]:
         """The configurations re-evaluated on fresh seeds at the end of the search
         (``confirm=``), best mean first: each with its best search evaluation, the values of
         its confirmations, their mean and standard deviation. Empty without confirmations."""
-        again = np.flatnonzero(self.rows["kind"] == Kind.CONFIRMATION)
-        if not len(again):
-            return []
-        searched = _configurations(self.space, self.rows, self._ranked())
-        out = []
-        for key, members in _configurations(self.space, self.rows, again).items():
-            values = np.array([self.values[i] for i in members if self.ok[i]])
-            origin = self._record(searched[key][0]) if key in searched else None
-            params = self.space.decode(self.rows["genes"][members[0]])
-            mean = float(values.mean()) if len(values) else math.nan
-            std = float(values.std()) if len(values) else math.nan
-            out.append(Confirmed(params, origin, tuple(values.tolist()), mean, std))
-        sign = 1.0 if self.direction == "minimize" else -1.0
-        return sorted(out, key=lambda c: (math.isnan(c.mean), sign * c.mean))
-
-    def _searched(self) -> np.ndarray:
-        """Indices of the successful search evaluations (not confirmations)."""
-        return np.flatnonzero(self.ok & (self.rows["kind"] != Kind.CONFIRMATION))
+        return confirmations(self.space, self.rows, self.losses, self.direction, self._record)
 
     def _ranked(self) -> np.ndarray:
         """Successful search evaluations, best first."""
-        ok = self._searched()
-        if self.multi:
-            return ok[nsga2_order(self.losses[ok])]
-        return ok[np.argsort(self.losses[ok, 0], kind="stable")]
+        return ranked(self.rows, self.losses)
 
     def _best_index(self) -> int | None:
         ranked = self._ranked()
         return int(ranked[0]) if len(ranked) else None
 
     def _record(self, i: int) -> Record:
-        row = self.rows[i]
-        lineage = "parent" in self.rows.dtype.names
-        rid = int(row["id"])
-        status = _STATUS[int(row["status"])]
-        value = float(row["values"][0])
-        metrics = self._metrics.get(rid)
-        if metrics is None:
-            values = row["values"].tolist()
-            metrics = (
-                dict(zip(self.objectives, values, strict=True)) if not math.isnan(value) else {}
-            )
-        return Record(
-            id=rid,
-            params=self.space.decode(row["genes"]),
-            value=value,
-            metrics=dict(metrics),
-            status=status,
-            error=self._errors.get(rid),
-            island=int(row["island"]),
-            worker=int(row["worker"]),
-            generation=int(row["generation"]),
-            start=float(row["start"]),
-            end=float(row["end"]),
-            intermediate=tuple(tuple(p) for p in self._reports.get(rid, ())),
-            step=int(row["step"]) if row["step"] >= 0 else None,
-            confirmation=int(row["kind"]) == Kind.CONFIRMATION,
-            values=tuple(row["values"].tolist()),
-            promoted=int(row["kind"]) == Kind.RESUMED and not lineage,
-            parent=_lineage(row, "parent"),
-            member=_lineage(row, "member"),
+        return record_of(
+            self.rows[i], self.space, self.objectives, self._metrics, self._errors, self._reports
         )
-
-
-def _configurations(space: Space, rows: np.ndarray, indices: np.ndarray) -> dict[int, list[int]]:
-    """``indices`` grouped by the configuration their genes decode to (in their order)."""
-    key = Seen(space).key
-    groups: dict[int, list[int]] = {}
-    for i in indices:
-        groups.setdefault(key(rows["genes"][i]), []).append(int(i))
-    return groups
-
-
-def _distinct(space: Space, rows: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """``indices`` (ascending) less those that repeat an earlier one's configuration and
-    values: the same point twice (which the non-dominated filter keeps)."""
-    key = Seen(space).key
-    points: set[tuple[int, bytes]] = set()
-    keep = np.zeros(len(indices), dtype=bool)
-    for j, i in enumerate(indices):
-        point = (key(rows["genes"][i]), rows["values"][i].tobytes())
-        keep[j] = point not in points
-        points.add(point)
-    return indices[keep]
-
-
-def _dtype(header: Mapping[str, Any]) -> np.dtype:
-    """The rows' dtype, from :meth:`Result.to_bytes`'s header."""
-    return wire_dtype(header["genes"], header["rungs"], header["values"], header["lineage"])
-
-
-def _lineage(row: np.void, field: str) -> int | None:
-    """A PBT record's ``parent`` or ``member`` (``None``: none, or no PBT)."""
-    if field not in row.dtype.names or row[field] < 0:
-        return None
-    return int(row[field])
