@@ -1,9 +1,13 @@
 """Record traffic between worker leaders: batched, non-blocking, numpy buffers only.
 
 Every message is a contiguous array of wire records sent as raw bytes with ``Issend``; the
-receiver learns its length from ``Iprobe`` and receives into a reused buffer, so nothing is
-pickled and nothing blocks: a message of any size (10,000-gene records exceed the eager limit)
-completes while both sides keep polling.
+receiver matches it with ``Improbe`` and receives it with ``Imrecv``, so nothing is pickled
+and nothing blocks. Above MPI's eager limit (MPICH: about 16 KiB through shared memory, less
+on a network) a message travels by rendezvous, and its data moves only while the *sender* is
+inside MPI: a blocking receive of a probed message then waits for the sender's whole
+evaluation (measured: a 1,000-byte message with the limit lowered, 2 s of a 2 s objective).
+Receives are therefore completed by polling, and a message is handed over once it and every
+earlier message from its sender are in (records and departures stay in their order).
 
 Records evaluated in quick succession are batched: a batch goes out when ``flush_interval``
 has passed since the last one, so a slow objective's record leaves right after its
@@ -12,22 +16,27 @@ The leader of a model-based strategy's worker sets the interval to 0 (see
 :class:`~propagator.strategies.Breeder`): its peers' next asks depend on every result.
 
 Shutdown is the NBX consensus (Hoefler et al., 2010): a leader that stops evaluating keeps
-receiving until all its synchronous sends have been matched, then enters a non-blocking
-barrier and keeps receiving until the barrier completes; ranks that never send (the other
-ranks of multi-rank workers) just enter the barrier. When it completes, every message of every
-leader has been received, so no leader exits with a message in flight and none waits for a
-reply that never comes.
+receiving until all its synchronous sends have been matched and its own receives completed,
+then enters a non-blocking barrier and keeps receiving until the barrier completes; ranks that
+never send (the other ranks of multi-rank workers) just enter the barrier. When it completes,
+every message of every leader has been matched; the receives still under way are completed,
+and a last probe checks that nothing is left (logged, with the counts of messages sent and
+received), so no leader exits with a message in flight and none waits for a reply that never
+comes.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
 import numpy as np
 from mpi4py import MPI
 
-from .backoff import Backoff
+from .backoff import IDLE_CAP, Backoff
+
+_log = logging.getLogger("propagate")
 
 TAG_RECORDS = 11
 FLUSH_INTERVAL = 0.001  # seconds
@@ -66,10 +75,14 @@ class Mailbox:
         self._sends: list[MPI.Request] = []
         self._buffers: list[np.ndarray] = []
         self._recv_buf = np.zeros(max_batch * dtype.itemsize, dtype=np.uint8)
+        # receives under way, in the order they were matched: (request, source, buffer)
+        self._receiving: list[tuple[MPI.Request, int, np.ndarray]] = []
         self._nothing = np.zeros(0, dtype=dtype)  # most polls: a view costs a microsecond
         self._status = MPI.Status()
         self.sent_messages = 0
         self.sent_bytes = 0
+        self.received_messages = 0
+        self.unreceived_at_shutdown = 0
 
     # --- sending -----------------------------------------------------------------------------
     def post(self, row: np.void) -> None:
@@ -113,45 +126,85 @@ class Mailbox:
 
     # --- receiving ---------------------------------------------------------------------------
     def receive(self) -> np.ndarray:
-        """Every record that has arrived, in one array (empty if none).
+        """Every record whose message has been received, in one array (empty if none).
 
         The array is a view of a reused buffer: use it before the next call.
         """
-        comm, status = self._comm, self._status
+        self._match()
+        if not self._receiving:
+            return self._nothing
         used = 0
+        waiting: set[int] = set()  # senders with an earlier message still under way
+        left = []
+        for entry in self._receiving:
+            request, source, data = entry
+            if source in waiting or not request.Test():
+                waiting.add(source)
+                left.append(entry)
+                continue
+            if used + len(data) > len(self._recv_buf):
+                grown = np.zeros(2 * (used + len(data)), dtype=np.uint8)
+                grown[:used] = self._recv_buf[:used]
+                self._recv_buf = grown
+            self._recv_buf[used : used + len(data)] = data
+            used += len(data)
+        self._receiving = left
+        return self._recv_buf[:used].view(self._dtype) if used else self._nothing
+
+    def _match(self) -> None:
+        """Start a receive for every message that has arrived (``Improbe`` + ``Imrecv``)."""
+        comm, status = self._comm, self._status
         misses = 0
         while misses < _PROBES_AFTER_EMPTY:
-            if not comm.Iprobe(MPI.ANY_SOURCE, TAG_RECORDS, status):
+            message = comm.Improbe(MPI.ANY_SOURCE, TAG_RECORDS, status)
+            if message is None:
                 misses += 1
                 continue
             misses = 0
-            n = status.Get_count(MPI.BYTE)
-            if used + n > len(self._recv_buf):
-                grown = np.zeros(2 * (used + n), dtype=np.uint8)
-                grown[:used] = self._recv_buf[:used]
-                self._recv_buf = grown
-            comm.Recv([self._recv_buf[used:], n, MPI.BYTE], status.Get_source(), TAG_RECORDS)
-            used += n
-        return self._recv_buf[:used].view(self._dtype) if used else self._nothing
+            data = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
+            request = message.Irecv([data, MPI.BYTE])
+            self._receiving.append((request, status.Get_source(), data))
+            self.received_messages += 1
 
     # --- shutdown ----------------------------------------------------------------------------
     def drain(self) -> None:
         """Collective over ``comm`` (NBX): flush, then receive until every rank is done.
 
         Call once, after the last :meth:`post`; records that arrive meanwhile are dropped
-        (nobody breeds any more).
+        (nobody breeds any more). Logs the messages sent and received, and warns if any
+        message was left unreceived (none is, by the protocol: the check is a safeguard).
         """
         self.flush(force=True)
         barrier: MPI.Request | None = None
         backoff = Backoff(cap=0.001)
-        while True:
+        while barrier is None or not barrier.Test():
             got = len(self.receive()) > 0
             self.progress()
-            if barrier is None and not self._sends:
+            if barrier is None and not self._sends and not self._receiving:
                 barrier = self._comm.Ibarrier()
-            if barrier is not None and barrier.Test():
-                return
             if got:
                 backoff.reset()
             else:
                 backoff.sleep()
+        self._finish()
+
+    def _finish(self) -> None:
+        """After the barrier: complete the receives under way (every message has been
+        matched, and their senders are in MPI from now on); a message matched only now, or
+        a send not yet matched, was left unreceived (counted, received, warned about)."""
+        matched = self.received_messages
+        backoff = Backoff(cap=IDLE_CAP)
+        self._match()
+        while self._receiving:
+            self.receive()
+            backoff.sleep()
+        self.unreceived_at_shutdown = self.received_messages - matched + len(self._sends)
+        _log.info(
+            "mailbox closed: %d messages sent, %d received, %d left unreceived at shutdown",
+            *(self.sent_messages, self.received_messages, self.unreceived_at_shutdown),
+        )
+        if self.unreceived_at_shutdown:
+            _log.warning(
+                "%d record messages were still in flight at shutdown",
+                self.unreceived_at_shutdown,
+            )
