@@ -28,7 +28,6 @@ from .settings import (
     Settings,
     budget_from,
     confirm_from,
-    count_objectives,
     strategies_for,
 )
 from .space import Space
@@ -275,7 +274,7 @@ def prepare(
         direction=direction,
         islands=tuple(islands) if isinstance(islands, Sequence) else islands,
         ranks_per_worker=ranks_per_worker,
-        strategy=strategies_for(strategy, n_islands, count_objectives(metric)),
+        strategy=strategies_for(strategy, n_islands),
         migration=migration_from(migration),
         seed=seed,
         max_initial_failures=max_initial_failures,

@@ -404,14 +404,11 @@ def _positive_int(v: Any, name: str) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
-def count_objectives(metric: Any) -> int:
-    """How many metrics ``metric`` names (a list names several)."""
-    return len(metric) if isinstance(metric, (list, tuple)) and metric else 1
-
-
-def strategies_for(spec: Any, n_islands: int, objectives: int = 1) -> tuple[StrategySpec, ...]:
-    """One strategy spec per island from a single spec or a list of one per island; a
-    portfolio over several islands deals its members out among them."""
+def strategies_for(spec: Any, n_islands: int) -> tuple[StrategySpec, ...]:
+    """One strategy spec per island from a single spec or a list of one per island. A
+    portfolio of ``members: auto`` runs on every island (each resolves the space's members
+    as one island does, for its objectives too); one of explicit members deals them out
+    among the islands."""
     if isinstance(spec, Sequence) and not isinstance(spec, (str, Mapping)):
         if len(spec) != n_islands:
             raise ConfigError(
@@ -421,7 +418,7 @@ def strategies_for(spec: Any, n_islands: int, objectives: int = 1) -> tuple[Stra
         return tuple(_indexed(i, s) for i, s in enumerate(spec))
     resolved = make_strategy(spec)
     if isinstance(resolved, Portfolio) and n_islands > 1:
-        return deal(resolved, n_islands, objectives)
+        return deal(resolved, n_islands)
     return (resolved,) * n_islands
 
 

@@ -27,7 +27,7 @@ def test_one_island_shares_every_member_and_islands_get_their_deal():
     assert five[:3] == (GA(), Random(), GA(population=8)) and five[3:] == (GA(), Random())
 
 
-def test_the_default_strategy_is_the_portfolio_and_is_dealt_over_islands():
+def test_the_default_strategy_is_the_portfolio_on_every_island():
     assert Settings(budget=pg.Budget(10)).strategy[0].name == "portfolio"
     auto = Portfolio()
     floats = pg.Space({"x": pg.Float(0, 1), "n": pg.Int(1, 9)})
@@ -36,8 +36,10 @@ def test_the_default_strategy_is_the_portfolio_and_is_dealt_over_islands():
     assert [m.name for m in auto.members_for(mixed)] == ["ga", "cmaes", "tpe"]
     conditional = pg.Space({"n": pg.Int(1, 3), "w": pg.Int(1, 9, when="n > 1")})
     assert [m.name for m in auto.members_for(conditional)] == ["ga", "cmaes", "tpe"]
+    # Every island resolves the space's members as one island does (issue 17), no longer
+    # the fixed ga, cmaes, tpe dealt one per island.
     spread = Settings(budget=pg.Budget(10), islands=3, strategy=strategies_for("portfolio", 3))
-    assert [s.name for s in spread.strategy] == ["ga", "cmaes", "tpe"]
+    assert spread.strategy == (auto,) * 3
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,6 @@ from ..settings import (
     Settings,
     budget_from,
     confirm_from,
-    count_objectives,
     strategies_for,
 )
 from ..space import Constant, Space
@@ -237,11 +236,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             direction=data.get("direction", "minimize"),
             islands=tuple(islands) if isinstance(islands, list) else islands,
             ranks_per_worker=data.get("ranks_per_worker", 1),
-            strategy=strategies_for(
-                data.get("strategy", DEFAULT_STRATEGY),
-                n_islands,
-                count_objectives(data.get("metric")),
-            ),
+            strategy=strategies_for(data.get("strategy", DEFAULT_STRATEGY), n_islands),
             migration=migration_from(data.get("migration")),
             seed=data.get("seed"),
             max_initial_failures=data.get("max_initial_failures", 5),
