@@ -87,9 +87,9 @@ def search(
             all or a list of one per metric.
         islands: number of equal islands (default 1) or workers per island.
         ranks_per_worker: ranks per worker (default 1); must divide the number of ranks.
-        strategy: ``"portfolio"`` (default: GA, CMA-ES and TPE sharing the island, effort
-            shifting to whichever improves; over several islands the members are dealt out
-            among them), ``"ga"``, ``"cmaes"``, ``"tpe"``, ``"random"``, a mapping such as
+        strategy: ``"portfolio"`` (default: GA, CMA-ES and, as the space allows, quadratic
+            models or TPE sharing each island, effort shifting to whichever improves),
+            ``"ga"``, ``"cmaes"``, ``"tpe"``, ``"random"``, a mapping such as
             ``{"name": "ga", "population": 8}``, a strategy object (:class:`GA`,
             :class:`Portfolio`, ...), or a list of one per island.
         migration: a :class:`Migration` or its settings as a mapping (default: probability

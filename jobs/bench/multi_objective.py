@@ -14,8 +14,8 @@ over all ranks), for ``--seeds`` seeds 0, 1, ...:
   direction=["minimize", "minimize"], seed=seed, **settings)`` under ``mpiexec -n RANKS``
   (one search after another in one ``mpiexec``): ``pg-default`` (the default strategy, the
   portfolio: GA and TPE with several objectives), ``pg-ga``, ``pg-random``, and
-  ``pg-default-2isl`` (``islands=2``: the portfolio's members dealt out, GA on one island and
-  TPE on the other, with migration); more with ``--ours LABEL=JSON`` (JSON: ``pg.search``
+  ``pg-default-2isl`` (``islands=2``: the portfolio, GA and TPE, on each island, with
+  migration); more with ``--ours LABEL=JSON`` (JSON: ``pg.search``
   keywords, e.g. ``{"strategy": {"name": "portfolio", "members": ["ga"]}}``).
 * **Optuna 5**, sequentially in one process (every result known before the next ask, as users
   run it): ``nsga2-pop50``, ``NSGAIISampler`` with its default population of 50 (at 100
