@@ -13,8 +13,9 @@ strategy, compared on the problems, budgets and regret of ``jobs/bench/quality.p
 * ``shared``: every island runs the one-island portfolio of the space's members.
 
 Each (variant, islands) runs in one ``mpiexec``, one search after another. Output: per
-island count, the median regret over seeds per problem and variant, and each variant's
-wins-ties-losses (strictly smaller median) against ``fixed``.
+island count, the median regret over seeds per problem and variant, and for each pair of
+variants the wins-ties-losses (strictly smaller median) and the problems where one is
+significantly better (two-sided Mann-Whitney U over the seeds, p < 0.05; scipy).
 """
 
 from __future__ import annotations
@@ -94,10 +95,31 @@ def _report(regrets: dict[tuple[str, str], list[float]], variants: list[str], n:
     print(f"{'problem':24}" + "".join(f"{v:>12}" for v in variants))
     for p in problems:
         print(f"{p:24}" + "".join(f"{median[(v, p)]:12.3g}" for v in variants))
-    for v in variants[1:]:
-        w = sum(median[(v, p)] < median[(variants[0], p)] for p in problems)
-        loss = sum(median[(v, p)] > median[(variants[0], p)] for p in problems)
-        print(f"{v} vs {variants[0]}: {w}-{len(problems) - w - loss}-{loss} (wins-ties-losses)")
+    for i, v in enumerate(variants):
+        for base in variants[:i]:
+            w = sum(median[(v, p)] < median[(base, p)] for p in problems)
+            loss = sum(median[(v, p)] > median[(base, p)] for p in problems)
+            better, worse = _significant(regrets, v, base, problems)
+            print(
+                f"{v} vs {base}: {w}-{len(problems) - w - loss}-{loss} (wins-ties-losses of the "
+                f"medians); Mann-Whitney p < 0.05 better on {better or 'none'}, worse on "
+                f"{worse or 'none'}"
+            )
+
+
+def _significant(
+    regrets: dict[tuple[str, str], list[float]], v: str, base: str, problems: list[str]
+) -> tuple[str, str]:
+    """The problems where ``v``'s regrets are significantly smaller, and larger, than
+    ``base``'s (two-sided Mann-Whitney U over the seeds, p < 0.05)."""
+    from scipy.stats import mannwhitneyu
+
+    better, worse = [], []
+    for p in problems:
+        a, b = regrets[(v, p)], regrets[(base, p)]
+        if a != b and mannwhitneyu(a, b).pvalue < 0.05:
+            (better if statistics.median(a) < statistics.median(b) else worse).append(p)
+    return ", ".join(better), ", ".join(worse)
 
 
 def main() -> None:
