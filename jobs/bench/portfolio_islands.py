@@ -84,7 +84,8 @@ def _measure(args: argparse.Namespace, n_islands: int) -> dict[tuple[str, str], 
             job = Job(**line["job"])
             regret = line["best"] - get_problem(job.problem).optimum
             regrets.setdefault((variant, f"{job.problem}@{job.budget}"), []).append(regret)
-            print(f"  {n_islands} islands {variant} {job.problem} seed {job.seed}: {regret:.4g}")
+            where = f"{job.problem}@{job.budget} seed {job.seed}"
+            print(f"  {n_islands} islands {variant} {where}: {regret:.4g}")
     return regrets
 
 
