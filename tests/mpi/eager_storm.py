@@ -1,5 +1,7 @@
 """Every rank sends records above MPI's eager limit at the same moment (the test lowers the
-limit): ``mpiexec -n N python eager_storm.py OUT RUN_DIR ISLANDS BUDGET GENES``.
+limit): ``mpiexec -n N python eager_storm.py OUT RUN_DIR ISLANDS BUDGET GENES [SLOW]``; with
+``SLOW`` seconds, rank 0's second evaluation sleeps that long (no MPI call) after it has sent
+its first record.
 
 Each rank writes ``OUT/rank{r}.json``: whether a one-record message went by rendezvous (ranks 0
 and 1 check before the search), the search's counts, what the run store holds (rank 0), and
@@ -23,6 +25,8 @@ import propagator as pg
 
 WORLD = MPI.COMM_WORLD
 TICK = 0.01  # seconds: every evaluation ends on a multiple of it, on every rank at once
+_calls: list[int] = []
+_slow = [0.0]
 _CLOSED = re.compile(r"mailbox closed: (\d+) messages sent, (\d+) received, (\d+) left")
 
 
@@ -61,6 +65,9 @@ class _Lines(logging.Handler):
 def storm(params: dict, trial: pg.Trial) -> dict:
     """A no-op that ends on the next tick of the wall clock, so that every rank finishes,
     and sends, at the same moment; with a large metrics dict for the final gather."""
+    _calls.append(trial.id)
+    if WORLD.rank == 0 and len(_calls) == 2:
+        time.sleep(_slow[0])
     time.sleep(TICK - time.time() % TICK)
     return {"loss": float(params["x0"]) ** 2, **{f"m{i}": float(i) for i in range(64)}}
 
@@ -68,6 +75,7 @@ def storm(params: dict, trial: pg.Trial) -> dict:
 def main() -> None:
     out, run_dir = Path(sys.argv[1]), Path(sys.argv[2])
     islands, budget, genes = (int(a) for a in sys.argv[3:6])
+    _slow[0] = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
     space = pg.Space({f"x{i}": pg.Float(-1, 1) for i in range(genes)})
     handler = _Lines()
     logger = logging.getLogger("propagate")
@@ -91,6 +99,9 @@ def main() -> None:
     closed = [m.groups() for m in map(_CLOSED.search, handler.lines) if m]
     data.update(
         ids=sorted(result.rows["id"].tolist()),
+        workers=result.rows["worker"].tolist(),
+        start=result.rows["start"].tolist(),
+        end=result.rows["end"].tolist(),
         info=result.info.__dict__,
         metrics=len(result.records[0].metrics),
         digest=hashlib.sha256(result.rows.tobytes()).hexdigest(),

@@ -130,9 +130,42 @@ class Mailbox:
 
         The array is a view of a reused buffer: use it before the next call.
         """
-        self._match()
-        if not self._receiving:
-            return self._nothing
+        used = self._complete() if self._receiving else 0
+        used = self._match(used)
+        return self._recv_buf[:used].view(self._dtype) if used else self._nothing
+
+    def _match(self, used: int) -> int:
+        """Receive every message that has arrived (``Improbe`` + ``Imrecv``) after the first
+        ``used`` bytes of the buffer; returns the bytes now in it. A message whose data is
+        not all there yet (rendezvous) keeps its part of the buffer until :meth:`_complete`,
+        and the buffer is replaced by a copy."""
+        comm, status = self._comm, self._status
+        misses = 0
+        while misses < _PROBES_AFTER_EMPTY:
+            message = comm.Improbe(MPI.ANY_SOURCE, TAG_RECORDS, status)
+            if message is None:
+                misses += 1
+                continue
+            misses = 0
+            self.received_messages += 1
+            n, source = status.Get_count(MPI.BYTE), status.Get_source()
+            if any(source == entry[1] for entry in self._receiving):
+                data = np.empty(n, dtype=np.uint8)  # after that sender's earlier message
+                self._receiving.append((message.Irecv([data, MPI.BYTE]), source, data))
+                continue
+            self._room(used, n)
+            data = self._recv_buf[used : used + n]
+            request = message.Irecv([data, MPI.BYTE])
+            if request.Test():  # nearly always: the data was there
+                used += n
+                continue
+            self._receiving.append((request, source, data))
+            self._renew(used, len(self._recv_buf))  # that part stays lent to the request
+        return used
+
+    def _complete(self) -> int:
+        """Put the messages whose receives have completed at the start of the buffer, each
+        only after its sender's earlier ones; returns their bytes."""
         used = 0
         waiting: set[int] = set()  # senders with an earlier message still under way
         left = []
@@ -142,29 +175,22 @@ class Mailbox:
                 waiting.add(source)
                 left.append(entry)
                 continue
-            if used + len(data) > len(self._recv_buf):
-                grown = np.zeros(2 * (used + len(data)), dtype=np.uint8)
-                grown[:used] = self._recv_buf[:used]
-                self._recv_buf = grown
+            self._room(used, len(data))
             self._recv_buf[used : used + len(data)] = data
             used += len(data)
         self._receiving = left
-        return self._recv_buf[:used].view(self._dtype) if used else self._nothing
+        return used
 
-    def _match(self) -> None:
-        """Start a receive for every message that has arrived (``Improbe`` + ``Imrecv``)."""
-        comm, status = self._comm, self._status
-        misses = 0
-        while misses < _PROBES_AFTER_EMPTY:
-            message = comm.Improbe(MPI.ANY_SOURCE, TAG_RECORDS, status)
-            if message is None:
-                misses += 1
-                continue
-            misses = 0
-            data = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
-            request = message.Irecv([data, MPI.BYTE])
-            self._receiving.append((request, status.Get_source(), data))
-            self.received_messages += 1
+    def _room(self, used: int, more: int) -> None:
+        """Room for ``more`` bytes after the first ``used`` (a larger buffer if needed)."""
+        if used + more > len(self._recv_buf):
+            self._renew(used, 2 * (used + more))
+
+    def _renew(self, used: int, size: int) -> None:
+        """A new buffer of ``size`` bytes that starts with the first ``used`` of the old."""
+        fresh = np.zeros(size, dtype=np.uint8)
+        fresh[:used] = self._recv_buf[:used]
+        self._recv_buf = fresh
 
     # --- shutdown ----------------------------------------------------------------------------
     def drain(self) -> None:
@@ -194,7 +220,7 @@ class Mailbox:
         a send not yet matched, was left unreceived (counted, received, warned about)."""
         matched = self.received_messages
         backoff = Backoff(cap=IDLE_CAP)
-        self._match()
+        self._match(0)  # records that arrive now are dropped, as in drain
         while self._receiving:
             self.receive()
             backoff.sleep()
