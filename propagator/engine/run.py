@@ -21,6 +21,7 @@ from ..strategies.base import create_breeder
 from .comm.claims import ClaimTable, table_slots
 from .comm.collect import allgather_bytes, broadcast_ints
 from .comm.groups import Comms, split
+from .comm.progress import ProgressThread, start_progress
 from .comm.tickets import TicketCounter
 from .confirm import confirm_winners, reserved
 from .context import LeaderOptions, Monitor, RunContext, Session
@@ -51,6 +52,7 @@ def run(
     session = session or Session()
     started = time.perf_counter()
     monitor: Monitor | None = None
+    progress: ProgressThread | None = None
     comms = split(comm, layout)
     try:
         ctx = _context(objective, space, settings, layout, comms, session)
@@ -65,6 +67,8 @@ def run(
         limit = None if evaluations is None else session.next_id + evaluations
         counter = TicketCounter(comms.world, session.next_id, limit, settings.budget.steps)
         claims = _claims(ctx, known) if settings.deduplicate else None
+        hosting = comms.world.rank == 0 or (claims is not None and claims.hosting)
+        progress = start_progress(comms.world, hosting)
         log, leader = None, None
         if session.monitor is not None and comms.world.rank == 0:
             monitor = session.monitor(settings.budget.evaluations)
@@ -91,6 +95,8 @@ def run(
             comm.Abort(1)
         raise
     finally:
+        if progress is not None:
+            progress.stop()
         comms.free()
     try:
         result = merge(space, settings, layout, ctx.dtype, parts, ctx.run_seed, wall)

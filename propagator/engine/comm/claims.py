@@ -4,14 +4,14 @@ moment.
 
 Each island with more than one worker keeps an open-addressing table of 64-bit configuration
 keys in a window on its first leader. A worker claims a configuration with one
-``MPI_Compare_and_swap`` per probe (passive target, one ``Lock_all`` epoch for the run, as
-the ticket counter): a slot holding 0 takes the key and the claim succeeds; a slot holding the
-key means someone claimed it first. Linear probing keeps the table at most half full; should a
-key find no free slot in the whole table (a time-only budget that ran past the table's size),
-the claim succeeds unchecked rather than stall the search, and the worker says so at once. A
-configuration no peer can hold except by drawing the
-same 64-bit floats (:meth:`..seen.Seen.private`) is not claimed: the round trip would buy
-nothing.
+``MPI_Compare_and_swap`` per probe (passive target, one ``Lock_all`` epoch for the run, as the
+ticket counter, and served by :mod:`.progress` while the host evaluates): a slot holding 0
+takes the key and the claim succeeds; a slot holding the key means someone claimed it first.
+Linear probing keeps the table at most half full; should a key find no free slot in the whole
+table (a time-only budget that ran past the table's size), the claim succeeds unchecked rather
+than stall the search, and the worker says so at once. A configuration no peer can hold except
+by drawing the same 64-bit floats (:meth:`..seen.Seen.private`) is not claimed: the round trip
+would buy nothing.
 """
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ class ClaimTable:
         first = layout.island_start(island) * layout.ranks_per_worker
         self._host = first
         self.shared = layout.island_sizes[island] > 1
-        hosting = self.shared and comm.rank == first
+        self.hosting = self.shared and comm.rank == first
         self._slots = slots
-        self._win = MPI.Win.Allocate(8 * slots if hosting else 0, 8, comm=comm)
-        if hosting:
+        self._win = MPI.Win.Allocate(8 * slots if self.hosting else 0, 8, comm=comm)
+        if self.hosting:
             table = np.frombuffer(self._win.tomemory(), dtype=np.int64)
             table[:] = 0
             for key in set(preload.tolist()):  # np.unique would import numpy.ma: 20 ms

@@ -6,7 +6,8 @@ numbers are the evaluation ids, unique without any coordinator, and the budget i
 no ticket past the limit is granted. Stopping everyone early (a broken objective, a signal)
 adds ``STOPPED`` to the counter, so every later claim fails; the counter never needs the owner
 to take part (intranode it is a shared-memory atomic, internode an RDMA atomic where the
-network has them). A second slot counts the workers that have had a successful evaluation, so
+network has them, and where it has not, :mod:`.progress` answers for the owner while it
+evaluates). A second slot counts the workers that have had a successful evaluation, so
 a worker can tell "my objective is broken" from "my corner of the space fails"; three more
 collect progress (evaluations done, failed, best loss) that leaders publish now and then and
 rank 0 shows. The last counts the steps of a budget in steps (``trial.report`` calls): a step is
