@@ -2,12 +2,13 @@
 
 Every message is a contiguous array of wire records sent as raw bytes with ``Issend``; the
 receiver matches it with ``Improbe`` and receives it with ``Imrecv``, so nothing is pickled
-and nothing blocks. Above MPI's eager limit (MPICH: about 16 KiB through shared memory, less
-on a network) a message travels by rendezvous, and its data moves only while the *sender* is
-inside MPI: a blocking receive of a probed message then waits for the sender's whole
-evaluation (measured: a 1,000-byte message with the limit lowered, 2 s of a 2 s objective).
-Receives are therefore completed by polling, and a message is handed over once it and every
-earlier message from its sender are in (records and departures stay in their order).
+and nothing blocks. Above MPI's eager limit a message travels by rendezvous, and unless the
+receiver can copy it alone (MPICH's shared memory does, with CMA, from about 9 kB), its data
+moves only while the *sender* is inside MPI: a blocking receive of a probed message then waits
+for the sender's evaluation (measured with the mpich wheel, 1,000 bytes with the limit lowered
+and on its network path: 2 s of a 2 s objective). Receives are therefore completed by polling,
+and a message is handed over once it and every earlier message from its sender are in
+(records and departures stay in their order).
 
 Records evaluated in quick succession are batched: a batch goes out when ``flush_interval``
 has passed since the last one, so a slow objective's record leaves right after its
@@ -44,6 +45,10 @@ FLUSH_INTERVAL = 0.001  # seconds
 # single "probe until empty" per evaluation, messages from 3 peers backed up to ~1 s of latency
 # on 16 ranks; probing on through 5 misses in a row keeps it at about one evaluation.
 _PROBES_AFTER_EMPTY = 5
+# Messages taken per receive at most: the rest wait for the next. When each receive took
+# milliseconds (rendezvous through 256-byte cells, received with a blocking Recv), one peer
+# sending every 10 ms kept "probe until empty" going: 3 of 4 workers evaluated once in 55 s.
+_MOST_PER_RECEIVE = 256
 
 
 class Mailbox:
@@ -140,13 +145,14 @@ class Mailbox:
         not all there yet (rendezvous) keeps its part of the buffer until :meth:`_complete`,
         and the buffer is replaced by a copy."""
         comm, status = self._comm, self._status
-        misses = 0
-        while misses < _PROBES_AFTER_EMPTY:
+        misses = taken = 0
+        while misses < _PROBES_AFTER_EMPTY and taken < _MOST_PER_RECEIVE:
             message = comm.Improbe(MPI.ANY_SOURCE, TAG_RECORDS, status)
             if message is None:
                 misses += 1
                 continue
             misses = 0
+            taken += 1
             self.received_messages += 1
             n, source = status.Get_count(MPI.BYTE), status.Get_source()
             if any(source == entry[1] for entry in self._receiving):
