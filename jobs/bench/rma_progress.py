@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,11 @@ def _cost(args: argparse.Namespace) -> None:
                     rates.setdefault(variant, []).append((r["n"] / r["wall"], 1e3 * r["cpu"] / n))
             for variant, runs in rates.items():
                 shown = ", ".join(f"{rate:7.0f}/s {cpu:5.2f} s" for rate, cpu in runs)
-                print(f"  {path:18s} {ranks} ranks {variant:13s} {shown}")
+                rate, cpu = (statistics.median(x) for x in zip(*runs, strict=True))
+                print(
+                    f"  {path:18s} {ranks} ranks {variant:13s} median {rate:7.0f}/s "
+                    f"{cpu:5.3f} s; runs: {shown}"
+                )
 
 
 def main() -> None:
