@@ -31,7 +31,7 @@ from .backoff import IDLE_CAP, barrier
 
 _log = logging.getLogger("propagate")
 
-POKE = 0.002  # seconds between two pokes: 1 % of a core, 1 ms wait per atomic on average
+POKE = 0.002  # seconds between pokes: 1-2 % of a core; an atomic waits 1 ms more on average
 _TAG = 32001  # no message has it: the probe only drives progress, it never matches
 _MPICH_FAMILY = ("MPICH", "MVAPICH", "INTEL(R) MPI")
 _ASYNC = "MPIR_CVAR_ASYNC_PROGRESS"
