@@ -60,7 +60,7 @@ def _check(ranks: list[dict], budget: int, genes: int = GENES) -> dict:
 
 
 def test_one_island_storm_through_shared_memory(tmp_path):
-    info = _check(_storm(tmp_path, 12, 1, 600, SHARED_MEMORY, str(GENES)), 600)
+    info = _check(_storm(tmp_path, 8, 1, 300, SHARED_MEMORY, str(GENES)), 300)
     assert info["migrants_sent"] == 0
 
 
