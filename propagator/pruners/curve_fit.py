@@ -36,8 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.special import ndtr
+
+# scipy is imported where a curve is fitted, not here: scipy.optimize takes about 0.3 s of CPU
+# to import, which every rank of every search paid at start-up (this module loads with the
+# pruners), 35 % of a rank's start-up measured by jobs/bench/startup.py.
 
 MIN_POINTS: int = 3  # fewer reports than this: no prediction
 C_BELOW = 2.0  # the floor c may lie this many observed ranges below the smallest loss
@@ -66,6 +68,8 @@ class Forecast:
     def probability_below(self, target: float) -> float:
         """``P(loss at horizon < target)``: in ``[0, 1]``, non-decreasing in ``target`` (NaN
         for a NaN target)."""
+        from scipy.special import ndtr
+
         with np.errstate(all="ignore"):  # an infinite target or mean is a limit, not an error
             p = float(np.dot(self.weights, ndtr((target - self.means) / self.sds)))
         return p if math.isnan(p) else min(max(p, 0.0), 1.0)
@@ -73,6 +77,8 @@ class Forecast:
     def quantile(self, q: float) -> float:
         """The loss that the horizon's loss stays below with probability ``q`` in ``(0, 1)``
         (to about 1e-9 of the sds' scale)."""
+        from scipy.special import ndtr
+
         lo = float(np.min(self.means - 10.0 * self.sds))
         hi = float(np.max(self.means + 10.0 * self.sds))
         with np.errstate(all="ignore"):
@@ -172,6 +178,8 @@ def _fit(family: _Family, x: np.ndarray, y: np.ndarray, x_h: float) -> tuple[flo
     n, k = len(x), 2 + len(family.grid)
     lb, ub = np.array([-C_BELOW, 0.0, *family.lower]), np.array([1.0, np.inf, *family.upper])
     theta0 = np.clip(_start(family, x, y), lb, ub)
+    from scipy.optimize import least_squares
+
     fit = least_squares(
         lambda th: family(th, x) - y,
         theta0,
