@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the store's package loads h5py: not for every objective's i
 Objective = Callable[..., Any]
 _MAX_ERROR_CHARS = 8000
 PAUSED_PREFIX = "paused"  # a stop reason that pauses the training (see Trial.paused)
-TIME_LIMIT_PREFIX = "its time limit"  # the stop reason of trial_timeout (see .stopping)
+TIME_LIMIT_PREFIX = "its time limit"  # how the stop reason of trial_timeout begins
 
 
 class Pruned(Exception):

@@ -30,7 +30,7 @@ from ..pruners import RUNGS, PrunerSpec, RungView
 from .comm.tickets import TicketCounter
 from .context import RunContext
 from .crew import Crew
-from .evaluation import PAUSED_PREFIX, Trial
+from .evaluation import PAUSED_PREFIX, TIME_LIMIT_PREFIX, Trial
 from .records import Status
 
 _OUT_OF_STEPS = "the search's step budget is spent"
@@ -227,7 +227,7 @@ class LeaderStopping:
             return _OUT_OF_STEPS
         limit = self._ctx.settings.trial_timeout
         if limit is not None and time.monotonic() - self._started > limit:
-            return f"its time limit (trial_timeout = {limit:g} s) has passed"
+            return f"{TIME_LIMIT_PREFIX} (trial_timeout = {limit:g} s) has passed"
         if self._segment_end is not None and self._last_step >= self._segment_end:
             return f"{PAUSED_PREFIX} by pbt at step {self._last_step}: its segment is done"
         if self._pending is None or self._rungs is None:

@@ -155,7 +155,7 @@ class Mailbox:
             taken += 1
             self.received_messages += 1
             n, source = status.Get_count(MPI.BYTE), status.Get_source()
-            if any(source == entry[1] for entry in self._receiving):
+            if self._receiving and any(source == entry[1] for entry in self._receiving):
                 data = np.empty(n, dtype=np.uint8)  # after that sender's earlier message
                 self._receiving.append((message.Irecv([data, MPI.BYTE]), source, data))
                 continue
