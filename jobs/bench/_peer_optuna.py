@@ -1,16 +1,28 @@
-"""Optuna's TPE and CMA-ES samplers as a runner for ``quality.py``.
+"""Optuna's samplers as a runner for ``quality.py``: TPE, multivariate TPE, GP and CMA-ES.
 
     python jobs/bench/_peer_optuna.py --jobs JOBS.json --out OUT.jsonl
 
-Each run is one study with the sampler's defaults (``TPESampler(seed=seed)`` or
-``CmaEsSampler(seed=seed)``) for ``budget`` trials. ``optuna-tpe`` and ``optuna-cmaes``
-optimise sequentially in one process: the strongest setting for a sequential model-based
-sampler, since every result is known before the next ask. ``optuna-tpe-2w`` and
+Each run is one study with a sampler seeded with the run's seed, for ``budget`` trials:
+
+* ``optuna-tpe``: ``TPESampler(seed=seed)``, the defaults (one density per parameter);
+* ``optuna-tpe-mv``: ``TPESampler(multivariate=True, group=True, seed=seed)``, densities over
+  parameters that occur together, split into groups by which parameters a trial has (the
+  setting Optuna recommends for conditional spaces);
+* ``optuna-gp``: ``GPSampler(seed=seed)`` (needs torch), a Gaussian process with a Matern
+  kernel, categorical parameters on their own distance; its acquisition is optimised over the
+  parameters that every trial so far has, any other parameter is drawn at random. So that
+  conditional parameters are modelled too, it is asked every parameter of the space on every
+  trial (Propulate's way, "flattened"): the inactive ones are dropped before the objective
+  sees them (and before duplicates are counted);
+* ``optuna-cmaes``: ``CmaEsSampler(seed=seed)``.
+
+These optimise sequentially in one process: the strongest setting for a sequential
+model-based sampler, since every result is known before the next ask. ``optuna-tpe-2w`` and
 ``optuna-cmaes-2w`` run as Optuna runs in parallel: two worker processes share the study
 through a journal file (``JournalStorage``), each with its own sampler (seeded ``2·seed`` and
-``2·seed + 1``) asking half the trials, as our two ranks do. The space is asked define-by-run
-(conditional parameters only when active), with Optuna's own log-scale, integer and
-categorical distributions.
+``2·seed + 1``) asking half the trials, as our two ranks do. Except for the GP, the space is
+asked define-by-run (conditional parameters only when active), with Optuna's own log-scale,
+integer and categorical distributions.
 """
 
 from __future__ import annotations
@@ -24,33 +36,52 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # propagator, when not installed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peer_protocol import emit, outcome, read_jobs, runner_args
-from problems import Problem, get_problem
+from problems import Problem, active_params, get_problem
 from problems.base import walk
 
-from propagator.space import Categorical, Float, Int, Param
+from propagator.space import Categorical, Constant, Float, Int, Param
+
+
+def _suggest_one(trial: Any, name: str, p: Param) -> Any:
+    if isinstance(p, Float):
+        return trial.suggest_float(name, p.low, p.high, log=p.log)
+    if isinstance(p, Int):
+        return trial.suggest_int(name, p.low, p.high, log=p.log)
+    if isinstance(p, Categorical):
+        return trial.suggest_categorical(name, list(p.choices))
+    raise TypeError(f"no Optuna distribution for {p!r}")
 
 
 def suggest(trial: Any, problem: Problem) -> dict[str, Any]:
     """The trial's params: each active parameter suggested with its Optuna distribution."""
+    return walk(problem.space, lambda name, p: _suggest_one(trial, name, p))
 
-    def value_of(name: str, p: Param) -> Any:
-        if isinstance(p, Float):
-            return trial.suggest_float(name, p.low, p.high, log=p.log)
-        if isinstance(p, Int):
-            return trial.suggest_int(name, p.low, p.high, log=p.log)
-        if isinstance(p, Categorical):
-            return trial.suggest_categorical(name, list(p.choices))
-        raise TypeError(f"no Optuna distribution for {p!r}")
 
-    return walk(problem.space, value_of)
+def suggest_flat(trial: Any, problem: Problem) -> dict[str, Any]:
+    """Every parameter suggested, active or not; the active ones returned."""
+    values = {
+        name: p.value if isinstance(p, Constant) else _suggest_one(trial, name, p)
+        for name, p in problem.space.params.items()
+    }
+    return active_params(problem.space, values)
 
 
 def _sampler(tool: str, seed: int) -> Any:
     import optuna
 
+    if tool.startswith("optuna-tpe-mv"):
+        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
     if tool.startswith("optuna-tpe"):
         return optuna.samplers.TPESampler(seed=seed)
+    if tool.startswith("optuna-gp"):
+        return optuna.samplers.GPSampler(seed=seed)
     return optuna.samplers.CmaEsSampler(seed=seed)
+
+
+def _objective(tool: str, problem: Problem) -> Any:
+    """The study's objective: the trial's params suggested as ``tool`` asks them, evaluated."""
+    ask = suggest_flat if tool.startswith("optuna-gp") else suggest
+    return lambda trial: problem.evaluate(ask(trial, problem))
 
 
 def run_study(tool: str, problem: Problem, budget: int, seed: int) -> dict[str, Any]:
@@ -60,7 +91,7 @@ def run_study(tool: str, problem: Problem, budget: int, seed: int) -> dict[str, 
     if tool.endswith("-2w"):
         return _run_parallel(tool, problem, budget, seed, workers=2)
     study = optuna.create_study(sampler=_sampler(tool, seed))
-    study.optimize(lambda trial: problem.evaluate(suggest(trial, problem)), n_trials=budget)
+    study.optimize(_objective(tool, problem), n_trials=budget)
     return _outcome(study, problem)
 
 
@@ -113,7 +144,7 @@ def _worker(tool: str, problem_name: str, journal: str, seed: int, trials: int) 
     study = optuna.load_study(
         storage=_storage(journal), study_name="s", sampler=_sampler(tool, seed)
     )
-    study.optimize(lambda trial: problem.evaluate(suggest(trial, problem)), n_trials=trials)
+    study.optimize(_objective(tool, problem), n_trials=trials)
 
 
 def main() -> None:

@@ -43,8 +43,7 @@ class Problem:
         numpy scalars and Python numbers compare by value (``np.int64(3)`` and ``3`` give the
         same key); floats keep all their digits, so only exactly repeated points collide.
         """
-        active = active_params(self.space, params)
-        return json.dumps({k: _plain(v) for k, v in sorted(active.items())})
+        return point_key(self.space, params)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,12 @@ class ProblemSet:
     problems: tuple[Problem, ...]
     budgets: tuple[int, ...]
     peers: tuple[str, ...]
+
+
+def point_key(space: Space, params: Mapping[str, Any]) -> str:
+    """:meth:`Problem.key` of ``params`` in ``space`` (tables are keyed by it too)."""
+    active = active_params(space, params)
+    return json.dumps({k: _plain(v) for k, v in sorted(active.items())})
 
 
 def _plain(v: Any) -> Any:
