@@ -76,9 +76,18 @@ class Island:
         """Whether the strategy fits a model to every result (see :class:`Breeder`)."""
         return self._breeder.model_based
 
-    def propose(self, rng: np.random.Generator) -> np.ndarray | None:
+    def propose(
+        self, rng: np.random.Generator, ticket: int = -1, run_seed: int = 0
+    ) -> np.ndarray | None:
         """The next candidate's genes (in ``[0, 1]``), claimed for this worker; ``None`` when
-        the island has evaluated every configuration of the space."""
+        the island has evaluated every configuration of the space. ``ticket`` is the record
+        id the candidate will have (-1: none), for a strategy's plan built from ``run_seed``
+        (:meth:`Breeder.planned`); a planned point already taken is replaced by an ask."""
+        planned = self._breeder.planned(ticket, run_seed) if ticket >= 0 else None
+        if planned is not None:
+            genes = np.minimum(np.maximum(planned, 0.0), 1.0)
+            if self.seen is None or self._take(genes):
+                return genes
         for _ in range(_BRED):
             # a strategy may step outside [0, 1] (np.clip is slower on a few genes)
             genes = np.minimum(np.maximum(self._breeder.ask(self.pool, rng), 0.0), 1.0)

@@ -168,7 +168,7 @@ class Leader:
             genes = initial[record_id - first]  # the first ids are the initial configurations
             self._island.reserve(genes)
         else:
-            genes = self._island.propose(self._rng)
+            genes = self._island.propose(self._rng, record_id, ctx.run_seed)
         if genes is None:
             self._exhausted()
             return False

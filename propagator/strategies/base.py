@@ -43,6 +43,14 @@ class Breeder(ABC):
         Must draw all its randomness from ``rng`` so that a seeded run repeats.
         """
 
+    def planned(self, ticket: int, run_seed: int) -> np.ndarray | None:
+        """The genes this breeder fixed in advance for the run's evaluation ``ticket`` (its
+        record id), or ``None`` (default) to be asked. A plan depends on the run's seed and
+        the space only, so every worker of the run holds the same one, and the ticket, which
+        the run grants to one worker only, deals each planned point to exactly one worker
+        without a message (the portfolio's initial design, :mod:`.initial_design`)."""
+        return None
+
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:  # noqa: B027
         """Learn from finished evaluations: ``genes`` of shape ``(n, n_genes)``, their
         ``loss`` (lower is better; NaN where not ``ok``) and ``ok`` flags, both of shape

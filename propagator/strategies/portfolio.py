@@ -54,6 +54,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..space import Categorical, Space
 from .base import Breeder, StrategySpec, create_breeder, gene_levels
+from .checks import is_int, require
+from .initial_design import auto_size, initial_design
 from .pool import Pool
 
 DEFAULT_MEMBERS = ("ga", "cmaes", "tpe")  # "auto" on categorical or conditional spaces
@@ -62,7 +64,7 @@ AUTO = "auto"
 
 
 class _PortfolioBreeder(Breeder):
-    def __init__(self, members: list[Breeder], memory: float, floor: float, pursuit: float) -> None:
+    def __init__(self, members: list[Breeder], spec: Portfolio, space: Space, design: int) -> None:
         self._members = members
         # The GA breeds from the pool and wants it small (elitist); the model-based members
         # keep their own history and ignore it.
@@ -71,9 +73,12 @@ class _PortfolioBreeder(Breeder):
         self._learns = [type(m).tell is not Breeder.tell for m in members]
         self._rate = np.full(len(members), 0.5)
         self._share = np.full(len(members), 1.0 / len(members))
-        self._memory = memory
-        self._floor = floor
-        self._pursuit = pursuit
+        self._memory = spec.memory
+        self._floor = spec.floor
+        self._pursuit = spec.pursuit
+        self._space = space
+        self._design_size = design
+        self._design: tuple[int, np.ndarray] | None = None  # (run seed, the points)
         self._asked: tuple[int, np.ndarray, Any, Any] | None = None  # member, child, bar, passes
         # Whether a result arrived since the last ask: the island re-asks (after a duplicate)
         # without telling anything in between, and it tells every result it evaluates.
@@ -91,6 +96,13 @@ class _PortfolioBreeder(Breeder):
         child = np.asarray(self._members[member].ask(pool, rng), dtype=np.float64)
         self._asked = (member, np.clip(child, 0.0, 1.0), pool.bar(), pool.passes)
         return child
+
+    def planned(self, ticket: int, run_seed: int) -> np.ndarray | None:
+        if not 0 <= ticket < self._design_size:
+            return None
+        if self._design is None or self._design[0] != run_seed:
+            self._design = (run_seed, initial_design(self._space, self._design_size, run_seed))
+        return self._design[1][ticket].copy()
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
         for member, learns in zip(self._members, self._learns, strict=True):
@@ -128,12 +140,18 @@ class Portfolio(StrategySpec):
         floor: share of the asks made uniformly, whatever the success rates (default 0.1).
         pursuit: how far the shares move toward the best member's at each ask, in ``(0, 1]``
             (default 0.1: about ten asks to follow a change of leader).
+        design: how many of the run's first evaluations come from its initial design
+            (:mod:`.initial_design`: a Latin hypercube over the space, even over each
+            parameter's levels and over the points where a conditional one is active), dealt
+            by record id among all the run's workers, before the members breed; ``"auto"``
+            (default): twice the genes, at least 10 and at most 20; 0: none.
     """
 
     members: tuple | str = AUTO
     memory: float = 0.9
     floor: float = 0.1
     pursuit: float = 0.1
+    design: int | str = AUTO
 
     name = "portfolio"
 
@@ -155,6 +173,8 @@ class Portfolio(StrategySpec):
             raise ConfigError(f"strategy.floor must be in [0, 1], but got {self.floor!r}")
         if not 0.0 < self.pursuit <= 1.0:
             raise ConfigError(f"strategy.pursuit must be in (0, 1], but got {self.pursuit!r}")
+        d = self.design
+        require(d == AUTO or (is_int(d) and d >= 0), "design", "'auto' or an integer >= 0", d)
 
     def members_for(self, space: Space, objectives: int = 1) -> tuple[StrategySpec, ...]:
         """The members that search ``space`` (``"auto"`` resolved; with several objectives
@@ -182,7 +202,8 @@ class Portfolio(StrategySpec):
     def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
         members = self.members_for(space, objectives)
         breeders = [create_breeder(m, space, island_workers, objectives) for m in members]
-        return _PortfolioBreeder(breeders, self.memory, self.floor, self.pursuit)
+        design = auto_size(space) if self.design == AUTO else int(self.design)
+        return _PortfolioBreeder(breeders, self, space, design)
 
     @property
     def multi_objective(self) -> bool:  # type: ignore[override]
@@ -196,6 +217,7 @@ class Portfolio(StrategySpec):
             "memory": self.memory,
             "floor": self.floor,
             "pursuit": self.pursuit,
+            "design": self.design,
         }
 
 
@@ -226,6 +248,6 @@ def deal(spec: Portfolio, n_islands: int) -> tuple[StrategySpec, ...]:
             share = members[island::n_islands]
         else:
             share = (members[island % len(members)],)
-        portfolio = Portfolio(share, spec.memory, spec.floor, spec.pursuit)
+        portfolio = Portfolio(share, spec.memory, spec.floor, spec.pursuit, spec.design)
         out.append(share[0] if len(share) == 1 else portfolio)
     return tuple(out)
