@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_stopping import SPACE, curve
 
+import propagator as pg
 from propagator.errors import ConfigError
 from propagator.pruners import ASHA, Auto, Curve, RungView, make_pruner
+from propagator.pruners.asha import fitted_chance
 
 HORIZON = 32  # the complete evaluations' last step: auto's rank judges from step 4 on
 
@@ -121,3 +124,49 @@ def test_auto_promotes_by_the_rule_that_paused_it():
     assert auto.ranked(view([9.0, 8.0], BETTER, every=4))  # paused by its rank
     assert not auto.ranked(view(falling(8, 2.0), WORSE, incumbent=0.6))  # by its curve
     assert ASHA().ranked(view(falling(8, 2.0), WORSE, incumbent=0.6))
+
+
+def test_auto_between_rungs_stops_only_a_hopeless_curve():
+    """Between rungs auto asks the curve alone, at the stricter ``between`` chance: no curve
+    or no complete evaluation, it goes on; rank never counts there."""
+    auto = Auto()
+    assert auto.goes_on(view(falling(2, 2.0), BETTER))  # two reports: no curve
+    assert auto.goes_on(view(falling(6, 2.0), BETTER, incumbent=None))
+    assert not auto.goes_on(view(falling(6, 2.0), WORSE, incumbent=0.6))  # far above
+    assert auto.goes_on(view(falling(6, 0.1), BETTER, incumbent=0.6))  # heading below
+    assert Auto(between=None).goes_on(view(falling(6, 2.0), WORSE, incumbent=0.6))
+
+
+def test_auto_between_rungs_is_more_lenient_than_at_a_rung():
+    """A curve whose chance lies between ``between`` (0.05) and ``curve`` (0.2) goes on
+    between rungs and is paused at the next rung."""
+    auto = Auto()
+    losses = falling(6, 0.5)
+    incumbents = np.linspace(0.3, 1.5, 241)
+    chances = [fitted_chance(view(losses, BETTER, incumbent=i)) for i in incumbents]
+    middle = [i for i, p in zip(incumbents, chances, strict=True) if 0.07 < p < 0.18]
+    assert middle, "no incumbent puts the chance between the two thresholds"
+    v = view(losses, BETTER, incumbent=middle[len(middle) // 2])
+    assert auto.goes_on(v) and not auto.judge(v)
+
+
+def between_rung_steps(early_stopping) -> list[int]:
+    """The steps at which a search's trainings were paused off auto's rungs (1, 2, 4, ...)."""
+    result = pg.search(
+        curve, SPACE, budget=40, seed=0, strategy="random", early_stopping=early_stopping
+    )
+    # the objective saves no checkpoint, so a paused training is recorded as pruned
+    paused = [r for r in result.records if "paused by auto" in (r.error or "")]
+    assert paused and result.best.ok
+    for r in paused:
+        assert r.step == r.intermediate[-1][0]
+        assert f"at step {r.step}:" in r.error
+    return [r.step for r in paused if r.step & (r.step - 1)]
+
+
+def test_auto_pauses_between_rungs_by_the_curve():
+    """A search: hopeless trainings are paused as soon as the curve tells (three reports), not
+    only at rungs; with ``between: null`` only at rungs."""
+    off_rung = between_rung_steps("auto")
+    assert off_rung and min(off_rung) >= 3
+    assert between_rung_steps({"name": "auto", "between": None}) == []

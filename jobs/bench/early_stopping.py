@@ -113,9 +113,13 @@ FACTOR = {"curves": 3.0, "curves-slow": 3.0}  # fewer epochs the target asks for
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def early_stopping(variant: str, min_step: int = 1, reduction: int = 3) -> Any:
-    """The ``early_stopping`` setting of a variant (``None``: none)."""
+def early_stopping(
+    variant: str, min_step: int = 1, reduction: int = 3, auto: dict[str, Any] | None = None
+) -> Any:
+    """The ``early_stopping`` setting of a variant (``None``: none); ``auto``: settings that
+    replace the ``auto`` preset's defaults (``--auto``)."""
     asha = {"name": "asha", "min_step": min_step, "reduction": reduction}
+    preset = {"name": "auto", **auto} if auto else "auto"
     return {
         "none": None,
         "asha": asha,
@@ -124,8 +128,8 @@ def early_stopping(variant: str, min_step: int = 1, reduction: int = 3) -> Any:
         "brackets": {**asha, "promotion": True, "brackets": BRACKETS},
         "curve": {**asha, "name": "curve"},
         "asha-curve": {**asha, "curve": CURVE_PROBABILITY, "promotion": True},
-        "auto": "auto",
-        "auto-steps": "auto",
+        "auto": preset,
+        "auto-steps": preset,
     }[variant]
 
 
@@ -180,7 +184,8 @@ def _run(args: argparse.Namespace) -> None:
     out: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
     specs: dict[str, Any] = {}
     for variant in args.variants:
-        pruner = make_pruner(early_stopping(variant, args.min_step, args.reduction))
+        auto = json.loads(args.auto) if args.auto else None
+        pruner = make_pruner(early_stopping(variant, args.min_step, args.reduction, auto))
         specs[variant] = None if pruner is None else pruner.to_dict()
         settings = replace(
             base,
@@ -234,6 +239,7 @@ def _launch_args(problem: str, seed: int, args: argparse.Namespace) -> list[str]
         "--min-step", str(args.min_step),
         "--reduction", str(args.reduction),
         "--variants", *args.variants,
+        *(["--auto", args.auto] if args.auto else []),
     ]  # fmt: skip
 
 
@@ -306,6 +312,9 @@ def main() -> None:
     )
     parser.add_argument("--min-step", type=int, default=1, help="ASHA's first rung (default 1)")
     parser.add_argument("--reduction", type=int, default=3, help="ASHA's η (default 3)")
+    parser.add_argument(
+        "--auto", metavar="JSON", help="auto's settings to try, e.g. '{\"between\": 0.02}'"
+    )
     parser.add_argument("--results", type=Path, help="write every search's records here (JSON)")
     parser.add_argument("--problem", help=argparse.SUPPRESS)  # the mpiexec half's own
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)

@@ -153,7 +153,8 @@ class LeaderStopping:
         self._first_rung = 0  # the first rung the candidate is judged at
         self._next_rung = 0
         self._bracket = 0
-        self._pending: tuple[int, int, float] | None = None  # rung, step, value to judge
+        # rung, step, value to judge; whether the step is between rungs (``pruner.goes_on``)
+        self._pending: tuple[int, int, float, bool] | None = None
         self._prunes = False  # the pruner judges this repeat
         self._reserved = False  # a step of the budget is reserved for the next report
         self._out_of_steps = False
@@ -199,9 +200,12 @@ class LeaderStopping:
         if not self._prunes:
             return
         steps = self._rungs.steps
+        rung = self._next_rung
         while self._next_rung < RUNGS and step >= steps[self._next_rung]:
-            self._pending = (self._next_rung, step, value)
+            self._pending = (self._next_rung, step, value, False)
             self._next_rung += 1
+        if self._next_rung == rung and rung > self._bracket and self._rungs.pruner.between_rungs:
+            self._pending = (rung - 1, step, value, True)
 
     def decide(self, trial: Trial) -> str | None:
         reason = self._reason(trial)
@@ -232,13 +236,13 @@ class LeaderStopping:
             return f"{PAUSED_PREFIX} by pbt at step {self._last_step}: its segment is done"
         if self._pending is None or self._rungs is None:
             return None
-        rung, step, value = self._pending
+        rung, step, value, between = self._pending
         self._pending = None
         self._refresh()
         loss = self._ctx.settings.sign * value
         view = self._rungs.view(loss, self._bracket, rung, trial.reports)
         pruner = self._rungs.pruner
-        if pruner.judge(view):
+        if pruner.goes_on(view) if between else pruner.judge(view):
             return None
         if pruner.promotion:
             self.paused_at = (self._bracket, rung, loss)

@@ -158,13 +158,16 @@ class Auto(ASHA):
     promotion: bool = True
     curve: float | None = 0.2
     earliest: float = 0.125
+    between: float | None = 0.05
 
     name = "auto"
+    between_rungs = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_probability(self.curve, "curve")
         _check_probability(self.earliest, "earliest")
+        _check_probability(self.between, "between", optional=True)
 
     def judge(self, view: RungView) -> bool:
         p = fitted_chance(view)
@@ -175,6 +178,12 @@ class Auto(ASHA):
     def second_opinion(self, view: RungView) -> bool:
         p = fitted_chance(view)
         return p is not None and p >= self.curve
+
+    def goes_on(self, view: RungView) -> bool:
+        if self.between is None:
+            return True
+        p = fitted_chance(view)
+        return p is None or p >= self.between
 
     def ranked(self, view: RungView) -> bool:
         return fitted_chance(view) is None  # a training its curve paused, its curve promotes

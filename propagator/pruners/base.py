@@ -12,6 +12,11 @@ This costs freshness: a rung value is known once its evaluation has finished (or
 pruned or paused), not when it was reported. Early in a search, when few evaluations have
 finished, pruning is therefore gentle; the decisions sharpen as the island's records come in.
 
+A pruner that judges by learning curves may also be asked *between* rungs, at every report
+(:attr:`PrunerSpec.between_rungs`, :meth:`PrunerSpec.goes_on`): a curve can tell that a
+training is hopeless as soon as it can be extrapolated, long before the next rung when rungs
+are far apart.
+
 *Brackets* (Hyperband; Li et al., 2018) judge some configurations late: with ``brackets`` B,
 each configuration is drawn into bracket ``b`` (from its id and the run seed, the same on
 every rank) and judged from rung ``b`` on, against the configurations of its own bracket
@@ -77,6 +82,7 @@ class PrunerSpec(ABC):
     promotion: bool = False
 
     name: ClassVar[str]
+    between_rungs: ClassVar[bool] = False  # :meth:`goes_on` is asked at every report
 
     def __post_init__(self) -> None:
         for field, low in (("min_step", 1), ("reduction", 2), ("brackets", 1)):
@@ -115,6 +121,12 @@ class PrunerSpec(ABC):
         """Whether an evaluation :meth:`keeps` would stop goes on all the same (default:
         never)."""
         return False
+
+    def goes_on(self, view: RungView) -> bool:
+        """Between rungs, asked at every report once the evaluation has passed its bracket's
+        first rung when :attr:`between_rungs` is set: whether it goes on (default: yes).
+        ``view`` holds the last rung passed and the loss just reported."""
+        return True
 
     def ranked(self, view: RungView) -> bool:
         """Whether a paused training may be promoted by its rank (:meth:`cutoff`), or only
