@@ -121,11 +121,10 @@ def test_the_kept_hypercube_spreads_better_than_a_random_one() -> None:
     assert np.median(kept) > 1.5 * np.median(single)
 
 
-def test_auto_size_is_twice_the_genes_within_10_and_20() -> None:
-    assert auto_size(Space({"x": Float(0, 1)})) == 10
-    assert auto_size(SPACE) == 14  # 7 genes
-    assert auto_size(Space({f"x{i}": Float(0, 1) for i in range(15)})) == 20
-    assert auto_size(Space({"c": 3})) == 0
+def test_auto_size_is_the_ga_population() -> None:
+    assert auto_size(SPACE, 1) == auto_size(SPACE, 2) == 4
+    assert auto_size(SPACE, 8) == 16
+    assert auto_size(Space({"c": 3}), 8) == 0
 
 
 # =============================================================================================
@@ -134,12 +133,12 @@ def test_auto_size_is_twice_the_genes_within_10_and_20() -> None:
 
 
 def test_the_portfolio_plans_the_design_by_ticket_and_nothing_after() -> None:
-    breeder = Portfolio().create(SPACE, island_workers=2)
-    design = initial_design(SPACE, 14, 7)
-    for ticket in range(14):
+    breeder = Portfolio().create(SPACE, island_workers=3)
+    design = initial_design(SPACE, 6, 7)
+    for ticket in range(6):
         assert np.array_equal(breeder.planned(ticket, 7), design[ticket])
-    assert breeder.planned(14, 7) is None and breeder.planned(-1, 7) is None
-    assert np.array_equal(breeder.planned(0, 8), initial_design(SPACE, 14, 8)[0])
+    assert breeder.planned(6, 7) is None and breeder.planned(-1, 7) is None
+    assert np.array_equal(breeder.planned(0, 8), initial_design(SPACE, 6, 8)[0])
     assert Portfolio(design=0).create(SPACE, 2).planned(0, 7) is None
     assert make_strategy("ga").create(SPACE, 2).planned(0, 7) is None  # the default: none
 
@@ -227,7 +226,7 @@ def test_the_first_records_of_a_run_are_the_design_once_each_and_a_seeded_run_re
         }
     )
     first = _run(tmp_path, 24, 5, "a")
-    n = auto_size(space)  # 10
+    n = auto_size(space, 2)  # 4
     design = initial_design(space, n, first["seed"])
     by_id = dict(zip(first["ids"], first["genes"], strict=True))
     assert sorted(by_id) == list(range(24))

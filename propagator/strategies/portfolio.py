@@ -144,7 +144,8 @@ class Portfolio(StrategySpec):
             (:mod:`.initial_design`: a Latin hypercube over the space, even over each
             parameter's levels and over the points where a conditional one is active), dealt
             by record id among all the run's workers, before the members breed; ``"auto"``
-            (default): twice the genes, at least 10 and at most 20; 0: none.
+            (default): ``max(4, 2 × workers on the island)``, the draws it replaces (see
+            :func:`.initial_design.auto_size`); 0: none.
     """
 
     members: tuple | str = AUTO
@@ -202,7 +203,7 @@ class Portfolio(StrategySpec):
     def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
         members = self.members_for(space, objectives)
         breeders = [create_breeder(m, space, island_workers, objectives) for m in members]
-        design = auto_size(space) if self.design == AUTO else int(self.design)
+        design = auto_size(space, island_workers) if self.design == AUTO else int(self.design)
         return _PortfolioBreeder(breeders, self, space, design)
 
     @property
