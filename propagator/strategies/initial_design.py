@@ -46,7 +46,10 @@ def auto_size(space: Space, island_workers: int) -> int:
     seed): a design of 4 ranked 2.39 at 50 evaluations and 2.40 at 100, 8 points 2.55 and
     2.23, none (uniform draws) 2.28 and 2.68, and twice the genes within 10..20 (14 to 20
     points here) 2.78 and 2.70: a design larger than the draws it replaces spends a 50-
-    evaluation budget on exploring."""
+    evaluation budget on exploring. Against none, by median regret: 2 ranks 1-1-4 at 50
+    evaluations and 4-1-1 at 100, 8 ranks (16 points, 5 seeds) 3-1-2 at both; on the 14
+    functions at 500 evaluations (3 seeds) 7-1-6. One difference is significant (Mann-Whitney
+    p < 0.05 over the seeds): the 8-layer chain at 50 evaluations on 2 ranks, won."""
     return 0 if space.dim == 0 else max(4, 2 * island_workers)
 
 
