@@ -133,13 +133,13 @@ def test_auto_size_is_the_ga_population() -> None:
 
 
 def test_the_portfolio_plans_the_design_by_ticket_and_nothing_after() -> None:
-    breeder = Portfolio().create(SPACE, island_workers=3)
+    breeder = Portfolio(design="auto").create(SPACE, island_workers=3)
     design = initial_design(SPACE, 6, 7)
     for ticket in range(6):
         assert np.array_equal(breeder.planned(ticket, 7), design[ticket])
     assert breeder.planned(6, 7) is None and breeder.planned(-1, 7) is None
     assert np.array_equal(breeder.planned(0, 8), initial_design(SPACE, 6, 8)[0])
-    assert Portfolio(design=0).create(SPACE, 2).planned(0, 7) is None
+    assert Portfolio().create(SPACE, 2).planned(0, 7) is None  # the default: none
     assert make_strategy("ga").create(SPACE, 2).planned(0, 7) is None  # the default: none
 
 
@@ -173,7 +173,8 @@ def test_the_design_setting_round_trips_and_is_dealt_to_island_portfolios() -> N
 
     spec = Portfolio(members=("ga", "tpe", "cmaes"), design=6)
     assert make_strategy(json.loads(json.dumps(spec.to_dict()))) == spec
-    assert make_strategy(Portfolio().to_dict()).design == "auto"
+    assert make_strategy(Portfolio(design="auto").to_dict()).design == "auto"
+    assert Portfolio().design == 0
     first, _ = deal(spec, 2)
     assert first.design == 6
 
@@ -195,7 +196,8 @@ _SCRIPT = textwrap.dedent(
     def f(p, trial=None):
         return (p["x"] - 0.3) ** 2 + (p["k"] - 4) ** 2 / 10 + (p["c"] != "a") + p.get("y", 1)
 
-    r = pg.search(f, space, budget=int(sys.argv[2]), seed=int(sys.argv[3]))
+    strategy = {"name": "portfolio", "design": "auto"}
+    r = pg.search(f, space, budget=int(sys.argv[2]), seed=int(sys.argv[3]), strategy=strategy)
     rows = r.rows
     json.dump({"ids": rows["id"].tolist(), "genes": rows["genes"].tolist(),
                "worker": rows["worker"].tolist(), "seed": r.info.seed},
