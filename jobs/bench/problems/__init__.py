@@ -1,10 +1,14 @@
 """Problems of the quality benchmark (``jobs/bench/quality.py``), by problem set.
 
 * ``functions``: the 14 test functions of :mod:`propagator.benchmarks` at 500 evaluations;
-* ``discrete``: an architecture cell (:mod:`.nas_cell`), a tabular MLP on digits
-  (:mod:`.tabular`) and a mixed conditional space (:mod:`.mixed`), at 50 and 100.
+* ``discrete``: 12 discrete, mixed and conditional problems at 50 and 100 evaluations:
+  two architecture spaces (a cell, :mod:`.nas_cell`, and a chain of layers,
+  :mod:`.nas_chain`), seven tables of real model trainings on scikit-learn's bundled data
+  (the digits MLP, :mod:`.tabular`, and six in :mod:`.sklearn_tables`), and three formula
+  spaces with conditions or many integers (:mod:`.mixed`, :mod:`.finetune`,
+  :mod:`.resnet_ints`).
 
-Importing needs numpy and :mod:`propagator.space` only (the peers' environment has both).
+Importing needs numpy and :mod:`propagator.space` only (the peers' environments have both).
 """
 
 from __future__ import annotations
@@ -12,17 +16,31 @@ from __future__ import annotations
 from functools import cache
 
 from .base import Problem, ProblemSet, active_params
+from .finetune import finetune_problem
 from .functions import function_problems
 from .mixed import mixed_problem
 from .nas_cell import nas_cell_problem
+from .nas_chain import nas_chain_problem
+from .resnet_ints import resnet_problem
+from .sklearn_tables import sklearn_problems
 from .tabular import tabular_problem
 
 __all__ = ["Problem", "ProblemSet", "active_params", "get_problem", "problem_sets"]
 
+DISCRETE_PEERS = (
+    "propulate",
+    "optuna-tpe",
+    "optuna-tpe-mv",
+    "optuna-gp",
+    "smac",
+    "optuna-tpe-2w",
+)
+
 
 @cache
 def problem_sets() -> dict[str, ProblemSet]:
-    """The problem sets by name (built once: the cell's optimum is found by enumeration)."""
+    """The problem sets by name (built once: the architectures' optima are found by
+    enumeration, the tables are read)."""
     return {
         "functions": ProblemSet(
             "functions",
@@ -32,9 +50,17 @@ def problem_sets() -> dict[str, ProblemSet]:
         ),
         "discrete": ProblemSet(
             "discrete",
-            (nas_cell_problem(), tabular_problem(), mixed_problem()),
+            (
+                nas_cell_problem(),
+                nas_chain_problem(),
+                tabular_problem(),
+                *sklearn_problems(),
+                mixed_problem(),
+                finetune_problem(),
+                resnet_problem(),
+            ),
             (50, 100),
-            ("propulate", "optuna-tpe", "optuna-tpe-2w"),
+            DISCRETE_PEERS,
         ),
     }
 
