@@ -152,8 +152,10 @@ def main() -> None:
 
     args = runner_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # CmaEsSampler warns once per run that it samples categorical parameters independently.
+    # CmaEsSampler warns once per run that it samples categorical parameters independently,
+    # TPESampler(group=True) that the argument is experimental.
     warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for job in read_jobs(args.jobs):
         started = time.perf_counter()
         result = run_study(job.tool, get_problem(job.problem), job.budget, job.seed)
