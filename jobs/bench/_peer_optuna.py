@@ -13,7 +13,9 @@ Each run is one study with a sampler seeded with the run's seed, for ``budget`` 
   parameters that every trial so far has, any other parameter is drawn at random. So that
   conditional parameters are modelled too, it is asked every parameter of the space on every
   trial (Propulate's way, "flattened"): the inactive ones are dropped before the objective
-  sees them (and before duplicates are counted);
+  sees them (and before duplicates are counted). Measured at 50 trials (regret, seeds 0/1):
+  flattened 0.00057/0.0064 on cancer_cash and 0.079/0.089 on mixed_hpo, define-by-run
+  0.0029/0.0041 and 0.107/0.115; flattening costs 2-20x the time per ask;
 * ``optuna-cmaes``: ``CmaEsSampler(seed=seed)``.
 
 These optimise sequentially in one process: the strongest setting for a sequential

@@ -29,8 +29,8 @@ in total); each (tool, problem, budget, seed) is run for ``--seeds`` seeds 0, 1,
   with its defaults, the space's conditions as ConfigSpace conditions, ``n_trials=budget``,
   the run's seed; sequential in one process, as Optuna.
 
-The GP sampler and SMAC cost 0.4-1.8 s per ask at 50 trials (20-90 s a run on 2 busy cores),
-the other tools well under 0.1 s: the whole discrete set at 5 seeds takes hours.
+The GP sampler costs 0.5-5 s per ask at 50 trials and SMAC 0.4-0.8 s (20-240 s a run on 2
+busy cores), the other tools well under 0.1 s: the whole discrete set at 5 seeds takes hours.
 
 Propulate and SMAC run in their own virtual environment (``--peer-python``; Propulate's
 mpi4py and MPICH come with it); the Optuna samplers run with this Python (the GP sampler
