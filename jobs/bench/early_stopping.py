@@ -26,7 +26,8 @@ promoted training's resumption is not a new evaluation) unless said otherwise:
 * ``asha-curve``: ``{name: asha, curve: 0.05, promotion: true}``: ASHA with the curve rule as
   a second opinion (a training ASHA would pause goes on while its curve gives it at least a
   5 % chance of beating the best complete one), pausing and promoting;
-* ``auto``: ``early_stopping: auto``, the default preset as it is (its spec is printed);
+* ``auto``: ``early_stopping: auto``, the default preset as it is (its spec is printed), or
+  with settings of its own from ``--auto JSON`` (e.g. ``'{"between": 0.02}'``);
 * ``auto-steps``: ``auto`` with ``budget.steps`` = ``N x E``, the epochs ``none`` spends, so
   it tries more configurations at equal epochs;
 * ``asha-steps`` (only when asked for): ``asha`` with ``budget.steps`` = ``N x E``.
