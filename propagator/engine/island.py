@@ -84,10 +84,8 @@ class Island:
         id the candidate will have (-1: none), for a strategy's plan built from ``run_seed``
         (:meth:`Breeder.planned`); a planned point already taken is replaced by an ask."""
         planned = self._breeder.planned(ticket, run_seed) if ticket >= 0 else None
-        if planned is not None:
-            genes = np.minimum(np.maximum(planned, 0.0), 1.0)
-            if self.seen is None or self._take(genes):
-                return genes
+        if planned is not None and (self.seen is None or self._take(planned)):
+            return planned  # a design point lies in [0, 1] already
         for _ in range(_BRED):
             # a strategy may step outside [0, 1] (np.clip is slower on a few genes)
             genes = np.minimum(np.maximum(self._breeder.ask(self.pool, rng), 0.0), 1.0)
