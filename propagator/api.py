@@ -133,7 +133,9 @@ def search(
         confirm: re-evaluate the best configurations on fresh seeds when the search ends,
             e.g. ``{"top": 5, "seeds": 3}`` (a :class:`Confirm`): ``result.confirmed`` then
             gives each one's mean and spread next to its search value (default ``None``).
-            The ``top × seeds`` evaluations come out of ``budget.evaluations``.
+            The ``top × seeds`` evaluations come out of ``budget.evaluations``. With
+            ``pbt`` the best members' schedules are trained again from scratch instead,
+            after the budget (see :class:`Confirm`).
         initial: configurations to evaluate first, each exactly once, before anything is
             bred (as Optuna's ``enqueue_trial``): a list of params, e.g. ``[{"lr": 1e-3,
             "depth": 4}]``, each a full point of the space (inactive params left out); the

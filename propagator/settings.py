@@ -97,6 +97,10 @@ class Confirm:
     The ``top × seeds`` evaluations come out of ``budget.evaluations`` (the search itself gets
     the rest) and run on the same workers once the search ends; a search stopped by a signal
     or a broken objective skips them, one ended by ``budget.time`` still runs them.
+
+    With ``pbt`` the winners are the ``top`` best complete members, and each confirmation
+    trains a member's schedule again from scratch (its params changing at the same steps,
+    nothing copied): ``top × seeds`` trainings after the budget is spent, in addition to it.
     """
 
     top: int = 5
@@ -183,7 +187,8 @@ class Settings:
         if self.confirm is not None:
             if not isinstance(self.confirm, Confirm):
                 raise ConfigError(f"confirm must be a propagator.Confirm, got {self.confirm!r}")
-            self.confirm.check_share(self.budget.evaluations)
+            if self.pbt is None:  # PBT's replays follow the budget
+                self.confirm.check_share(self.budget.evaluations)
         if self.trial_timeout is not None:
             object.__setattr__(self, "trial_timeout", _seconds(self.trial_timeout, "trial_timeout"))
         disk = self.checkpoint_disk
@@ -290,7 +295,6 @@ class Settings:
         clashes = {
             "early_stopping": self.pruner is not None,
             "repeats": self.repeats > 1,
-            "confirm": self.confirm is not None,
             "several metrics": self.multi,
         }
         for what, clash in clashes.items():

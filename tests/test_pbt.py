@@ -91,7 +91,7 @@ def test_bad_pbt_settings_name_the_field():
             pg.search(lambda p: 0.0, SPACE, budget=1, pbt=spec)
     with pytest.raises(ConfigError, match="not a parameter of the space"):
         pg.search(lambda p: 0.0, SPACE, budget=1, pbt={"mutable": ["beta"]})
-    for clash in ({"early_stopping": "asha"}, {"repeats": 2}, {"confirm": {"top": 1}}):
+    for clash in ({"early_stopping": "asha"}, {"repeats": 2}):
         with pytest.raises(ConfigError, match="pbt does not combine"):
             pg.search(lambda p: 0.0, SPACE, budget=9, pbt={"mutable": ["lr"]}, **clash)
 

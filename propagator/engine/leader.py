@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from numpy.random import SeedSequence, default_rng
 from .candidate import Evaluated, run_candidate
 from .comm.mailbox import FLUSH_INTERVAL, Mailbox
 from .comm.tickets import TicketCounter, Tickets
+from .confirm_run import Confirmations, Task
 from .context import LeaderOptions, RunContext, Sink
 from .crew import Crew
 from .evaluation import Outcome
@@ -39,7 +41,7 @@ from .stopping import LeaderStopping, stopping_active
 _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
-_CONFIRMATION, _EVALUATED, _RESUMED = int(Kind.CONFIRMATION), int(Kind.EVALUATED), int(Kind.RESUMED)
+_EVALUATED, _RESUMED = int(Kind.EVALUATED), int(Kind.RESUMED)
 
 
 class Leader:
@@ -100,30 +102,15 @@ class Leader:
         self._mailbox.drain()
         return self._ledger.log
 
-    def confirm(
-        self, counter: TicketCounter, tasks: np.ndarray, first_id: int, sink: Sink | None
-    ) -> LocalLog:
-        """After :meth:`run`: evaluate the confirmation tasks this worker claims (task ``i``
-        has id ``first_id + i``), journaled to ``sink``; then release the followers. Returns
-        the confirmations' records."""
+    def confirm(self, counter: TicketCounter, tasks: Sequence[Task], sink: Sink | None) -> LocalLog:
+        """After :meth:`run`: evaluate the confirmation tasks this worker claims (one ticket
+        of ``counter`` each), journaled to ``sink``; then release the followers. Returns the
+        confirmations' records."""
         self._ledger.restart(counter, sink)
-        tickets = Tickets(counter, self._ctx.layout.n_workers)
-        while (record_id := tickets.next(time.perf_counter())) is not None:
-            if not self._confirm_one(record_id, tasks[record_id - first_id]):
-                break
+        Confirmations(self._ctx, self._crew, self._ledger, counter).run(tasks)
         self._ledger.close()
         self._crew.release()
         return self._ledger.log
-
-    def _confirm_one(self, record_id: int, genes: np.ndarray) -> bool:
-        """One confirmation, run to its end (a pruned one would confirm nothing); whether
-        the confirmations go on."""
-        self._crew.hand_out(record_id, genes, _CONFIRMATION)
-        evaluated = run_candidate(self._ctx, self._crew, record_id, genes)
-        if evaluated.outcome.stop or evaluated.outcome.mistake:
-            return False
-        self._ledger.record(record_id, genes, evaluated, _CONFIRMATION)
-        return True
 
     @property
     def stats(self) -> dict[str, int]:

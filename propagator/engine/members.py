@@ -23,11 +23,11 @@ from .candidate import Evaluated
 from .context import RunContext
 from .evaluation import Outcome
 from .population import Population
-from .records import Status
+from .records import Kind, Status
 
 _log = logging.getLogger("propagate")
 KEPT = 2  # earlier paused segments of a worker that keep their checkpoints
-_PAUSED = int(Status.PAUSED)
+_PAUSED, _CONFIRMATION = int(Status.PAUSED), int(Kind.CONFIRMATION)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ class Member:
         segments' checkpoints it keeps the last ``KEPT``."""
         if stored is None or not len(stored):
             return
-        mine = stored[stored["worker"] == self._ctx.worker]
+        # a confirmation (a replay of a winner's schedule) is no member of the search
+        mine = stored[(stored["worker"] == self._ctx.worker) & (stored["kind"] != _CONFIRMATION)]
         if not len(mine):
             return
         mine = mine[np.lexsort((mine["id"], mine["end"]))]

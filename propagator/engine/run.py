@@ -63,7 +63,8 @@ def run(
         evaluations = settings.budget.evaluations
         if evaluations is not None:  # the confirmations come out of the budget
             stored = [*session.islands.values(), np.zeros(0, ctx.dtype)]
-            evaluations = max(0, evaluations - reserved(np.concatenate(stored), settings.confirm))
+            held = reserved(np.concatenate(stored), settings.confirm, settings.pbt is not None)
+            evaluations = max(0, evaluations - held)
         limit = None if evaluations is None else session.next_id + evaluations
         counter = TicketCounter(comms.world, session.next_id, limit, settings.budget.steps)
         claims = _claims(ctx, known) if settings.deduplicate else None

@@ -52,7 +52,7 @@ def schedule(rows: Mapping[int, Any], record_id: int, decode: Any) -> list[Linea
     chain.reverse()
     out, first = [], 1
     for row in chain:
-        last = int(row["step"])
+        last = max(int(row["step"]), first - 1)  # a segment that reported nothing: none
         value = float(np.asarray(row["values"]).ravel()[0])
         out.append(
             Lineage(int(row["id"]), int(row["member"]), first, last, decode(row["genes"]), value)

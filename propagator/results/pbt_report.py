@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.records import Kind
+from ..errors import PropagateError
 from ..pbt import Lineage, schedule
 from .format import INACTIVE, format_param, format_value, table
 from .result import Result
@@ -58,8 +60,10 @@ def is_pbt(result: Result) -> bool:
 
 
 def population_counts(result: Result) -> PopulationCounts:
-    """Members, segments, copies and complete members of a PBT run."""
-    rows = result.rows
+    """Members, segments, copies and complete members of a PBT run (its confirmations, the
+    winners' schedules replayed, left out)."""
+    search = result.rows["kind"] != Kind.CONFIRMATION
+    rows = result.rows[search]
     member_of = dict(zip(rows["id"].tolist(), rows["member"].tolist(), strict=True))
     # a parent not stored (yet) cannot be told apart: it is not counted as a copy
     copies = sum(
@@ -70,21 +74,18 @@ def population_counts(result: Result) -> PopulationCounts:
         members=len(np.unique(rows["member"])),
         segments=len(rows),
         copies=int(copies),
-        complete=len(np.unique(rows["member"][result.ok])),
+        complete=len(np.unique(rows["member"][result.ok[search]])),
     )
 
 
 def winning_chain(result: Result) -> list[Lineage]:
-    """The schedule the best complete member was trained with, first segment first; empty
-    when no member completed or a segment of its chain is not stored (a damaged run, or one
-    still being written)."""
-    top = result.top(1)
-    if not top:
-        return []
+    """The schedule the winning member (:attr:`Result.best`: the best complete one, or the
+    best confirmed) was trained with, first segment first; empty when no member completed or
+    a segment of its chain is not stored (a damaged run, or one still being written)."""
     rows = {int(row["id"]): row for row in result.rows}
     try:
-        return schedule(rows, top[0].id, result.space.decode)
-    except KeyError:
+        return schedule(rows, result.best.id, result.space.decode)
+    except (KeyError, PropagateError):
         return []
 
 

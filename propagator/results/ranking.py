@@ -67,7 +67,8 @@ def confirmations(
 ) -> list[Confirmed]:
     """Each configuration re-evaluated at the end, with its best search record (``record(i)``
     makes row ``i``'s), best mean first (one objective, optimized in ``direction``)."""
-    again = np.flatnonzero(rows["kind"] == Kind.CONFIRMATION)
+    # a paused confirmation is a stretch of a PBT schedule's replay: its last one counts
+    again = np.flatnonzero((rows["kind"] == Kind.CONFIRMATION) & (rows["status"] != Status.PAUSED))
     if not len(again):
         return []
     best_first = _configurations(space, rows, ranked(rows, losses))

@@ -60,10 +60,9 @@ def stretches(result: Result, record_id: int | None = None) -> list[dict[str, An
     if not is_pbt(result):
         raise PropagateError("this run did not use pbt: it has no schedule to replay")
     if record_id is None:
-        top = result.top(1)
-        if not top:
+        if not result.top(1):
             raise PropagateError("no training of this run is complete yet: give --record")
-        record_id = top[0].id
+        record_id = result.best.id  # the best confirmed, where winners were confirmed
     rows = {int(r["id"]): r for r in result.rows}
     if record_id not in rows:
         raise PropagateError(f"the run has no evaluation {record_id}")

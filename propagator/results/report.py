@@ -228,6 +228,9 @@ def summary(run: Run) -> list[str]:
     result = run.result
     counts = Counter(r.status for r in result.records)
     of = f" of {run.budget}" if run.budget else ""
+    again = sum(r.confirmation for r in result.records)
+    if again and is_pbt(result):  # PBT's replays follow the budget
+        of += f" + {again} confirming"
     statuses = ("ok", "failed", "pruned", "paused")
     outcome = ", ".join(f"{counts[s]} {s}" for s in statuses if counts[s])
     wall = sum(s.wall_time for s in run.sessions)

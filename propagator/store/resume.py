@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..engine.confirm import winners
 from ..engine.layout import Layout
-from ..engine.records import Status
+from ..engine.records import Kind, Status
 from ..settings import Budget, Settings
 from .run_store import StoredRun
+
+_NO_TIME = 1e-9  # seconds: a time budget that ends the search at once
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,13 @@ class Plan:
     first_error: str | None = None
     islands: dict[int, np.ndarray] = field(default_factory=dict)
     rng_states: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _replays_left(rows: np.ndarray, settings: Settings) -> bool:
+    """Whether a PBT run's winners still lack confirmations (see :mod:`..engine.confirm`)."""
+    if settings.confirm is None:
+        return False
+    return any(left for *_, left in winners(rows, settings.confirm, settings.sign, None))
 
 
 def config_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -106,10 +116,13 @@ def time_spent(stored: StoredRun) -> float:
 
 def plan(stored: StoredRun, settings: Settings, layout: Layout) -> Plan:
     """Where a resumed session starts (see the module docstring)."""
-    done = stored.n_done
+    rows = stored.rows
+    replays = settings.pbt is not None  # PBT's confirmations follow the budget, outside it
+    counted = rows[rows["kind"] != Kind.CONFIRMATION] if replays else rows
+    done = len(counted)
     budget = settings.budget
     spent_time = time_spent(stored)
-    spent_steps = sum(len(r) for r in stored.reports.values())
+    spent_steps = sum(len(stored.reports.get(int(i), ())) for i in counted["id"])
     evaluations = None if budget.evaluations is None else budget.evaluations - done
     time_left = None if budget.time is None else budget.time - spent_time
     steps_left = None if budget.steps is None else budget.steps - spent_steps
@@ -120,7 +133,10 @@ def plan(stored: StoredRun, settings: Settings, layout: Layout) -> Plan:
         spent = "time"
     elif steps_left is not None and steps_left <= 0:
         spent = "steps"
-    rows = stored.rows
+    left = Budget(evaluations, time_left, steps_left) if spent is None else None
+    if spent is not None and replays and _replays_left(rows, settings):
+        # the search is over but a kill cut its confirmations: a session for them alone
+        left, spent = Budget(time=_NO_TIME), None
     failed = rows["status"] == Status.FAILED
     first_error = None
     if failed.any():
@@ -130,7 +146,7 @@ def plan(stored: StoredRun, settings: Settings, layout: Layout) -> Plan:
         next_id=stored.next_id,
         done=done,
         seed=int(stored.meta["seed"]),
-        budget=None if spent else Budget(evaluations, time_left, steps_left),
+        budget=left,
         spent=spent,
         time_spent=spent_time,
         steps_spent=spent_steps,

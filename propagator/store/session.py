@@ -35,7 +35,7 @@ from ..engine.comm.collect import agree, broadcast_bytes
 from ..engine.context import Monitor, Session
 from ..engine.evaluation import Objective, error_headline
 from ..engine.layout import Layout
-from ..engine.records import Status
+from ..engine.records import Kind, Status
 from ..engine.run import run
 from ..engine.signals import StopOnSignal
 from ..errors import ConfigError, ObjectiveError
@@ -229,7 +229,10 @@ def _prepare(
         )
     for problem in found.problems:
         _say(f"warning: {problem}")
-    paused = found.rows["id"][found.rows["status"] == int(Status.PAUSED)]
+    # a paused confirmation is a PBT replay a kill cut: it starts again from scratch
+    rows = found.rows
+    again = rows["kind"] == int(Kind.CONFIRMATION)
+    paused = rows["id"][(rows["status"] == int(Status.PAUSED)) & ~again]
     Checkpoints(run_dir / CHECKPOINTS).keep_only(set(paused.tolist()))
     the_plan = plan(found, settings, layout)
     update_meta(meta, {"config": json.dumps(stored.config), "config_yaml": stored.text})
