@@ -7,16 +7,17 @@ For each job and seed, under ``mpiexec -n RANKS``: the job's search as its file 
 without ``pbt`` (the default strategy, each configuration trained from scratch with fixed
 values), and the same with its ``pbt`` section, both with the job's ``budget.steps`` (or
 ``--steps``): the epochs, summed over all trainings (PBT spends them on ``RANKS /
-ranks_per_worker`` members at a time, each ``epochs`` long). Measured: the best complete
-training's validation loss (PBT: the best member at its end; a segment that ended
-mid-training never wins). Then, for seed 0,
-the schedule (``propagate replay``'s stretches) of the best complete member whose params
-changed during its training (the winner's when none did) is trained again from scratch by
-``--replays`` members on fresh seeds (``pbt.replay``): the target is that they reach that
-member's value within the seeds' spread, shown two ways: the member's value within the
-replays' range (the schedule's own seed noise), and the replays' median within the spread of
-the PBT runs' best members over the seeds (stricter: a best of a population varies less
-over seeds than one training does, and is luckier: the winner's curse). Seed 0's PBT run is kept in
+ranks_per_worker`` members at a time, each ``epochs`` long). Both then confirm their winners
+(``confirm: {top: --top, seeds: --confirm-seeds}``, the same epochs for both): the default
+search trains its best configurations again, PBT its best members' schedules, from scratch
+on fresh seeds. Measured: the best complete training's validation loss (PBT: the best member
+at its end; a segment that ended mid-training never wins), which flatters its winner (the
+best of many noisy trainings: the winner's curse), and the confirmed winner's mean, which
+does not. Then, for seed 0, the confirmed winning schedule (``propagate replay``'s
+stretches) is trained again from scratch by ``--replays`` members on other fresh seeds
+(``pbt.replay``): the target is that they reach PBT's value within the seeds' spread: the
+confirmed mean within the replays' range and their median within one standard deviation of
+the replays (the member's own search value is shown beside). Seed 0's PBT run is kept in
 ``runs/bench/pbt_<job>`` (``propagate report`` / ``plot`` it to look at the schedule).
 
 Jobs: ``baseline``, ``jobs/pbt_baseline_digits.yaml`` (the learning rate and momentum);
@@ -47,7 +48,14 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --- the mpiexec half ------------------------------------------------------------------------
-def _search(job: str, seed: int, budget: dict[str, int], pbt: Any, run_dir: Path | None) -> Any:
+def _search(
+    job: str,
+    seed: int,
+    budget: dict[str, int],
+    pbt: Any,
+    run_dir: Path | None,
+    confirm: dict[str, int] | None = None,
+) -> Any:
     import propagator as pg
     from propagator import config
 
@@ -63,6 +71,7 @@ def _search(job: str, seed: int, budget: dict[str, int], pbt: Any, run_dir: Path
         islands=s.islands,
         seed=seed,
         pbt=pbt,
+        confirm=confirm,
         run_dir=run_dir,
         fresh=run_dir is not None,
     )
@@ -80,42 +89,38 @@ def _pbt_spec(job: str) -> dict[str, Any]:
     return config.load(JOBS[job]).settings.pbt.to_dict()
 
 
-def _changing(result: Any) -> tuple[list[dict[str, Any]], float]:
-    """The schedule of the best complete member whose params changed (else the best's), and
-    that member's value."""
-    from propagator.results.replay import stretches
-
-    for record in result.top(len(result)):
-        schedule = stretches(result, record.id)
-        if len(schedule) > 1:
-            return schedule, record.value
-    return stretches(result), result.best.value
-
-
 def _summary(result: Any) -> dict[str, Any]:
-    best = result.best
-    steps = sum(len(r.intermediate) for r in result.records)
-    return {"best": None if best is None else best.value, "steps": steps, "n": len(result)}
+    steps = sum(len(r.intermediate) for r in result.records if not r.confirmation)
+    confirmed = result.confirmed
+    return {
+        "best": result.search_best.value if result.top(1) else None,
+        "winner": confirmed[0].mean if confirmed else None,
+        "winner_search": confirmed[0].search.value if confirmed and confirmed[0].search else None,
+        "winner_values": list(confirmed[0].values) if confirmed else [],
+        "steps": steps,
+        "n": len(result),
+    }
 
 
 def _run(args: argparse.Namespace) -> None:
     from mpi4py import MPI
 
+    from propagator.results.replay import stretches
+
     comm, out = MPI.COMM_WORLD, {}
     kept = KEPT / f"pbt_{args.job}" if args.seed == 0 else None
-    budget = {"steps": args.steps}
-    out["search"] = _summary(_search(args.job, args.seed, budget, None, None))
-    result = _search(args.job, args.seed, budget, _pbt_spec(args.job), kept)
+    budget, confirm = {"steps": args.steps}, {"top": args.top, "seeds": args.confirm_seeds}
+    out["search"] = _summary(_search(args.job, args.seed, budget, None, None, confirm))
+    result = _search(args.job, args.seed, budget, _pbt_spec(args.job), kept, confirm)
     out["pbt"] = _summary(result)
-    if args.seed == 0 and args.replays:
-        schedule, member = _changing(result)
+    if args.seed == 0 and args.replays and result.top(1):
+        schedule = stretches(result)  # the confirmed winner's
         spec = {**_pbt_spec(args.job), "replay": schedule}
         # a budget of evaluations deals the members out to the workers (see Member.done)
         members = {"evaluations": args.replays * len(schedule)}
         replayed = _search(args.job, 1000, members, spec, None)
-        values = [r.value for r in replayed.records if r.ok]
-        out["schedule"], out["replays"], out["member"] = schedule, values, member
-        out["mutable"] = spec["mutable"]
+        out["replays"] = [r.value for r in replayed.records if r.ok]
+        out["schedule"], out["mutable"] = schedule, spec["mutable"]
     if comm.rank == 0:
         Path(args.out).write_text(json.dumps(out))
         print(f"  {args.job} seed {args.seed}: {json.dumps(out)[:300]}", flush=True)
@@ -130,17 +135,22 @@ def _report(job: str, runs: list[dict[str, Any]]) -> None:
     print(f"\n== {job} ({len(runs)} seeds, {runs[0]['pbt']['steps']} epochs in the PBT runs) ==")
     rows = {}
     for variant in ("search", "pbt"):
-        values = [r[variant]["best"] for r in runs if r[variant]["best"] is not None]
-        rows[variant] = _median(values)
-        med, lo, hi = rows[variant]
         label = "default search" if variant == "search" else "pbt"
         steps = statistics.median(r[variant]["steps"] for r in runs)
-        print(f"  {label:<15} best val_loss median {med:.4g} [{lo:.4g}, {hi:.4g}], {steps} epochs")
-    ratio = rows["search"][0] / rows["pbt"][0]
-    print(f"  default / pbt median best: {ratio:.3f} (> 1: pbt better)")
+        for key, what in (("best", "best val_loss"), ("winner", "confirmed winner's mean")):
+            values = [r[variant][key] for r in runs if r[variant][key] is not None]
+            if not values:
+                continue
+            rows[variant, key] = _median(values)
+            med, lo, hi = rows[variant, key]
+            print(f"  {label:<15} {what:<24} median {med:.4g} [{lo:.4g}, {hi:.4g}], {steps} epochs")
+    for key in ("best", "winner"):
+        if ("search", key) in rows and ("pbt", key) in rows:
+            ratio = rows["search", key][0] / rows["pbt", key][0]
+            print(f"  default / pbt median {key}: {ratio:.3f} (> 1: pbt better)")
     first = runs[0]
     if "schedule" in first:
-        print("  seed 0's best changing schedule (from step: params):")
+        print("  seed 0's confirmed winning schedule (from step: params):")
         mutable = first["mutable"]
         for stretch in first["schedule"]:
             shown = {
@@ -149,28 +159,26 @@ def _report(job: str, runs: list[dict[str, Any]]) -> None:
                 if k in mutable
             }
             print(f"    {stretch['step']:>4}: {shown}")
-        replays, member = first["replays"], first["member"]
-        if replays:
-            _replay_verdicts(replays, member, rows["pbt"][2] - rows["pbt"][1])
+        if first["replays"] and first["pbt"]["winner"] is not None:
+            _replay_verdicts(first["replays"], first["pbt"])
 
 
-def _replay_verdicts(replays: list[float], member: float, runs_spread: float) -> None:
-    """Whether the replays reach the member's value, by two spreads: the replays' own (one
-    schedule's seed noise: the member within their range) and the PBT runs' (the best member
-    of each seed's run, the stricter, since a best-of-population varies less than one
-    training does)."""
+def _replay_verdicts(replays: list[float], pbt: dict[str, Any]) -> None:
+    """Whether the replays reach PBT's value for the schedule, its confirmed mean: within
+    the replays' range, and their median within one standard deviation of the replays."""
     med, lo, hi = _median(replays)
+    sd = statistics.stdev(replays) if len(replays) > 1 else 0.0
+    confirmed, member = pbt["winner"], pbt["winner_search"]
     print(
         f"  replayed from scratch on {len(replays)} fresh seeds: median {med:.4g} [{lo:.4g}, "
-        f"{hi:.4g}] against the member's {member:.4g}"
+        f"{hi:.4g}], sd {sd:.3g}; PBT's confirmed mean {confirmed:.4g} "
+        f"(over {len(pbt['winner_values'])} seeds), the member's own value {member:.4g}"
     )
-    own = lo <= member <= hi
-    print(f"    within the replays' spread [{lo:.4g}, {hi:.4g}]: {'yes' if own else 'NO'}")
-    runs = abs(med - member) <= runs_spread
-    print(
-        f"    median within the PBT runs' spread of the best ({runs_spread:.3g}) of the "
-        f"member: {'yes' if runs else 'NO'}"
-    )
+    own = lo <= confirmed <= hi
+    print(f"    confirmed mean within the replays' range: {'yes' if own else 'NO'}")
+    near = abs(med - confirmed) <= sd
+    print(f"    replays' median within one sd of the confirmed mean: {'yes' if near else 'NO'}")
+    print(f"    (the member's own value within the replays' range: {lo <= member <= hi})")
 
 
 def main() -> None:
@@ -182,6 +190,10 @@ def main() -> None:
         "--steps", type=int, help="epochs per search (default: the job file's budget.steps)"
     )
     parser.add_argument("--replays", type=int, default=8, help="replayed members (default 8)")
+    parser.add_argument("--top", type=int, default=3, help="winners confirmed (default 3)")
+    parser.add_argument(
+        "--confirm-seeds", type=int, default=3, help="confirmations per winner (default 3)"
+    )
     parser.add_argument("--results", type=Path, help="write every run's summary here (JSON)")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # the mpiexec half's own
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -200,7 +212,8 @@ def main() -> None:
                 __file__,
                 args.ranks,
                 ["--job", job, "--seed", str(seed), "--steps", str(steps),
-                 "--replays", str(args.replays)],
+                 "--replays", str(args.replays), "--top", str(args.top),
+                 "--confirm-seeds", str(args.confirm_seeds)],
                 timeout=3600,
             )  # fmt: skip
             raw.setdefault(job, []).append(more)
