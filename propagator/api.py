@@ -58,6 +58,7 @@ def search(
     initial: Sequence[Mapping[str, Any]] = (),
     warm_start: str | Path | Mapping[str, Any] | None = None,
     pbt: PBT | Mapping[str, Any] | None = None,
+    dissemination: str = "all",
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -156,6 +157,14 @@ def search(
             segments). The objective saves and restores its training (``trial.save`` /
             ``trial.restore``), asks ``trial.should_stop()`` after each step, and uses the
             parameters it is given from the restored step on (the trainers do).
+        dissemination: how a worker shares its results with its island: ``"all"`` (default:
+            every record to every other worker of the island, so messages and bytes per
+            evaluation grow with the island's size) or ``"gossip"`` (each batch of records
+            to two workers, and a new island best pushed on until nearly every worker has
+            it: at most 2 messages and 4 copies of a record per evaluation at any size; each
+            worker's strategy then learns from a sample of its island's records). Gossip
+            changes nothing on islands of 3 workers or fewer, and does not combine with
+            ``pbt``.
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
@@ -210,6 +219,7 @@ def search(
         initial=initial,
         warm_start=warm_start,
         pbt=pbt,
+        dissemination=dissemination,
         run_dir=run_dir,
         fresh=fresh,
         comm=comm,
@@ -257,6 +267,7 @@ def prepare(
     initial: Sequence[Mapping[str, Any]] = (),
     warm_start: str | Path | Mapping[str, Any] | None = None,
     pbt: PBT | Mapping[str, Any] | None = None,
+    dissemination: str = "all",
     run_dir: str | Path | None = None,
     fresh: bool = False,
     comm: MPI.Comm | None = None,
@@ -290,6 +301,7 @@ def prepare(
         initial=initial,
         warm_start=warm_start,
         pbt=make_pbt(pbt),
+        dissemination=dissemination,
     )
     settings.check(space)
     comm = MPI.COMM_WORLD if comm is None else comm

@@ -162,6 +162,7 @@ class Settings:
     initial: tuple[Mapping[str, Any], ...] = ()
     warm_start: WarmStart | None = None
     pbt: PBT | None = None
+    dissemination: str = "all"
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, Budget):
@@ -210,6 +211,7 @@ class Settings:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.migration, Migration):
             raise ConfigError(f"migration must be a propagator.Migration, got {self.migration!r}")
+        self._check_dissemination()
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-safe data (stored with a run, compared on resume)."""
@@ -241,6 +243,8 @@ class Settings:
             "initial": [dict(c) for c in self.initial],
             "warm_start": None if self.warm_start is None else self.warm_start.to_dict(),
             "pbt": None if self.pbt is None else self.pbt.to_dict(),
+            # only when set: runs stored before the setting existed resume unchanged
+            **({} if self.dissemination == "all" else {"dissemination": self.dissemination}),
         }
 
     def check(self, space: Space) -> None:
@@ -303,6 +307,18 @@ class Settings:
                     f"pbt does not combine with {what}: its members are compared, copied and "
                     "changed during one training each (leave one of them out)"
                 )
+
+    def _check_dissemination(self) -> None:
+        """``all`` or ``gossip``; PBT needs every segment record on every worker."""
+        if self.dissemination not in ("all", "gossip"):
+            raise ConfigError(
+                f"dissemination must be 'all' or 'gossip', got {self.dissemination!r}"
+            )
+        if self.dissemination == "gossip" and self.pbt is not None:
+            raise ConfigError(
+                "pbt does not combine with dissemination: gossip: a member copies the latest "
+                "segment of another, so every worker needs every segment's record"
+            )
 
     def _check_objectives(self) -> None:
         """``metric`` is a name, or a list of names (several objectives); ``direction`` one

@@ -130,6 +130,7 @@ SCHEMA: dict[str, Any] = {
             ]
         },
         "deduplicate": {"type": "boolean"},
+        "dissemination": {"enum": ["all", "gossip"]},
         "pbt": {
             "type": "object",
             "properties": {

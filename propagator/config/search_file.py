@@ -250,6 +250,7 @@ def _resolve(data: dict[str, Any], path: Path, text: str) -> SearchFile:
             initial=data.get("initial", ()),
             warm_start=_beside(data.get("warm_start"), path.parent),
             pbt=make_pbt(data.get("pbt")),
+            dissemination=data.get("dissemination", "all"),
         )
         settings.migration.matrix(n_islands)  # a topology matrix must fit the islands
         settings.check(space)

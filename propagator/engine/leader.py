@@ -22,6 +22,7 @@ import numpy as np
 from numpy.random import SeedSequence, default_rng
 
 from .candidate import Evaluated, run_candidate
+from .comm.gossip import SMALLEST_ISLAND, Gossip
 from .comm.mailbox import FLUSH_INTERVAL, Mailbox
 from .comm.tickets import TicketCounter, Tickets
 from .confirm_run import Confirmations, Task
@@ -275,7 +276,19 @@ def _mailbox(ctx: RunContext, island: Island) -> Mailbox:
     # strategy up to a millisecond of its peers' results: several CMA-ES generations there
     # (jobs/bench/quality.py, cmaes: sphere 8.5e-14 batched against 2.3e-17 at once).
     flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
-    return Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval)
+    return Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval, gossip=_gossip(ctx))
+
+
+def _gossip(ctx: RunContext) -> Gossip | None:
+    """The leader's peer choice under ``dissemination: gossip`` on an island large enough
+    for it to matter; its random peers from a stream of its own (the run seed's third for
+    the worker, beside breeding and migration)."""
+    workers = ctx.layout.island_workers(ctx.island)
+    if ctx.settings.dissemination != "gossip" or len(workers) < SMALLEST_ISLAND:
+        return None
+    ring = [ctx.comms.leader_rank(w) for w in workers]
+    rng = default_rng(SeedSequence(ctx.run_seed, spawn_key=(*_stream_key(ctx), 2)))
+    return Gossip(ring, workers.index(ctx.worker), rng, float(ctx.settings.signs[0]))
 
 
 def _generators(
@@ -283,11 +296,16 @@ def _generators(
 ) -> tuple[np.random.Generator, np.random.Generator]:
     """The worker's breeding and migration streams: from the run seed, its worker and session,
     or as ``states`` left them (a resumed worker's)."""
-    key = (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
-    breed, migrate = (default_rng(s) for s in SeedSequence(ctx.run_seed, spawn_key=key).spawn(2))
+    seeds = SeedSequence(ctx.run_seed, spawn_key=_stream_key(ctx)).spawn(2)
+    breed, migrate = (default_rng(s) for s in seeds)
     if states:
         breed.bit_generator.state, migrate.bit_generator.state = states[0], states[1]
     return breed, migrate
+
+
+def _stream_key(ctx: RunContext) -> tuple[int, ...]:
+    """The worker's key among the run seed's streams (and its session's, on resume)."""
+    return (ctx.worker,) if ctx.session == 0 else (ctx.worker, ctx.session)
 
 
 def _interrupted(record_id: int, outcome: Outcome) -> bool:

@@ -16,6 +16,9 @@ evaluation while a no-op objective sends one message per interval instead of one
 The leader of a model-based strategy's worker sets the interval to 0 (see
 :class:`~propagator.strategies.Breeder`): its peers' next asks depend on every result.
 
+Whom a batch goes to: every island peer, or with ``dissemination: gossip`` the two peers and
+the relayed best that :class:`~.gossip.Gossip` chooses (received records pass through it too).
+
 Shutdown is the NBX consensus (Hoefler et al., 2010): a leader that stops evaluating keeps
 receiving until all its synchronous sends have been matched and its own receives completed,
 then enters a non-blocking barrier and keeps receiving until the barrier completes; ranks that
@@ -36,6 +39,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .backoff import IDLE_CAP, Backoff
+from .gossip import Gossip
 
 _log = logging.getLogger("propagate")
 
@@ -60,6 +64,7 @@ class Mailbox:
         peers: ranks that receive every :meth:`post` (the island's other leaders).
         flush_interval: seconds between batches of posted records (default 1 ms).
         max_batch: records per batch at most.
+        gossip: routes batches to a few peers instead of all (``None``: to every peer).
     """
 
     def __init__(
@@ -69,11 +74,13 @@ class Mailbox:
         peers: Sequence[int],
         flush_interval: float = FLUSH_INTERVAL,
         max_batch: int = 256,
+        gossip: Gossip | None = None,
     ) -> None:
         self._comm = comm
         self._dtype = dtype
         self._peers = list(peers)
         self._flush_interval = flush_interval
+        self._gossip = gossip
         self._batch = np.zeros(max_batch, dtype=dtype)
         self._n_batch = 0
         self._last_flush = time.perf_counter()
@@ -91,7 +98,7 @@ class Mailbox:
 
     # --- sending -----------------------------------------------------------------------------
     def post(self, row: np.void) -> None:
-        """Queue a record for every island peer (sent at the next due :meth:`flush`)."""
+        """Queue a record for the island peers (sent at the next due :meth:`flush`)."""
         if not self._peers:
             return
         self._batch[self._n_batch] = row
@@ -103,7 +110,12 @@ class Mailbox:
         """Send the queued records if the interval has passed (or ``force``)."""
         now = time.perf_counter()
         if self._n_batch and (force or now - self._last_flush >= self._flush_interval):
-            self._send(self._batch[: self._n_batch].copy(), self._peers)
+            batch = self._batch[: self._n_batch].copy()
+            if self._gossip is None:
+                self._send(batch, self._peers)
+            else:
+                for rows, dests in self._gossip.route(batch):
+                    self._send(rows, dests)
             self._n_batch = 0
             self._last_flush = now
 
@@ -137,7 +149,10 @@ class Mailbox:
         """
         used = self._complete() if self._receiving else 0
         used = self._match(used)
-        return self._recv_buf[:used].view(self._dtype) if used else self._nothing
+        if not used:
+            return self._nothing
+        rows = self._recv_buf[:used].view(self._dtype)
+        return rows if self._gossip is None else self._gossip.heard(rows)
 
     def _match(self, used: int) -> int:
         """Receive every message that has arrived (``Improbe`` + ``Imrecv``) after the first

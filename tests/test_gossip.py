@@ -1,0 +1,263 @@
+"""Bounded dissemination (``dissemination: gossip``, :mod:`propagator.engine.comm.gossip`):
+the peer choice, the best's forwarding, its bounds in a round model of up to 4,096 leaders,
+the setting, and an 8-rank search beside ``all``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import mpiexec_json
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from propagator.config.schema import validate
+from propagator.engine.comm.gossip import RELAYED, Gossip
+from propagator.engine.records import Kind, Status, wire_dtype
+from propagator.errors import ConfigError
+from propagator.pbt import make_pbt
+from propagator.settings import Budget, Settings
+
+DTYPE = wire_dtype(1)
+_DEPARTED, _IMMIGRANT = int(Kind.DEPARTED), int(Kind.IMMIGRANT)
+
+
+def _rows(ids, losses, kind: int = int(Kind.EVALUATED)) -> np.ndarray:
+    rows = np.zeros(len(ids), dtype=DTYPE)
+    rows["id"], rows["kind"] = ids, kind
+    rows["values"][:, 0] = losses
+    return rows
+
+
+def _leaders(n: int, seed: int) -> list[Gossip]:
+    return [Gossip(range(n), i, np.random.default_rng([seed, i]), 1.0) for i in range(n)]
+
+
+def _rounds(n: int) -> int:
+    return math.ceil(math.log2(n)) + 3
+
+
+# --- peers ---------------------------------------------------------------------------------
+def test_a_batch_goes_to_the_ring_peer_and_one_random_other():
+    gossip = Gossip(range(10), 3, np.random.default_rng(0), 1.0)
+    drawn = set()
+    for k in range(400):
+        ring, other = gossip.peers()
+        assert ring == (3 + 2 ** (k % 4)) % 10  # L = ceil(log2 10) = 4 shifts: 1, 2, 4, 8
+        assert other not in (3, ring)
+        drawn.add(other)
+    assert drawn == set(range(10)) - {3}  # the random peer reaches every other leader
+
+
+def test_the_ring_alone_covers_the_island_in_log2_rounds():
+    """With every leader at the same batch count, the shifts' partial sums cover the ring."""
+    for n in (4, 5, 7, 16, 33, 100):
+        leaders = _leaders(n, 1)
+        knows = {0}
+        for _ in range(math.ceil(math.log2(n))):
+            rings = [g.peers()[0] for g in leaders]
+            knows |= {rings[i] for i in knows}
+        assert knows == set(range(n))
+
+
+def test_small_islands_are_refused():
+    with pytest.raises(ValueError, match="4 or more"):
+        Gossip(range(3), 0, np.random.default_rng(0), 1.0)
+
+
+# --- forwarding ----------------------------------------------------------------------------
+def test_a_new_best_rides_along_for_log2_plus_3_batches_marked_relayed():
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), 1.0)
+    ((rows, dests),) = gossip.route(_rows([1], [5.0]))  # own new best: its first copies
+    assert rows["id"].tolist() == [1] and len(dests) == 2
+    pushed = []
+    for i in range(10):
+        ((rows, _),) = gossip.route(_rows([10 + i], [9.0]))
+        pushed.append(len(rows) == 2)
+        if len(rows) == 2:
+            assert rows["id"][1] == 1 and rows["kind"][1] & RELAYED
+            assert not rows["kind"][0] & RELAYED
+    assert pushed == [True] * (3 + 3) + [False] * 4  # ceil(log2 8) + 3
+
+
+def test_a_received_best_is_pushed_on_and_a_worse_one_is_not():
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), 1.0)
+    gossip.heard(_rows([1, 2], [3.0, 1.0]))
+    ((rows, _),) = gossip.route(_rows([3], [2.0]))
+    assert rows["id"].tolist() == [3, 2]
+    gossip.heard(_rows([4], [0.5], kind=_IMMIGRANT))  # every leader has it: not pushed
+    ((rows, _),) = gossip.route(_rows([5], [2.0]))
+    assert rows["id"].tolist() == [5]
+    assert gossip.best == 0.5
+
+
+def test_maximising_pushes_the_largest():
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), -1.0)
+    gossip.heard(_rows([1, 2], [3.0, 1.0]))
+    ((rows, _),) = gossip.route(_rows([3], [2.0]))
+    assert rows["id"].tolist() == [3, 1]
+
+
+def test_a_relayed_copy_is_taken_once_and_only_when_it_beats_all_known():
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), 1.0)
+    copy = _rows([7], [1.0], kind=int(Kind.EVALUATED) | RELAYED)
+    first = _rows([8], [2.0])
+    got = gossip.heard(np.concatenate([first, copy, copy]))
+    assert got["id"].tolist() == [8, 7]  # two copies in one receive: one taken
+    assert (got["kind"] == int(Kind.EVALUATED)).all()  # unmarked
+    assert len(gossip.heard(copy.copy())) == 0  # again later: known
+    worse = _rows([9], [1.5], kind=int(Kind.EVALUATED) | RELAYED)
+    assert len(gossip.heard(worse)) == 0  # not better than the best known
+    original = _rows([9], [1.5])
+    assert gossip.heard(original)["id"].tolist() == [9]  # a first copy is always taken
+
+
+def test_a_relayed_copy_after_its_original_is_dropped():
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), 1.0)
+    gossip.heard(_rows([4], [0.1]))
+    assert len(gossip.heard(_rows([4], [0.1], kind=int(Kind.EVALUATED) | RELAYED))) == 0
+
+
+def test_failures_are_never_a_best():
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), 1.0)
+    failed = _rows([1], [np.nan])
+    failed["status"] = int(Status.FAILED)
+    gossip.heard(failed)
+    assert gossip.best == math.inf
+    ((rows, _),) = gossip.route(_rows([2], [4.0]))
+    assert rows["id"].tolist() == [2]
+
+
+def test_departures_go_to_every_peer_and_stop_their_push():
+    gossip = Gossip(range(6), 2, np.random.default_rng(0), 1.0)
+    gossip.route(_rows([1], [0.5]))  # own best: pushed from now on
+    departed = _rows([1], [0.5], kind=_DEPARTED)
+    messages = gossip.route(np.concatenate([departed, _rows([2], [3.0])]))
+    assert [(m[0]["id"].tolist(), len(m[1])) for m in messages] == [([1], 5), ([2], 2)]
+    assert sorted(messages[0][1]) == [0, 1, 3, 4, 5]
+    ((rows, _),) = gossip.route(_rows([3], [3.0]))
+    assert rows["id"].tolist() == [3]  # the departed best is no longer pushed
+
+
+def test_a_relayed_copy_after_its_departure_is_dropped():
+    """A departure (from the evaluator) may overtake a relayed copy (from a third leader):
+    the copy must not bring the record back into the pool."""
+    gossip = Gossip(range(8), 0, np.random.default_rng(0), 1.0)
+    gossip.heard(_rows([5], [0.2], kind=_DEPARTED))
+    assert len(gossip.heard(_rows([5], [0.2], kind=int(Kind.EVALUATED) | RELAYED))) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(4, 4096),
+    seed=st.integers(0, 2**32 - 1),
+    batches=st.lists(
+        st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=5), min_size=1, max_size=40
+    ),
+    heard=st.lists(st.floats(-1e6, 1e6), max_size=40),
+)
+def test_messages_and_copies_per_record_are_bounded(n, seed, batches, heard):
+    """Whatever it evaluates and hears: at most 2 messages per batch, to 2 distinct others,
+    and at most one row more than the batch in each: <= 4 copies of a record on average."""
+    gossip = Gossip(range(n), n // 2, np.random.default_rng(seed), 1.0)
+    ids = iter(range(10**6))
+    messages = copies = records = 0
+    for batch, loss in zip(batches, heard + [None] * len(batches), strict=False):
+        if loss is not None:
+            gossip.heard(_rows([next(ids)], [loss], kind=int(Kind.EVALUATED) | RELAYED))
+        routed = gossip.route(_rows([next(ids) for _ in batch], batch))
+        ((rows, dests),) = routed
+        assert len(set(dests)) == 2 and n // 2 not in dests and len(rows) <= len(batch) + 1
+        messages += len(dests)
+        copies += len(rows) * len(dests)
+        records += len(batch)
+    assert messages <= 2 * len(batches)
+    assert copies <= 4 * records
+
+
+# --- spread in the round model -------------------------------------------------------------
+def _spread(n: int, seed: int) -> float:
+    """The share of ``n`` leaders that know a new best ``ceil(log2 n) + 3`` rounds after it
+    was evaluated. A round: every leader sends one batch (:meth:`Gossip.route`) and takes in
+    what it got (:meth:`Gossip.heard`). The leaders' batch counts drifted apart before (each
+    sent 0 to ``log2 n`` batches more), as unequal evaluation times make them. Leaders that
+    do not know the best only draw their peers: their messages cannot carry it."""
+    rng = np.random.default_rng(seed)
+    leaders = _leaders(n, seed)
+    drifts = rng.integers(0, math.ceil(math.log2(n)) + 1, n)
+    for gossip, drift in zip(leaders, drifts, strict=True):
+        for _ in range(drift):
+            gossip.peers()
+    best = _rows([0], [-1.0])
+    knows = {int(rng.integers(n))}
+    ids = iter(range(1, 10**7))
+    for k in range(_rounds(n)):
+        inbox: dict[int, list[np.ndarray]] = {}
+        for i, gossip in enumerate(leaders):
+            if i not in knows:
+                gossip.peers()
+                continue
+            batch = best if k == 0 else _rows([next(ids)], [rng.random()])
+            for rows, dests in gossip.route(batch):
+                for d in dests:
+                    inbox.setdefault(d, []).append(rows)
+        for i, got in inbox.items():
+            # its own copy, as from MPI: heard() unmarks relayed rows in place
+            leaders[i].heard(np.concatenate(got) if len(got) > 1 else got[0].copy())
+            if leaders[i].best <= -1.0:
+                knows.add(i)
+    return len(knows) / n
+
+
+# island sizes spread evenly over the powers of two from 4 to 4,096
+_SIZES = st.integers(2, 12).flatmap(lambda b: st.integers(max(4, 2 ** (b - 1) + 1), 2**b))
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=_SIZES, seed=st.integers(0, 2**32 - 1))
+@example(n=4096, seed=0)
+def test_a_new_best_reaches_99_percent_within_log2_plus_3_rounds(n, seed):
+    assert _spread(n, seed) >= 0.99
+
+
+# --- the setting ---------------------------------------------------------------------------
+def test_the_setting_defaults_to_all_and_is_stored_only_when_gossip():
+    budget = Budget(evaluations=10)
+    assert Settings(budget=budget).dissemination == "all"
+    assert "dissemination" not in Settings(budget=budget).to_dict()  # old runs resume
+    assert Settings(budget=budget, dissemination="gossip").to_dict()["dissemination"] == "gossip"
+    with pytest.raises(ConfigError, match="'all' or 'gossip', got 'some'"):
+        Settings(budget=budget, dissemination="some")
+    with pytest.raises(ConfigError, match="pbt does not combine with dissemination"):
+        Settings(budget=budget, dissemination="gossip", pbt=make_pbt({"mutable": ["lr"]}))
+
+
+def test_the_search_file_takes_dissemination():
+    base = {"objective": "o", "space": {}, "budget": 5}
+    validate({**base, "dissemination": "gossip"}, Path("s.yaml"))
+    with pytest.raises(ConfigError, match="dissemination"):
+        validate({**base, "dissemination": "some"}, Path("s.yaml"))
+
+
+# --- a search ------------------------------------------------------------------------------
+@pytest.mark.mpi
+def test_gossip_search_on_8_ranks_sends_fewer_messages_than_all(tmp_path):
+    """The same search (2 ms evaluations: every record leaves in a batch of its own) with
+    ``all`` and ``gossip`` on 8 ranks, then gossip on 2 islands with migration: every record
+    in the result exactly once, every mailbox closed with nothing left unreceived."""
+    script = Path(__file__).parent / "mpi" / "dissemination.py"
+    ranks = mpiexec_json(8, [str(script), str(tmp_path)], tmp_path, timeout=120)
+    for name in ("all", "gossip", "gossip_islands"):
+        runs = [r[name] for r in ranks]
+        assert runs[0]["ids"] == list(range(400)), name  # ordered by id: each once
+        assert all(run["closed"][2] == 0 for run in runs), name
+        sent, received = (sum(run["closed"][i] for run in runs) for i in (0, 1))
+        assert sent == received == runs[0]["info"]["messages"], name
+    all_, gossip = ranks[0]["all"], ranks[0]["gossip"]
+    size = all_["itemsize"]
+    assert all_["info"]["message_bytes"] == 400 * 7 * size  # every record to 7 peers
+    per_evaluation = gossip["info"]["messages"] / 400
+    assert per_evaluation <= 2 < all_["info"]["messages"] / 400
+    assert 2 * 400 * size < gossip["info"]["message_bytes"] <= 4 * 400 * size  # bests relayed
