@@ -16,6 +16,7 @@ import pytest
 from conftest import run_traced, traced_calls
 
 import propagator as pg
+from propagator.cli import main
 from propagator.engine.confirm import replay_stretches, schedule_tasks
 from propagator.engine.records import Kind, Status, wire_dtype
 from propagator.results.replay import stretches
@@ -81,6 +82,7 @@ SCRIPT = f"""
 import sys
 sys.path.insert(0, {str(DATA)!r})
 import propagator as pg
+from propagator.cli import main
 from pbt_objective import objective
 space = pg.Space({{"lr": pg.Float(0.01, 1.0, log=True), "tag": pg.Int(0, 9)}})
 r = pg.search(objective, space, metric="loss", budget=int(sys.argv[2]), seed=5,
@@ -134,11 +136,19 @@ def _check_confirmations(result: pg.Result, budget: int) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_workers_of_two_ranks_replay_the_winners_schedules_exactly(tmp_path):
+def test_workers_of_two_ranks_replay_the_winners_schedules_exactly(tmp_path, capsys):
     code, out = _run(tmp_path, 4, 2, 30)
     assert code == 0, out[-3000:]
     result = pg.load(tmp_path / "run")
     _check_confirmations(result, 30)
+    # the report counts the replays apart from the population, whose winner is confirmed
+    assert main(["report", str(tmp_path / "run")]) == 0
+    shown = capsys.readouterr().out
+    again = sum(r.confirmation for r in result.records)
+    members = {r.member for r in result.records if not r.confirmation}
+    assert f"evaluations  {len(result)} of 30 + {again} confirming" in shown
+    assert f"  members    {len(members)} (" in shown and "  segments   30\n" in shown
+    assert f"winning schedule: id {result.best.id} " in shown
     # every rank of a worker trained every stretch (the objective raises on a foreign shard)
     calls = traced_calls(tmp_path)
     again = {r.id for r in result.records if r.confirmation}

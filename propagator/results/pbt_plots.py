@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.records import Kind
 from ..pbt import Lineage
 from ..space import Categorical
 from .format import INACTIVE
@@ -79,15 +80,17 @@ def _schedule(ax: Any, p: Any, name: str, chain: list[Lineage]) -> None:
 
 
 def _population(ax: Any, result: Result, chain: list[Lineage]) -> None:
-    """Each segment's value at its last step, joined to its parent's; the chain over them."""
-    rows = result.rows
-    valued = ~np.isnan(result.values)  # a failed segment has no value to place it by
+    """Each segment's value at its last step, joined to its parent's; the chain over them.
+    The confirmations (winners' schedules replayed after the search) are no members."""
+    search = result.rows["kind"] != Kind.CONFIRMATION
+    rows, values = result.rows[search], result.values[search]
+    valued = ~np.isnan(values)  # a failed segment has no value to place it by
     at = {
         rid: (step, value)
         for rid, step, value in zip(
             rows["id"][valued].tolist(),
             rows["step"][valued].tolist(),
-            result.values[valued].tolist(),
+            values[valued].tolist(),
             strict=True,
         )
     }
@@ -109,7 +112,10 @@ def _population(ax: Any, result: Result, chain: list[Lineage]) -> None:
         best = chain[-1]
         steps, values = [s.last_step for s in chain], [s.value for s in chain]
         ax.plot(steps, values, color=_WINNER, lw=2.5, marker="o", ms=4, label="winning chain")
-        best_star(ax, best.last_step, best.value, best.id)
+        winner, label = result.winner, None
+        if winner is not None:
+            label = f"best {best.value:.6g} (id {best.id}), confirmed {winner.mean:.6g}"
+        best_star(ax, best.last_step, best.value, best.id, label)
     ax.set_xlabel("step")
     ax.set_ylabel(result.metric)
     ax.set_title(f"Every segment's {result.metric} at its last step")
