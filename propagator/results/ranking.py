@@ -67,8 +67,10 @@ def confirmations(
 ) -> list[Confirmed]:
     """Each configuration re-evaluated at the end, with its best search record (``record(i)``
     makes row ``i``'s), best mean first (one objective, optimized in ``direction``)."""
-    # a paused confirmation is a stretch of a PBT schedule's replay: its last one counts
-    again = np.flatnonzero((rows["kind"] == Kind.CONFIRMATION) & (rows["status"] != Status.PAUSED))
+    # A PBT confirmation is a schedule's replay in stretches: its last one (complete) counts;
+    # a failed one may be any stretch, whose configuration is not the schedule's last.
+    counted = rows["status"] == Status.OK if "member" in rows.dtype.names else True
+    again = np.flatnonzero((rows["kind"] == Kind.CONFIRMATION) & counted)
     if not len(again):
         return []
     best_first = _configurations(space, rows, ranked(rows, losses))
