@@ -276,19 +276,21 @@ def _mailbox(ctx: RunContext, island: Island) -> Mailbox:
     # strategy up to a millisecond of its peers' results: several CMA-ES generations there
     # (jobs/bench/quality.py, cmaes: sphere 8.5e-14 batched against 2.3e-17 at once).
     flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
-    return Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval, gossip=_gossip(ctx))
+    gossip = _gossip(ctx, island.pool.capacity)
+    return Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval, gossip=gossip)
 
 
-def _gossip(ctx: RunContext) -> Gossip | None:
+def _gossip(ctx: RunContext, elite: int) -> Gossip | None:
     """The leader's peer choice under ``dissemination: gossip`` on an island large enough
-    for it to matter; its random peers from a stream of its own (the run seed's third for
-    the worker, beside breeding and migration)."""
+    for it to matter, forwarding the best ``elite`` records it knows; its random peers from a
+    stream of its own (the run seed's third for the worker, beside breeding and migration)."""
     workers = ctx.layout.island_workers(ctx.island)
     if ctx.settings.dissemination != "gossip" or len(workers) < SMALLEST_ISLAND:
         return None
     ring = [ctx.comms.leader_rank(w) for w in workers]
     rng = default_rng(SeedSequence(ctx.run_seed, spawn_key=(*_stream_key(ctx), 2)))
-    return Gossip(ring, workers.index(ctx.worker), rng, float(ctx.settings.signs[0]))
+    sign = float(ctx.settings.signs[0])
+    return Gossip(ring, workers.index(ctx.worker), rng, sign, ctx.dtype, elite)
 
 
 def _generators(
