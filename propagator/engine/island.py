@@ -109,9 +109,8 @@ class Island:
     def _take(self, genes: np.ndarray) -> bool:
         """Claim a configuration unless it is known to be taken."""
         key = self.seen.key(genes)
-        if key in self.seen:
+        if not self.seen.add(key):
             return False
-        self.seen.add(key)
         # a claim is an MPI round trip to the table's host, spared where no peer can collide
         return self.claims is None or self.seen.private(genes) or self.claims.claim(key)
 
