@@ -80,11 +80,11 @@ class _QuadraticBreeder(Breeder):
             rows = np.zeros(size, dtype=bool)
             rows[np.argpartition(self._fs[:size], half)[:half]] = True
             rows[size - half : size] = True
-            size = int(rows.sum())
-            self._xs[:size], self._fs[:size] = (
-                self._xs[: len(rows)][rows],
-                self._fs[: len(rows)][rows],
-            )
+            x, f = self._xs[: len(rows)][rows], self._fs[: len(rows)][rows]
+            size = len(f)
+            if len(self._fs) > 2 * _MEMORY:  # a large tell (a resume) grew them: give it back
+                self._xs, self._fs = np.zeros((2 * _MEMORY, self._n)), np.zeros(2 * _MEMORY)
+            self._xs[:size], self._fs[:size] = x, f
         self._x, self._f = self._xs[:size], self._fs[:size]
 
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
