@@ -122,4 +122,4 @@ class Ledger:
 
     def _unstored(self) -> np.ndarray:
         """Records journaled but not yet in the HDF5 file."""
-        return self.log.view()[self._stored :]
+        return self.log.since(self._stored)
