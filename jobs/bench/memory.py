@@ -5,11 +5,14 @@
     python jobs/bench/memory.py --before /tmp/mem_before         # and an older checkout, alike
     python jobs/bench/memory.py --strategies ga --sizes 100000 --trace   # what grows
 
-The objective reads the rank's resident set (``/proc/self/statm``) every ``--every`` of its
-own evaluations, so each rank reports its memory over the search; then once more after the
-search has returned (the final result, every record gathered on every rank) and its peak
-(``ru_maxrss``). The control state is the growth from the first sample to the last one taken
-during the search (target: at most 50 MB per rank after 1,000,000 evaluations).
+Each rank reports its resident set (``/proc/self/statm``, MB): ``start`` before the search
+(imports done), ``first`` at its first evaluation (the search's structures built, among
+them the island's claim table on its first rank), then every ``--every`` of its own
+evaluations (read by the objective; the columns give the samples at 10 % ... 100 % of them),
+``after`` the search has returned (the final result: every record gathered on every rank)
+and ``peak`` (``ru_maxrss``). ``growth`` is last sample minus ``first``: what the search's
+control state added (target: at most 50 MB per rank after 1,000,000 evaluations), and
+``B/eval`` that per evaluation of the rank.
 
 ``--trace`` runs tracemalloc on rank 0 and prints, per allocating line, what it held more at
 its last sample than at its first, in bytes per evaluation of rank 0 between them
@@ -60,9 +63,9 @@ class _Probe:
 
     def __call__(self, params: dict, trial: object) -> float:
         self.n += 1
-        if self.n % self.every == 0:
+        if self.n % self.every == 0 or self.n == 1:
             self.samples.append((self.n, time.perf_counter() - self._t0, _rss_mb()))
-            if self.trace:
+            if self.trace and self.n > 1:
                 self.snapshots[1:] = [(self.n, tracemalloc.take_snapshot())]
         return 0.0
 
@@ -104,11 +107,13 @@ def _run(args: argparse.Namespace) -> None:
         run_dir = comm.bcast(tmp if comm.rank == 0 else None)
         session = Session(run_dir=Path(run_dir)) if args.store else Session()
         comm.Barrier()
+        start_mb = _rss_mb()
         t = time.perf_counter()
         result = run(probe, space, settings, make_layout(comm.size, 1, 1), comm, session)
         wall = time.perf_counter() - t
         comm.Barrier()
     mine = {
+        "start_mb": start_mb,
         "samples": probe.samples,
         "after_mb": _rss_mb(),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
@@ -130,18 +135,18 @@ def _at(samples: list, share: float) -> float:
 def _table(label: str, r: dict) -> None:
     print(f"\n{label}: {r['n']:,} evaluations in {r['wall']:.0f} s ({r['n'] / r['wall']:,.0f}/s)")
     shares = (0.1, 0.25, 0.5, 0.75, 1.0)
-    head = "  ".join(f"{f'{s:.0%}':>6}" for s in shares)
-    print(f"  rank  evals   first  {head}  growth  B/eval  after  peak   (MB)")
+    head = "  ".join(f"{f'{s:.0%}':>5}" for s in shares)
+    print(f"  rank   evals  start  first  {head}  growth  B/eval  after   peak  (MB)")
     for rank, m in enumerate(r["ranks"]):
         s = m["samples"]
         if not s:
             continue
         grow = s[-1][2] - s[0][2]
         per = grow * 1e6 / max(1, s[-1][0] - s[0][0])
-        cols = "  ".join(f"{_at(s, x):>6.0f}" for x in shares)
+        cols = "  ".join(f"{_at(s[1:] or s, x):>5.0f}" for x in shares)
         print(
-            f"  {rank:>4} {m['evaluations']:>6}  {s[0][2]:>6.0f}  {cols}  {grow:>6.1f}"
-            f"  {per:>6.0f}  {m['after_mb']:>5.0f}  {m['peak_mb']:>4.0f}"
+            f"  {rank:>4} {m['evaluations']:>7}  {m['start_mb']:>5.0f}  {s[0][2]:>5.0f}  {cols}"
+            f"  {grow:>6.1f}  {per:>6.0f}  {m['after_mb']:>5.0f}  {m['peak_mb']:>5.0f}"
         )
     for m in r["ranks"]:
         if "growth" in m:
