@@ -15,6 +15,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 
+import numpy as np
+
 _FIRST = 1 << 10  # slots of an empty set
 _EMPTY = 0  # marks a free slot; the key 0 itself is kept apart (KeySet._zero)
 
@@ -23,10 +25,9 @@ class KeySet:
     """A set of signed 64-bit integers (well mixed: see the module docstring)."""
 
     def __init__(self) -> None:
-        self._slots = array("q", [_EMPTY]) * _FIRST
-        self._mask = _FIRST - 1
         self._n = 0
         self._zero = False  # whether the key 0 is in the set
+        self._empty(_FIRST)
 
     def __len__(self) -> int:
         return self._n
@@ -37,32 +38,36 @@ class KeySet:
         return len(self._slots) * self._slots.itemsize
 
     def __contains__(self, key: int) -> bool:
-        if key == _EMPTY:
+        if not key:
             return self._zero
         slots, mask = self._slots, self._mask
         i = key & mask
-        while (held := slots[i]) != _EMPTY:
+        held = slots[i]
+        while held:
             if held == key:
                 return True
             i = (i + 1) & mask
+            held = slots[i]
         return False
 
     def add(self, key: int) -> bool:
         """Add ``key``; whether it was new."""
-        if key == _EMPTY:
+        if not key:
             new = not self._zero
             self._zero = True
             self._n += new
             return new
         slots, mask = self._slots, self._mask
         i = key & mask
-        while (held := slots[i]) != _EMPTY:
+        held = slots[i]
+        while held:
             if held == key:
                 return False
             i = (i + 1) & mask
+            held = slots[i]
         slots[i] = key
         self._n += 1
-        if 3 * self._n > 2 * len(slots):  # past two thirds full: probes would lengthen
+        if self._n > self._limit:
             self._grow()
         return True
 
@@ -71,15 +76,23 @@ class KeySet:
         for key in keys:
             self.add(key)
 
+    def _empty(self, size: int) -> None:
+        """An empty table of ``size`` slots (a power of 2)."""
+        self._slots = array("q", [_EMPTY]) * size
+        self._mask = size - 1
+        self._limit = 2 * size // 3  # past two thirds full, probes would lengthen
+
     def _grow(self) -> None:
         """Twice the slots, every key placed again (amortised O(1) per key added)."""
-        old = self._slots
-        self._slots = array("q", [_EMPTY]) * (2 * len(old))
-        self._mask = 2 * len(old) - 1
-        slots, mask = self._slots, self._mask
-        for key in old:
-            if key != _EMPTY:
-                i = key & mask
-                while slots[i] != _EMPTY:
-                    i = (i + 1) & mask
-                slots[i] = key
+        keys = np.frombuffer(self._slots, dtype=np.int64)
+        keys = keys[keys != _EMPTY]
+        self._empty(2 * len(self._slots))
+        table = np.frombuffer(self._slots, dtype=np.int64)  # writes through to the array
+        # Linear probing, all keys at once: each round, the keys whose slot is free try it
+        # (one of several that want the same slot lands), the others move one slot on.
+        where = keys & self._mask
+        while len(keys):
+            free = table[where] == _EMPTY
+            table[where[free]] = keys[free]
+            landed = table[where] == keys
+            keys, where = keys[~landed], (where[~landed] + 1) & self._mask
