@@ -84,22 +84,27 @@ def _run_quality(args: argparse.Namespace) -> None:
 
 
 def _quality(args: argparse.Namespace) -> None:
-    """Both settings on the ``--quality`` problems; the table of median regrets."""
+    """Both settings on the ``--quality`` problems, one problem after the other (so that
+    both meet about the same load); the table of median regrets."""
     from scipy.stats import mannwhitneyu
 
-    argv = ["--problems", *args.quality, "--seeds", str(args.seeds), "--budget"]
-    argv += [str(args.budget), "--strategy", args.strategy]
-    runs = {
-        s: launch(__file__, args.quality_ranks, [*argv, "--dissemination", s], timeout=3600)
-        for s in SETTINGS
-    }
+    argv = ["--seeds", str(args.seeds), "--budget", str(args.budget), "--strategy"]
+    argv += [args.strategy]
     print(
         f"median regret, {args.strategy}, {args.budget} evaluations, {args.quality_ranks} "
         f"ranks in 1 island, seeds 0-{args.seeds - 1}"
     )
     print(f"{'problem':>12} {'all':>11} {'gossip':>11} {'p (Mann-Whitney)':>17}")
     for name in args.quality:
-        a, g = runs["all"][name], runs["gossip"][name]
+        a, g = (
+            launch(
+                __file__,
+                args.quality_ranks,
+                ["--problems", name, *argv, "--dissemination", s],
+                timeout=3600,
+            )[name]
+            for s in SETTINGS
+        )
         p = mannwhitneyu(a, g, alternative="two-sided").pvalue
         print(f"{name:>12} {np.median(a):>11.4g} {np.median(g):>11.4g} {p:>17.3f}")
 

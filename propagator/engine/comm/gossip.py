@@ -1,33 +1,41 @@
 """Bounded dissemination (``dissemination: gossip``): whom a leader's records go to.
 
 With ``all`` every batch of records goes to every other leader of the island, so messages
-and bytes per evaluation grow with the island's size W. With gossip each batch goes to two
-leaders only, and the records that matter to the strategies are pushed on:
+and bytes per evaluation grow with the island's size W. With gossip a leader sends at most
+4 copies of a record per evaluation, on average, at any W, and spends them where they matter:
 
-- **Peers.** A leader's k-th batch goes to the leader ``2**(k mod L)`` places further on
-  the island's ring (``L = ceil(log2 W)``), and to one other leader drawn at random. With
-  every leader at the same k (as at the start), the ring's shifts alone bring a record
-  known to one leader to all W within L rounds, however the shifts are ordered (their
-  partial sums cover ``0 .. 2**L - 1``); the random peer keeps the spread fast when the
-  leaders' k drift apart (unequal evaluation times) and mixes the records a pool sees.
+- **The ring peer.** A leader's k-th batch goes whole to the leader ``2**(k mod L)``
+  places further on the island's ring (``L = ceil(log2 W)``). With every leader at the same
+  k (as at the start), these shifts alone bring a record known to one leader to all W
+  within L rounds, however they are ordered (their partial sums cover ``0 .. 2**L - 1``).
 - **The elite.** Each leader keeps the best records it knows of (as many as its island
-  pool holds, by the first objective). A record of the island that enters them, its own or
-  a peer's, is to ride along with the leader's next ``L + 3`` batches as a copy marked
-  relayed, one copy per batch, the best first: a new island best goes out with every batch
-  until it has spread, and the pool's other members follow. A receiver keeps a relayed copy
-  only if it enters its own elite, so it never takes a record twice (the elite only
-  improves: a record it learned is in it, or no better than its worst). Pushing the best
-  alone left each worker's pool a sample of its island's: on rastrigin (8 ranks, the GA,
-  500 evaluations, 10 seeds) the median regret rose from 105 to 131 (Mann-Whitney p =
-  0.002); with the elite pushed it is level.
+  pool holds, by the first objective). The batch's records that enter it also go to other
+  leaders drawn at random (distinct): at least one, and as many more as the copies saved
+  allow. A record that does not enter its evaluator's elite is worse than as many records
+  of the island as a pool holds, so no pool takes it: it goes to the ring peer only (a
+  sample for model-based strategies and pruners), and the 3 copies it saves carry the
+  elite further (at most ``4 (L + 3)`` copies are saved up, so bursts stay short).
+- **Relayed copies.** A record that enters a leader's elite from a peer is pushed on once,
+  a new best (better than any the leader knew) with each of its next ``L + 3`` batches: one
+  relayed copy per batch, best first, with both its messages. A receiver keeps a relayed
+  copy only if it enters its own elite, so it never takes a record twice (the elite only
+  improves: a record it learned is in it, or no better than its worst). The random peers
+  keep the best spreading when the leaders' batch counts drift apart (unequal evaluation
+  times).
 - **Departures** (records that migrated to another island) go to every peer, since any of
   them may hold the record: a worker sends them with probability ``migration.probability /
   W`` per evaluation, so they cost less than one message per evaluation at any W.
 
-Bounds: at most 2 messages per batch, and a batch holds at least one record, so at most 2
-per evaluation (plus departures); each record is copied to 2 peers, plus one relayed copy
-per message at most, so at most 4 copies per evaluation. ``tests/test_gossip.py`` checks
-that a new best reaches >= 99 % of W within ``L + 3`` rounds in a round model of up to 4,096
+Why the elite: with each batch to two peers and the best alone pushed on, each worker's pool
+held a sample of its island's, and the GA lost on 10 of the 14 benchmark functions at 8
+ranks (500 evaluations, 20 seeds, Mann-Whitney p < 0.05; ``jobs/bench/dissemination.py
+--quality``); with the elite spread as above it lost on 3 (sphere, rastrigin,
+birastrigin) and won on 1 (leon).
+
+Bounds: a batch holds one record at least, and its messages hold a row at least each and
+cost one copy per row and rank: at most 4 copies and so 4 messages per evaluation, on
+average over a leader's batches (plus departures). ``tests/test_gossip.py`` checks that a
+new best reaches >= 99 % of W within ``L + 3`` rounds in a round model of up to 4,096
 leaders driving this class. Nothing here calls MPI: :class:`~.mailbox.Mailbox` sends what
 :meth:`Gossip.route` returns and passes what it receives through :meth:`Gossip.heard`, and a
 leader never routes after its mailbox starts draining, so nothing is forwarded during
@@ -43,13 +51,13 @@ import numpy as np
 
 from ..records import Kind, Status
 
-FANOUT = 2  # peers per batch: one on the ring, one at random
-ROUNDS_AFTER = 3  # a record is pushed with ceil(log2 W) + this many of the leader's batches
+COPIES = 4  # copies of a record per evaluation, on average over a leader's batches, at most
+ROUNDS_AFTER = 3  # a new best is pushed with ceil(log2 W) + this many of the leader's batches
 # Set in a copy's ``kind`` on the wire (the kinds are small), cleared on receipt.
 RELAYED = 0x40
-# Gossip needs this many leaders (its own included) to differ from ``all``: with fewer, the two
-# peers are all the others.
-SMALLEST_ISLAND = FANOUT + 2
+# Gossip needs this many leaders (its own included) to differ from ``all``: with fewer, the
+# ring peer and one other are all the others.
+SMALLEST_ISLAND = 4
 
 _OK, _DEPARTED = int(Status.OK), int(Kind.DEPARTED)
 _EVALUATED, _RESUMED = int(Kind.EVALUATED), int(Kind.RESUMED)  # the records that are pushed
@@ -66,7 +74,7 @@ class Elite:
         size: records kept (the island pool's capacity).
         dtype: the wire dtype.
         sign: +1 when the first objective is minimised, -1 when maximised.
-        pushes: batches a new island record rides along with.
+        pushes: batches a new best rides along with.
     """
 
     def __init__(self, size: int, dtype: np.dtype, sign: float, pushes: int) -> None:
@@ -95,16 +103,22 @@ class Elite:
         first = {i: k for k, i in reversed(list(enumerate(ids))) if i not in self._ids}
         return fresh[sorted(first.values())]
 
-    def learn(self, rows: np.ndarray) -> None:
-        """Take in ``rows``: island records that enter are to be pushed, immigrants (every
-        leader has them) and departures (they left) are kept only to be known."""
-        fresh = self.new(rows)
+    def learn(self, rows: np.ndarray) -> np.ndarray:
+        """Take in ``rows``: island records that enter are to be pushed (a new best
+        :attr:`pushes` times, the others once), immigrants (every leader has them) and
+        departures (they left) are kept only to be known. Returns the indices that entered."""
+        entered = fresh = self.new(rows)
         if not len(fresh):
-            return
+            return entered
         rows = rows[fresh]
-        kind = rows["kind"]
+        kind, loss = rows["kind"], self.losses(rows)
         island = (kind == _EVALUATED) | (kind == _RESUMED)
-        self._merge(rows, self.losses(rows), np.where(island, self._pushes, 0))
+        left = island.astype(np.int64)
+        best = int(np.argmin(loss))
+        if island[best] and loss[best] < self.best:
+            left[best] = self._pushes
+        self._merge(rows, loss, left)
+        return entered
 
     def stop(self, ids: np.ndarray) -> None:
         """Push the records ``ids`` no more (they left the island)."""
@@ -139,13 +153,13 @@ class Elite:
 
 
 class Gossip:
-    """One leader's peer choice and forwarding.
+    """One leader's peer choice and forwarding (see the module's docstring).
 
     Args:
         ring: world ranks of the island's leaders, in worker order (this one's included;
             kept, not copied); at least :data:`SMALLEST_ISLAND` of them.
         me: this leader's place in ``ring``.
-        rng: the leader's own stream for the random peer (seeded from the run seed).
+        rng: the leader's own stream for the random peers (seeded from the run seed).
         sign: +1 when the first objective is minimised, -1 when maximised.
         dtype: the wire dtype.
         elite: records to forward at most: the best this many known (the pool's capacity).
@@ -169,22 +183,31 @@ class Gossip:
         self.push_rounds = self._shifts + ROUNDS_AFTER
         self._k = 0  # batches sent
         self._elite = Elite(elite, dtype, sign, self.push_rounds)
+        self._budget = 0  # copies saved from earlier batches
+        self._saved = COPIES * self.push_rounds  # at most (bursts stay short)
 
     @property
     def best(self) -> float:
         """The lowest loss this leader knows of (inf: none yet)."""
         return self._elite.best
 
-    def peers(self) -> list[int]:
-        """The two ranks the next batch goes to (advances the batch count)."""
+    def peers(self, extra: int = 1) -> list[int]:
+        """The ring peer of the next batch, then ``extra`` other ranks drawn at random
+        (distinct; at most all but this and the ring peer). Advances the batch count."""
         n, me = len(self._ring), self._me
         ring = (me + (1 << (self._k % self._shifts))) % n  # never me: 0 < shift < n
         self._k += 1
         low, high = sorted((me, ring))
-        other = int(self._rng.integers(n - 2))  # uniform over the n - 2 others
-        other += other >= low
-        other += other >= high
-        return [self._ring[ring], self._ring[other]]
+        if extra <= 1:  # the usual cases, without choice()'s cost
+            others = [int(self._rng.integers(n - 2))] if extra else []
+        else:
+            others = self._rng.choice(n - 2, size=min(extra, n - 2), replace=False).tolist()
+        ranks = [self._ring[ring]]
+        for i in others:  # an index among the n - 2 others: skip me and the ring peer
+            i += i >= low
+            i += i >= high
+            ranks.append(self._ring[i])
+        return ranks
 
     def route(self, batch: np.ndarray) -> list[tuple[np.ndarray, list[int]]]:
         """The messages for a batch of this leader's records: ``(rows, ranks)`` pairs."""
@@ -197,19 +220,23 @@ class Gossip:
             messages.append((gone, [r for r in self._ring if r != self._ring[self._me]]))
             batch = batch[~departed]
         if len(batch):
-            self._elite.learn(batch)
-            messages.append((self._with_relayed(batch), self.peers()))
+            messages += self._spread(batch)
         return messages
 
-    def _with_relayed(self, batch: np.ndarray) -> np.ndarray:
-        """The batch, with the relayed copy of the best record still to be pushed."""
+    def _spread(self, batch: np.ndarray) -> list[tuple[np.ndarray, list[int]]]:
+        """The batch to the ring peer, and its rows that entered this leader's elite to as
+        many random others as the copies saved allow (one at least), each message with the
+        relayed copy of the best record still to be pushed."""
+        good = batch[self._elite.learn(batch)]
         relayed = self._elite.take(batch["id"])
-        if relayed is None:
-            return batch
-        out = np.empty(len(batch) + 1, dtype=batch.dtype)  # np.concatenate is 10x slower
-        out[:-1] = batch
-        out[-1:] = relayed
-        return out
+        first, extra = _with(batch, relayed), _with(good, relayed)
+        self._budget = min(self._budget, self._saved) + COPIES * len(batch) - len(first)
+        if not len(extra):
+            return [(first, self.peers(0))]
+        wide = min(len(self._ring) - 2, max(1, self._budget // len(extra)))
+        self._budget -= wide * len(extra)
+        ranks = self.peers(wide)
+        return [(first, ranks[:1]), (extra, ranks[1:])]
 
     def heard(self, rows: np.ndarray) -> np.ndarray:
         """The received ``rows`` to take in: relayed copies are unmarked, and kept only when
@@ -226,3 +253,13 @@ class Gossip:
         keep[copies[self._elite.new(rows[copies])]] = True
         self._elite.learn(rows[copies])
         return rows[keep]
+
+
+def _with(rows: np.ndarray, relayed: np.ndarray | None) -> np.ndarray:
+    """``rows`` and the ``relayed`` row after them (if any)."""
+    if relayed is None:
+        return rows
+    out = np.empty(len(rows) + 1, dtype=rows.dtype)  # np.concatenate is 10x slower
+    out[:-1] = rows
+    out[-1:] = relayed
+    return out
