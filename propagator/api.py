@@ -157,14 +157,16 @@ def search(
             segments). The objective saves and restores its training (``trial.save`` /
             ``trial.restore``), asks ``trial.should_stop()`` after each step, and uses the
             parameters it is given from the restored step on (the trainers do).
-        dissemination: how a worker shares its results with its island: ``"all"`` (default:
-            every record to every other worker of the island, so messages and bytes per
-            evaluation grow with the island's size) or ``"gossip"`` (each batch of records
-            to two workers, and a new island best pushed on until nearly every worker has
-            it: at most 2 messages and 4 copies of a record per evaluation at any size; each
-            worker's strategy then learns from a sample of its island's records). Gossip
-            changes nothing on islands of 3 workers or fewer, and does not combine with
-            ``pbt``.
+        dissemination: how a worker shares its results with its island: ``"all"``
+            (default: every record to every other worker of the island, so messages and
+            bytes per evaluation grow with the island's size W) or ``"gossip"`` (at most 4
+            copies of a record and 4 messages per evaluation on average, at any W: each
+            batch to one worker, the records that enter the sender's best few, a pool's
+            worth, to more, and on from those that take them; a new island best reaches
+            nearly every worker within ``ceil(log2 W) + 3`` rounds). With gossip a worker's
+            strategy learns from part of its island's records (see
+            :mod:`propagator.engine.comm.gossip` for what that cost the GA). It changes
+            nothing on islands of 3 workers or fewer, and does not combine with ``pbt``.
         run_dir: a run directory to store every evaluation in as it finishes (the same run
             store as the command line's; read it with :func:`load`, ``propagate report``...).
             Calling again with the same ``run_dir`` resumes the search: evaluations and time
