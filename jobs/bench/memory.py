@@ -165,11 +165,13 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true", help="tracemalloc on rank 0: what grows")
     parser.add_argument("--before", metavar="DIR", help="also run this checkout (PYTHONPATH)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per mpiexec")
+    parser.add_argument("--json", metavar="FILE", help="also write every sample there")
     parser.add_argument("--strategy", help=argparse.SUPPRESS)
     parser.add_argument("--evaluations", type=int, help=argparse.SUPPRESS)
     args = parse(parser, _run)
     if args is None:
         return
+    runs = []
     for strategy in args.strategies:
         for n in args.sizes:
             every = min(args.every, max(1, n // args.ranks // 20))
@@ -180,7 +182,10 @@ def main() -> None:
                 _set_pythonpath(path)
                 r = launch(__file__, args.ranks, flags, timeout=args.timeout)
                 _table(f"{name}: {strategy}, {args.ranks} ranks", r)
+                runs.append({"arm": name, "strategy": strategy, **r})
             _set_pythonpath(None)
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs))
 
 
 _PYTHONPATH = os.environ.get("PYTHONPATH")
