@@ -19,6 +19,7 @@ import numpy as np
 
 _FIRST = 1 << 10  # slots of an empty set
 _EMPTY = 0  # marks a free slot; the key 0 itself is kept apart (KeySet._zero)
+_REHASH = 1 << 15  # slots of the old table placed at a time when the table grows
 
 
 class KeySet:
@@ -84,15 +85,21 @@ class KeySet:
 
     def _grow(self) -> None:
         """Twice the slots, every key placed again (amortised O(1) per key added)."""
-        keys = np.frombuffer(self._slots, dtype=np.int64)
-        keys = keys[keys != _EMPTY]
-        self._empty(2 * len(self._slots))
+        old = np.frombuffer(self._slots, dtype=np.int64)
+        self._empty(2 * len(old))
         table = np.frombuffer(self._slots, dtype=np.int64)  # writes through to the array
-        # Linear probing, all keys at once: each round, the keys whose slot is free try it
-        # (one of several that want the same slot lands), the others move one slot on.
+        # a slice of the old table at a time: whole-table temporaries (several times the
+        # table) would grow the heap for good, as fragments the allocator cannot give back
+        for start in range(0, len(old), _REHASH):
+            chunk = old[start : start + _REHASH]
+            self._place(table, chunk[chunk != _EMPTY])
+
+    def _place(self, table: np.ndarray, keys: np.ndarray) -> None:
+        """Linear probing for many keys at once: each round, the keys whose slot is free try
+        it (one of several that want the same slot lands), the others move one slot on."""
         where = keys & self._mask
         while len(keys):
             free = table[where] == _EMPTY
             table[where[free]] = keys[free]
-            landed = table[where] == keys
-            keys, where = keys[~landed], (where[~landed] + 1) & self._mask
+            moved = table[where] != keys
+            keys, where = keys[moved], (where[moved] + 1) & self._mask
