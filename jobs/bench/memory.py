@@ -30,9 +30,10 @@ before the bounded view (51f0ea8) and with it:
 * GA, 1,000,000 evaluations: growth 97.8, 93.0 before (192, 171 at the end of the search),
   23.0, 23.1 now (117, 101); ``--trace`` at 100,000 before: the log's rows 121 bytes per
   own evaluation (74 a row, the rest the doubling array's room), the seen set's 148.
-* portfolio (ga, cmaes, quadratic on this space), 1,000,000: growth 32.2, 50.6 now (193,
-  193), most of it in the first 50,000 evaluations (the members' capped histories filling);
-  then flat but for steps where the seen set's table doubles.
+* portfolio (ga, cmaes, quadratic on this space), 1,000,000: growth 103.7, 125.2 before
+  (265, 268), 36.5, 48.9 now (198, 192; another run 32.2, 50.6), most of it in the first
+  50,000 evaluations (the members' capped histories filling), then flat but for steps
+  where the seen set's table doubles.
 * After the search, the final result (every record on every rank) sets the peak: 496, 494
   before and 421, 423 now for the GA at 1,000,000; that gather is not bounded here.
 """
