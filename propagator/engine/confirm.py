@@ -22,6 +22,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from ..pbt import schedule
 from ..settings import Confirm
 from ..space import Space
 from .comm.backoff import barrier
@@ -75,16 +76,10 @@ def schedule_tasks(
 
 def replay_stretches(by_id: dict[int, np.void], record_id: int) -> list[tuple[np.ndarray, int]]:
     """The genes the training that ended in ``record_id`` was trained with, as ``(genes,
-    last step)`` per stretch of unchanged genes, first to last."""
-    chain = []
-    rid = record_id
-    while rid >= 0:
-        chain.append(by_id[rid])
-        rid = int(by_id[rid]["parent"])
+    last step)`` per stretch of unchanged genes, first to last (its lineage, undecoded)."""
     out: list[tuple[np.ndarray, int]] = []
-    for row in reversed(chain):
-        genes = row["genes"].copy()
-        last = max(int(row["step"]), out[-1][1] if out else 0)  # one that reported nothing
+    for segment in schedule(by_id, record_id, np.copy):
+        genes, last = segment.params, segment.last_step
         if out and np.array_equal(out[-1][0], genes):
             out[-1] = (genes, last)
         else:
