@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from mpi4py import MPI
@@ -65,6 +65,7 @@ class Mailbox:
         flush_interval: seconds between batches of posted records (default 1 ms).
         max_batch: records per batch at most.
         gossip: routes batches to a few peers instead of all (``None``: to every peer).
+        clock: seconds, for the flush interval (a simulator passes its virtual clock).
     """
 
     def __init__(
@@ -75,15 +76,17 @@ class Mailbox:
         flush_interval: float = FLUSH_INTERVAL,
         max_batch: int = 256,
         gossip: Gossip | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._comm = comm
+        self._clock = clock
         self._dtype = dtype
         self._peers = list(peers)
         self._flush_interval = flush_interval
         self._gossip = gossip
         self._batch = np.zeros(max_batch, dtype=dtype)
         self._n_batch = 0
-        self._last_flush = time.perf_counter()
+        self._last_flush = clock()
         self._sends: list[MPI.Request] = []
         self._buffers: list[np.ndarray] = []
         self._recv_buf = np.zeros(max_batch * dtype.itemsize, dtype=np.uint8)
@@ -108,7 +111,7 @@ class Mailbox:
 
     def flush(self, force: bool = False) -> None:
         """Send the queued records if the interval has passed (or ``force``)."""
-        now = time.perf_counter()
+        now = self._clock()
         if self._n_batch and (force or now - self._last_flush >= self._flush_interval):
             batch = self._batch[: self._n_batch].copy()
             if self._gossip is None:
