@@ -25,10 +25,13 @@ from .seen import Seen
 from .stopping import Rungs
 
 _log = logging.getLogger("propagate")
-_IMMIGRANT, _DEPARTED = int(Kind.IMMIGRANT), int(Kind.DEPARTED)
+_IMMIGRANT, _DEPARTED, _PENDING = int(Kind.IMMIGRANT), int(Kind.DEPARTED), int(Kind.PENDING)
 _OK = int(Status.OK)
 _BRED = 32  # proposals of the strategy to try before falling back to uniform samples
 _SAMPLED = 64  # uniform samples to try before listing a small space's unseen configurations
+# Peers' candidates in flight kept for the strategy (the most recent): bounds what each ask
+# adds to a model (TPE adds one trial per pending point), and forgets a peer that died.
+_MOST_PENDING = 16
 
 
 class Island:
@@ -66,6 +69,8 @@ class Island:
         self.duplicates_avoided = 0
         self.immigrants_received = 0
         self.heard_success = False  # a peer or an immigrant succeeded
+        self.pending_heard = 0  # peers' candidates announced while in flight
+        self._pending: dict[int, np.ndarray] = {}  # their record ids -> genes, oldest first
         self._dim = space.dim
         self._breeder = breeder
         self._learns = type(breeder).tell is not Breeder.tell
@@ -76,6 +81,11 @@ class Island:
         """Whether the strategy fits a model to every result (see :class:`Breeder`)."""
         return self._breeder.model_based
 
+    @property
+    def uses_pending(self) -> bool:
+        """Whether the strategy reads its peers' candidates in flight (see :class:`Breeder`)."""
+        return self._breeder.uses_pending
+
     def propose(
         self, rng: np.random.Generator, ticket: int = -1, run_seed: int = 0
     ) -> np.ndarray | None:
@@ -83,6 +93,9 @@ class Island:
         the island has evaluated every configuration of the space. ``ticket`` is the record
         id the candidate will have (-1: none), for a strategy's plan built from ``run_seed``
         (:meth:`Breeder.planned`); a planned point already taken is replaced by an ask."""
+        if self._breeder.uses_pending:
+            held = list(self._pending.values())
+            self._breeder.pending(np.array(held) if held else np.zeros((0, self._dim)))
         planned = self._breeder.planned(ticket, run_seed) if ticket >= 0 else None
         if planned is not None and (self.seen is None or self._take(planned)):
             return planned  # a design point lies in [0, 1] already
@@ -150,6 +163,15 @@ class Island:
         self.heard_success = self.heard_success or bool(ok.any())
         return keys
 
+    def _hold(self, rows: np.ndarray) -> None:
+        """Keep peers' candidates in flight until their results arrive (a sender's result
+        always follows its announcement)."""
+        self.pending_heard += len(rows)
+        for record_id, genes in zip(rows["id"].tolist(), rows["genes"], strict=True):
+            self._pending[record_id] = genes.copy()
+        while len(self._pending) > _MOST_PENDING:
+            del self._pending[next(iter(self._pending))]
+
     def _watch(self, rows: np.ndarray) -> None:
         """Records for the pruner's rungs and the PBT population."""
         if self.rungs is not None:
@@ -182,9 +204,16 @@ class Island:
         return ok, loss if len(self._signs) > 1 else loss[:, 0]
 
     def absorb(self, rows: np.ndarray) -> None:
-        """Apply records that arrived: island peers' results, immigrants, and departures
-        (records that migrated away from a peer's pool)."""
+        """Apply records that arrived: island peers' results, immigrants, departures
+        (records that migrated away from a peer's pool) and peers' candidates in flight."""
         kind = rows["kind"]
+        pending = kind == _PENDING
+        if pending.any():
+            self._hold(rows[pending])
+            rows, kind = rows[~pending], kind[~pending]
+        if self._pending:
+            for record_id in rows["id"]:
+                self._pending.pop(int(record_id), None)
         departed = kind == _DEPARTED
         if departed.any():
             for record_id in rows["id"][departed]:

@@ -43,6 +43,7 @@ _log = logging.getLogger("propagate")
 
 # Plain ints: enum attribute lookups cost microseconds each on the hot path.
 _EVALUATED, _RESUMED = int(Kind.EVALUATED), int(Kind.RESUMED)
+_PENDING, _FAILED = int(Kind.PENDING), int(Status.FAILED)
 
 
 class Leader:
@@ -66,6 +67,11 @@ class Leader:
             else None
         )
         self._mailbox = _mailbox(ctx, island)
+        # Pending points only where every peer hears every record: a gossiped announcement
+        # would reach a few peers late, after the result it announces.
+        self._announcement = _announcement(ctx) if island.uses_pending else None
+        if not self._mailbox.broadcasts:
+            self._announcement = None
         self._rng, self._migrate_rng = _generators(ctx, self._options.rng_states)
         self._emigration = Emigration(ctx, self._mailbox, self._migrate_rng)
         self._counter = counter
@@ -97,6 +103,11 @@ class Leader:
             "worker %d stops after %d evaluations (%d failed; %d duplicate proposals avoided)",
             *(ctx.worker, ledger.log.size, ledger.n_failed, self._island.duplicates_avoided),
         )
+        if self._island.pending_heard:
+            _log.info(
+                "worker %d heard %d of its peers' candidates while they were evaluated",
+                *(ctx.worker, self._island.pending_heard),
+            )
         self._ledger.publish(force=True)
         self._ledger.close()
         self._crew.release()
@@ -181,6 +192,8 @@ class Leader:
         if segment is not None:
             so_far = segment.resumed(time.time() - self._ctx.t0)
         resumed = so_far is not None
+        if self._announcement is not None:
+            self._announce(record_id, genes)
         self._crew.hand_out(record_id, genes, _RESUMED if resumed else _EVALUATED)
         if self._stopping is not None:
             self._stopping.candidate(record_id, so_far.judged if resumed else [])
@@ -225,8 +238,17 @@ class Leader:
         if self._stopping is not None and self._stopping.budget_spent:
             return self._steps_spent()
         self._emigration.maybe(self._island.pool, self._later.migrants)
-        self._mailbox.flush()
+        if self._announcement is None:  # else it leaves with the next announcement
+            self._mailbox.flush()
         return True
+
+    def _announce(self, record_id: int, genes: np.ndarray) -> None:
+        """Tell the island peers the candidate this worker starts to evaluate, in one message
+        with its previous result (see :meth:`Breeder.pending`)."""
+        row = self._announcement
+        row["id"], row["genes"] = record_id, genes
+        self._mailbox.post(row)
+        self._mailbox.flush(force=True)
 
     def _share(self, row: np.void) -> None:
         self._island.learn(row)
@@ -278,6 +300,15 @@ def _mailbox(ctx: RunContext, island: Island) -> Mailbox:
     flush_interval = 0.0 if island.model_based else FLUSH_INTERVAL
     gossip = _gossip(ctx, island.pool.capacity)
     return Mailbox(ctx.comms.world, ctx.dtype, peers, flush_interval, gossip=gossip)
+
+
+def _announcement(ctx: RunContext) -> np.void:
+    """The row that announces a candidate in flight (its id and genes set per candidate)."""
+    row = np.zeros(1, dtype=ctx.dtype)[0]
+    row["kind"], row["status"], row["values"] = _PENDING, _FAILED, np.nan
+    row["island"], row["worker"], row["owner"] = ctx.island, ctx.worker, ctx.worker
+    row["step"] = -1
+    return row
 
 
 def _gossip(ctx: RunContext, elite: int) -> Gossip | None:

@@ -35,6 +35,7 @@ class Kind(enum.IntEnum):
     STOP = 3  # leader -> worker ranks: no more candidates
     CONFIRMATION = 4  # a winner evaluated again on a fresh seed, after the search
     RESUMED = 5  # evaluated, after a pause: a promoted training (see Record.promoted)
+    PENDING = 6  # leader -> island peers: a candidate it started to evaluate (never stored)
 
 
 def wire_dtype(

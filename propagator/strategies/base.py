@@ -31,10 +31,14 @@ class Breeder(ABC):
         model_based: its next candidate comes from a model fitted to every result (CMA-ES,
             TPE), so its island peers' latest results matter to it: the worker then sends
             each result to them at once instead of in batches (see :class:`Mailbox`).
+        uses_pending: it reads :meth:`pending` (TPE); its worker then tells its island peers
+            each candidate it starts to evaluate, in the message that carries its previous
+            result (no extra message).
     """
 
     pool_size: int
     model_based: bool = False
+    uses_pending: bool = False
 
     @abstractmethod
     def ask(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
@@ -50,6 +54,13 @@ class Breeder(ABC):
         the run grants to one worker only, deals each planned point to exactly one worker
         without a message (the portfolio's initial design, :mod:`.initial_design`)."""
         return None
+
+    def pending(self, genes: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """The candidates the island's other workers are evaluating now, shape
+        ``(k, n_genes)`` (the most recent few; replaces the previous set), called before each
+        ``ask``: results still to come, which a model-based breeder should not propose again
+        nor crowd (with workers asking at once, each would otherwise pick the region its
+        peers are already in). Default: ignore."""
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:  # noqa: B027
         """Learn from finished evaluations: ``genes`` of shape ``(n, n_genes)``, their

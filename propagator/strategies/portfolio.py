@@ -70,6 +70,7 @@ class _PortfolioBreeder(Breeder):
         # keep their own history and ignore it.
         self.pool_size = min(m.pool_size for m in members)
         self.model_based = any(m.model_based for m in members)
+        self.uses_pending = any(m.uses_pending for m in members)
         self._learns = [type(m).tell is not Breeder.tell for m in members]
         self._rate = np.full(len(members), 0.5)
         self._share = np.full(len(members), 1.0 / len(members))
@@ -103,6 +104,11 @@ class _PortfolioBreeder(Breeder):
         if self._design is None or self._design[0] != run_seed:
             self._design = (run_seed, initial_design(self._space, self._design_size, run_seed))
         return self._design[1][ticket].copy()
+
+    def pending(self, genes: np.ndarray) -> None:
+        for member in self._members:
+            if member.uses_pending:
+                member.pending(genes)
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
         for member, learns in zip(self._members, self._learns, strict=True):

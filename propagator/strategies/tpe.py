@@ -20,6 +20,12 @@ closed as FAIL at once (ignored by TPE): its result arrives later through ``tell
 everyone else's. Until the study holds ``startup`` successes, candidates are random (Optuna's
 ``RandomSampler``). A record told again counts once (:mod:`.told`).
 
+Pending points: the candidates the island's other workers are evaluating (told through
+:meth:`Breeder.pending`) enter the study as RUNNING trials for the ask and are closed as FAIL
+after it, and the sampler runs with Optuna's ``constant_liar``, which counts a running trial
+as bad: a worker does not propose what a peer is evaluating, nor crowd its region, which
+asking at once on the same history would otherwise make likely.
+
 Determinism: the sampler is rebuilt at each ask, seeded from ``rng``; the study's content
 depends only on the told records and their order.
 
@@ -146,6 +152,7 @@ class _Suggestion:
 class _TPEBreeder(Breeder):
     pool_size = 16
     model_based = True
+    uses_pending = True
 
     def __init__(self, spec: TPE, space: Space, objectives: int) -> None:
         from optuna.distributions import (
@@ -174,6 +181,10 @@ class _TPEBreeder(Breeder):
         self._n_ok = self._n_failed = 0  # successes and failures in the study
         self._unsynced: list[tuple[np.ndarray, ...]] = []  # told since the last ask
         self._n_unsynced = 0
+        self._pending = np.zeros((0, space.dim))
+
+    def pending(self, genes: np.ndarray) -> None:
+        self._pending = genes
 
     def tell(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
         if not self.dists:
@@ -190,8 +201,11 @@ class _TPEBreeder(Breeder):
             return np.full(len(self.index), 0.5)
         import optuna
 
+        failed = optuna.trial.TrialState.FAIL
         with _quiet():
-            self._sync()
+            self._sync(len(self._pending))
+            self._study.add_trials([self._trial(g, np.nan, None) for g in self._pending])
+            running = list(range(self._size, self._size + len(self._pending)))
             self._study.sampler = self._sampler(int(rng.integers(2**32)))
             trial = self._study.ask()
             try:
@@ -199,8 +213,9 @@ class _TPEBreeder(Breeder):
                 for name in self.params:
                     suggestion.visit(name)
             finally:
-                self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self._size += 1
+                for number in [*running, trial.number]:
+                    self._study.tell(number, state=failed)
+                self._size += 1 + len(running)
         self._seen.asked(suggestion.genes)
         return suggestion.genes
 
@@ -214,17 +229,17 @@ class _TPEBreeder(Breeder):
             n_startup_trials=spec.startup,
             multivariate=spec.multivariate,
             group=spec.multivariate,
-            constant_liar=False,  # no trial is ever left running
+            constant_liar=True,  # the peers' pending points, running during the ask
             seed=seed,
         )
 
-    def _sync(self) -> None:
+    def _sync(self, pending: int) -> None:
         """Bring the study up to date with what was told, rebuilding it when it would grow
-        past ``max_trials``."""
+        past ``max_trials`` with the ``pending`` points and the trial about to be asked."""
         import optuna
 
-        # + 1: room for the trial about to be asked
-        if self._study is None or self._size + self._n_unsynced + 1 > self._spec.max_trials:
+        room = self._spec.max_trials - 1 - pending
+        if self._study is None or self._size + self._n_unsynced > room:
             self._study = optuna.create_study(directions=["minimize"] * self._objectives)
             self._size = self._n_ok = self._n_failed = 0
             self._unsynced = [self._memory.rows()]
@@ -245,8 +260,9 @@ class _TPEBreeder(Breeder):
         self._n_failed += int(np.count_nonzero(keep & ~ok))
         return genes[keep], loss[keep], ok[keep]
 
-    def _trial(self, genes: np.ndarray, loss: float | np.ndarray, ok: bool) -> Any:
-        """A finished trial for a told record (the active parameters only)."""
+    def _trial(self, genes: np.ndarray, loss: float | np.ndarray, ok: bool | None) -> Any:
+        """A finished trial for a told record (the active parameters only), or a running one
+        for a pending point (``ok`` None)."""
         from optuna.trial import TrialState, create_trial
 
         params = {}
@@ -258,6 +274,8 @@ class _TPEBreeder(Breeder):
                     value = min(int(u * len(p.choices)), len(p.choices) - 1)
                 params[name] = value
         dists = {name: self.dists[name] for name in params}
+        if ok is None:
+            return create_trial(params=params, distributions=dists, state=TrialState.RUNNING)
         if ok:
             values = np.atleast_1d(loss).tolist()
             return create_trial(params=params, distributions=dists, values=values)

@@ -99,6 +99,11 @@ class Mailbox:
         self.received_messages = 0
         self.unreceived_at_shutdown = 0
 
+    @property
+    def broadcasts(self) -> bool:
+        """Whether posted records go to every island peer (there are some, and no gossip)."""
+        return bool(self._peers) and self._gossip is None
+
     # --- sending -----------------------------------------------------------------------------
     def post(self, row: np.void) -> None:
         """Queue a record for the island peers (sent at the next due :meth:`flush`)."""
