@@ -18,13 +18,16 @@ Each run is one study with a sampler seeded with the run's seed, for ``budget`` 
   0.0029/0.0041 and 0.107/0.115; flattening costs 2-20x the time per ask;
 * ``optuna-cmaes``: ``CmaEsSampler(seed=seed)``.
 
-These optimise sequentially in one process: the strongest setting for a sequential
-model-based sampler, since every result is known before the next ask. ``optuna-tpe-2w`` and
-``optuna-cmaes-2w`` run as Optuna runs in parallel: two worker processes share the study
-through a journal file (``JournalStorage``), each with its own sampler (seeded ``2·seed`` and
-``2·seed + 1``) asking half the trials, as our two ranks do. Except for the GP, the space is
-asked define-by-run (conditional parameters only when active), with Optuna's own log-scale,
-integer and categorical distributions.
+A study is run once at the largest budget asked for a (tool, problem, seed): the smaller
+budgets' runs are its first trials (:func:`_peer_protocol.prefixed`; no Optuna sampler knows
+the number of trials, so a sequential study of 50 trials makes the first 50 of one of 100;
+their ``seconds`` are the whole study's). These optimise sequentially in one process: the
+strongest setting for a sequential model-based sampler, since every result is known before
+the next ask. ``optuna-tpe-2w`` and ``optuna-cmaes-2w`` run as Optuna runs in parallel: two
+worker processes share the study through a journal file (``JournalStorage``), each with its
+own sampler (seeded ``2·seed`` and ``2·seed + 1``) asking half the trials, as our two ranks
+do. Except for the GP, the space is asked define-by-run (conditional parameters only when
+active), with Optuna's own log-scale, integer and categorical distributions.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # propagator, when not installed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peer_protocol import emit, outcome, read_jobs, runner_args
+from _peer_protocol import emit, outcome, prefixed, read_jobs, runner_args
 from problems import Problem, active_params, get_problem
 from problems.base import walk
 
@@ -86,24 +90,29 @@ def _objective(tool: str, problem: Problem) -> Any:
     return lambda trial: problem.evaluate(ask(trial, problem))
 
 
-def run_study(tool: str, problem: Problem, budget: int, seed: int) -> dict[str, Any]:
-    """One study of ``budget`` trials; the run's :func:`outcome`."""
+def run_study(
+    tool: str, problem: Problem, budget: int, seed: int, prefixes: Sequence[int] = ()
+) -> dict[int, dict[str, Any]]:
+    """One study of ``budget`` trials: the run's :func:`outcome` by budget, for ``budget``
+    and each smaller budget in ``prefixes`` (a sequential study's first trials are those of
+    a run of that budget: no Optuna sampler is told the number of trials)."""
     import optuna
 
     if tool.endswith("-2w"):
-        return _run_parallel(tool, problem, budget, seed, workers=2)
-    study = optuna.create_study(sampler=_sampler(tool, seed))
-    study.optimize(_objective(tool, problem), n_trials=budget)
-    return _outcome(study, problem)
+        study = _run_parallel(tool, problem, budget, seed, workers=2)
+    else:
+        study = optuna.create_study(sampler=_sampler(tool, seed))
+        study.optimize(_objective(tool, problem), n_trials=budget)
+    return {n: _outcome(study, problem, n) for n in {budget, *prefixes}}
 
 
-def _outcome(study: Any, problem: Problem) -> dict[str, Any]:
-    trials = sorted(study.trials, key=lambda t: t.number)
-    return outcome([problem.key(t.params) for t in trials], [t.value for t in trials])
+def _outcome(study: Any, problem: Problem, trials: int | None = None) -> dict[str, Any]:
+    done = sorted(study.trials, key=lambda t: t.number)[:trials]
+    return outcome([problem.key(t.params) for t in done], [t.value for t in done])
 
 
-def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: int) -> dict:
-    """``workers`` processes sharing one study through a journal file."""
+def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: int) -> Any:
+    """``workers`` processes sharing one study through a journal file: the study."""
     import multiprocessing
     import tempfile
 
@@ -127,7 +136,7 @@ def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: 
             proc.join()
             if proc.exitcode:
                 raise RuntimeError(f"an Optuna worker of {tool} exited {proc.exitcode}")
-        return _outcome(optuna.load_study(storage=storage, study_name="s"), problem)
+        return optuna.load_study(storage=storage, study_name="s")
 
 
 def _storage(journal: str) -> Any:
@@ -158,10 +167,13 @@ def main() -> None:
     # TPESampler(group=True) that the argument is experimental.
     warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    for job in read_jobs(args.jobs):
+    for job, smaller in prefixed(read_jobs(args.jobs)):
         started = time.perf_counter()
-        result = run_study(job.tool, get_problem(job.problem), job.budget, job.seed)
-        emit(args.out, job, result, time.perf_counter() - started)
+        budgets = [j.budget for j in smaller]
+        results = run_study(job.tool, get_problem(job.problem), job.budget, job.seed, budgets)
+        seconds = time.perf_counter() - started
+        for j in [job, *smaller]:
+            emit(args.out, j, results[j.budget], seconds)
 
 
 if __name__ == "__main__":

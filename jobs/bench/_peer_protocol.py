@@ -76,6 +76,22 @@ def read_jobs(path: Path) -> list[Job]:
     return [Job(**j) for j in json.loads(path.read_text())]
 
 
+def prefixed(jobs: Sequence[Job]) -> list[tuple[Job, list[Job]]]:
+    """The runs to make: per tool, problem and seed the largest budget, with the jobs of
+    smaller budgets to read off its first evaluations (in the order they started). A run's
+    first ``n`` evaluations are a run of budget ``n`` for every tool here: none of them
+    breeds differently for a larger budget, and each evaluation started on what the ones
+    before it left."""
+    groups: dict[tuple[str, str, int], list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.tool, job.problem, job.seed), []).append(job)
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda j: j.budget, reverse=True)
+        out.append((group[0], group[1:]))
+    return out
+
+
 def emit(out: Path, job: Job, result: dict[str, Any], seconds: float) -> None:
     """Append one finished run to the runner's output (one line, flushed at once)."""
     line = json.dumps({"job": asdict(job), **result, "seconds": round(seconds, 3)})

@@ -16,7 +16,9 @@ in total); each (tool, problem, budget, seed) is run for ``--seeds`` seeds 0, 1,
 
 * **Ours**: ``pg.search(problem, problem.space, budget=budget, strategy=spec, seed=seed)``
   under ``mpiexec -n RANKS`` (one island of RANKS single-rank workers, default settings),
-  one search after another in one ``mpiexec``.
+  one search after another in one ``mpiexec``; one search per (problem, seed) at the largest
+  budget, a smaller budget's run read off its first evaluations by start time
+  (``_peer_protocol.prefixed``: nothing in our strategies depends on the budget).
 * **Propulate 1.2.2** under ``mpiexec -n RANKS`` (``_peer_propulate.py``: its default
   propagator with ``pop_size = 2 x ranks``, ``generations = budget // ranks``).
 * **Optuna 5** (``_peer_optuna.py``): ``optuna-tpe`` (TPE's defaults), ``optuna-tpe-mv``
@@ -24,7 +26,8 @@ in total); each (tool, problem, budget, seed) is run for ``--seeds`` seeds 0, 1,
   parameter asked on every trial so that conditional ones are modelled too) and
   ``optuna-cmaes``, each seeded with the run's seed; trials run sequentially in one process
   (the strongest setting for them: every result is known before the next ask).
-  ``optuna-tpe-2w`` and ``optuna-cmaes-2w``: two processes share the study, as our two ranks.
+  ``optuna-tpe-2w``, ``optuna-tpe-mv-2w`` and ``optuna-cmaes-2w``: two processes share the
+  study, as our two ranks.
 * **SMAC3 2.4** (``_peer_smac.py``): ``HyperparameterOptimizationFacade`` (random forest)
   with its defaults, the space's conditions as ConfigSpace conditions, ``n_trials=budget``,
   the run's seed; sequential in one process, as Optuna.
@@ -75,7 +78,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _launch import parse
-from _peer_protocol import Job, emit, outcome, read_jobs, stream
+from _peer_protocol import Job, emit, outcome, prefixed, read_jobs, stream
 from _quality_tables import print_tables
 from problems import ProblemSet, get_problem
 
@@ -88,6 +91,7 @@ PEERS = (
     "optuna-cmaes",
     "smac",
     "optuna-tpe-2w",
+    "optuna-tpe-mv-2w",
     "optuna-cmaes-2w",
 )
 _PEERS_VENV = ("propulate", "smac")  # the tools run by --peer-python
@@ -121,7 +125,7 @@ def _run(args: argparse.Namespace) -> None:
 
     spec = json.loads(args.spec)
     refused: set[str] = set()
-    for job in read_jobs(Path(args.jobs)):
+    for job, smaller in prefixed(read_jobs(Path(args.jobs))):
         problem = get_problem(job.problem)
         try:
             pg.strategies.make_strategy(spec).check(problem.space)
@@ -133,9 +137,12 @@ def _run(args: argparse.Namespace) -> None:
         started = MPI.Wtime()
         result = pg.search(problem, problem.space, budget=job.budget, strategy=spec, seed=job.seed)
         if MPI.COMM_WORLD.rank == 0:
-            keys = [problem.key(r.params) for r in result.records]
-            out = outcome(keys, [r.value for r in result.records])
-            emit(Path(args.out), job, out, MPI.Wtime() - started)
+            seconds = MPI.Wtime() - started
+            records = sorted(result.records, key=lambda r: r.start)
+            for j in (job, *smaller):
+                first = records[: j.budget]
+                keys = [problem.key(r.params) for r in first]
+                emit(Path(args.out), j, outcome(keys, [r.value for r in first]), seconds)
 
 
 # --- the driver ------------------------------------------------------------------------------
