@@ -11,7 +11,7 @@ from conftest import bench_modules
 
 from propagator.engine.evaluation import Trial
 
-_MODULES = ("simulator.simulation", "simulator.metrics", "simulator.times")
+_MODULES = ("simulator.simulation", "simulator.metrics", "simulator.times", "simulator.virtual")
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,25 @@ def test_times_follow_the_trial_seed(sim: SimpleNamespace) -> None:
     draws = [sim.times.Lognormal(2.0, 0.5).draw(s) for s in range(4000)]
     assert np.mean(draws) == pytest.approx(2.0, rel=0.05)
     assert np.std(draws) / np.mean(draws) == pytest.approx(0.5, rel=0.1)
+
+
+def test_workers_not_simulated_still_claim_tickets(sim: SimpleNamespace) -> None:
+    """With a sample of the islands, the others' claims reach the counter: they queue there
+    and take ids, at 0 and after each of their evaluations until the budget."""
+    config = sim.simulation.Config(workers=256, mean=1.0, duration=3.0)
+    claims = sim.simulation.background(config, 100)
+    assert np.count_nonzero(claims == 0.0) == 100
+    assert claims.max() < 3.0 and 250 < len(claims) < 450  # about 3 more each
+    costs = sim.simulation.Costs.load()
+    counter = sim.virtual.Counter(costs, None, np.zeros(1000))
+    claim = counter.claim(1)
+    assert claim.first == 1000  # after the 1,000 claims that came first
+    assert counter.now >= 1001 * costs.atomic  # and waited for them
+
+
+def test_a_sample_of_islands(sim: SimpleNamespace) -> None:
+    config = sim.simulation.Config(workers=1024, mean=1.0, duration=2.0, sample_islands=1)
+    out = sim.simulation.simulate(config)
+    assert out.simulated == 64
+    assert set(np.unique(out.rows["worker"]).tolist()) == set(range(64))
+    assert out.window.throughput == pytest.approx(1024 / 1.0, rel=0.1)  # scaled to all

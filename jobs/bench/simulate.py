@@ -2,6 +2,9 @@
 
     python jobs/bench/simulate.py                       # the scale table (see below)
     python jobs/bench/simulate.py --workers 1024 --mean 1 --duration 8
+    python jobs/bench/simulate.py --workers 16384 65536 --sample-islands 4   # 4 islands real
+    python jobs/bench/simulate.py --workers 16384 --sample-islands 4 --stragglers 0.05
+    python jobs/bench/simulate.py --workers 16384 --sample-islands 4 --dead 0.01 --dead-at 90
     python jobs/bench/simulate.py --validate            # real mpiexec runs against the simulator
     python jobs/bench/simulate.py --validate --ranks 2 8 --duration 20
 
@@ -12,7 +15,9 @@ utilization and throughput in the steady window (``simulator/metrics.py``), mess
 bytes per evaluation (records between leaders: gossip, migrants, departures) and memory per
 rank (a rank's base after ``import propagator`` plus the simulator's resident growth per
 worker for the real island views, breeders, gossip and mailboxes; an island's first rank
-also hosts its claim table, ``host +``).
+also hosts its claim table, ``host +``). ``--sample-islands K`` simulates the first K islands
+with the real code and the other workers as ticket claims at the counter only (see the
+package's docstring); ``from s``: when the last worker started (the counter's start-up).
 
 ``--validate``: for each of ``--ranks``, a real search under ``mpiexec -n N`` (oversubscribed
 on this machine's cores) whose objective sleeps a lognormal time (mean ``--mean`` s, CV
@@ -96,6 +101,7 @@ def _config(
         dead_at=args.dead_at,
         cores=cores,
         seed=args.seed,
+        sample_islands=args.sample_islands,
     )
 
 
@@ -103,7 +109,8 @@ def scale(args: argparse.Namespace) -> None:
     sizes = [(w, args.mean or m) for w, m in SCALE] if not args.workers else []
     sizes += [(w, args.mean or 60.0) for w in args.workers or []]
     print(
-        f"{'workers':>7} {'mean s':>6} {'islands':>7} {'evals':>7} {'util %':>7} {'evals/s':>9} "
+        f"{'workers':>7} {'mean s':>6} {'islands':>7} {'sim.':>5} {'evals':>7} {'util %':>7} "
+        f"{'from s':>6} {'evals/s':>9} "
         f"{'msgs/eval':>9} {'B/eval':>7} {'MB/rank':>7} {'host +MB':>8} {'lost':>5} {'sim s':>6}"
     )
     for workers, mean in sizes:
@@ -111,8 +118,10 @@ def scale(args: argparse.Namespace) -> None:
         o = simulate(config)
         n = o.evaluations
         print(
-            f"{workers:>7,} {mean:>6g} {math.ceil(workers / config.island_size):>7,} {n:>7,} "
-            f"{100 * o.window.utilization:>7.3f} {o.window.throughput:>9,.1f} "
+            f"{workers:>7,} {mean:>6g} {math.ceil(workers / config.island_size):>7,} "
+            f"{o.simulated:>5,} {n:>7,} "
+            f"{100 * o.window.utilization:>7.3f} {o.window.start:>6.3f} "
+            f"{o.window.throughput:>9,.1f} "
             f"{o.messages / n:>9.2f} {o.bytes / n:>7.0f} {o.memory / 2**20:>7.1f} "
             f"{o.host_extra / 2**20:>8.1f} {o.lost:>5} {o.seconds:>6.0f}",
             flush=True,
@@ -175,6 +184,9 @@ def main() -> None:
     parser.add_argument("--dead", type=float, default=0.0, help="fraction of workers that die")
     parser.add_argument("--dead-at", type=float, default=math.inf, help="when, s")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sample-islands", type=int, help="simulate only this many islands (default: all)"
+    )
     parser.add_argument("--validate", action="store_true", help="real runs against the sim")
     parser.add_argument("--ranks", type=int, nargs="+", default=[2, 8, 32, 64, 128])
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="--validate: cores")

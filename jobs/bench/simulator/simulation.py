@@ -13,6 +13,7 @@ the real engine does).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import time
@@ -59,6 +60,9 @@ class Config:
         cores: CPUs the workers share (``None``: one each, as on a cluster).
         seed: the run seed (breeding, migration, gossip; the times from it too).
         costs: the cost table (``_sim_costs.py``'s output).
+        sample_islands: simulate only the first this many islands (``None``: all); the
+            other workers' ticket claims still reach the counter (:func:`background`), the
+            migration ring closes over the sample, and throughput is scaled to all workers.
     """
 
     workers: int
@@ -77,6 +81,7 @@ class Config:
     cores: int | None = None
     seed: int = 0
     costs: Path = COSTS
+    sample_islands: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,9 @@ class Outcome:
     """What a simulated search did.
 
     Attributes:
-        window: utilization and throughput in the steady window (:mod:`.metrics`).
+        window: utilization and throughput in the steady window (:mod:`.metrics`), of the
+            simulated workers (throughput: of all, scaled from them).
+        simulated: workers simulated (fewer than ``workers`` with ``sample_islands``).
         evaluations: evaluations completed.
         lost: evaluations in flight on workers that died.
         messages: record messages sent (gossip, migrants, departures).
@@ -98,6 +105,7 @@ class Outcome:
     """
 
     window: Window
+    simulated: int
     evaluations: int
     lost: int
     messages: int
@@ -167,6 +175,32 @@ def _durations(config: Config, rng: np.random.Generator) -> np.ndarray:
     return factor
 
 
+def _sampled(config: Config) -> Config:
+    """The part of ``config`` that is simulated: its first ``sample_islands`` islands."""
+    if config.sample_islands is None:
+        return config
+    workers = min(config.workers, config.sample_islands * config.island_size)
+    return dataclasses.replace(config, workers=workers, sample_islands=None)
+
+
+def background(config: Config, n: int) -> np.ndarray | None:
+    """When ``n`` workers that are not simulated claim tickets: at 0, then after each of
+    their evaluations (lognormal times of ``config``, stragglers alike; one claim per
+    evaluation, as the ticket stream claims for evaluations of 0.2 s and more) until the
+    time budget; ``None`` if ``n`` is 0."""
+    if not n:
+        return None
+    rng = np.random.default_rng([config.seed, 2])
+    sigma2 = math.log1p(config.cv**2)
+    steps = math.ceil(3 * config.duration / config.mean) + 8  # far past the budget
+    z = rng.standard_normal((n, steps))
+    times = np.exp(math.log(config.mean) - sigma2 / 2 + math.sqrt(sigma2) * z)
+    slow = rng.random(n) < config.stragglers
+    times[slow] *= config.slowdown
+    claims = np.concatenate([np.zeros((n, 1)), np.cumsum(times, axis=1)], axis=1)
+    return claims[claims < config.duration]
+
+
 def _rss() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
@@ -174,10 +208,12 @@ def _rss() -> int:
 def simulate(config: Config) -> Outcome:
     """Run one simulated search."""
     started, rss = time.perf_counter(), _rss()
+    everyone, config = config, _sampled(config)
     costs = Costs.load(config.costs)
     transport = Transport(config.workers, costs)
-    counter = Counter(costs, config.evaluations)
-    shared = Shared(transport, counter, costs, config.strategy, config.workers, config.seed)
+    extra = everyone.workers - config.workers
+    counter = Counter(costs, config.evaluations, background(everyone, extra))
+    shared = Shared(transport, counter, costs, config.strategy, everyone.workers, config.seed)
     workers = _workers(config, shared)
     rng = np.random.default_rng([config.seed, 1])
     factor = _durations(config, rng)
@@ -213,11 +249,14 @@ def simulate(config: Config) -> Outcome:
         heapq.heappush(events, (begin + seconds, w))
     done = np.array(rows, dtype=[("worker", np.int64), ("start", float), ("end", float)])
     grown = max(0, _rss() - rss) / config.workers
-    settings, sizes = _settings(config)
+    settings, sizes = _settings(everyone)
     grown += 8 * len(sizes) ** 2  # the migration matrix (shared above)
     host = 8 * table_slots(settings.budget.evaluations) if config.island_size > 1 else 0
+    steady = window(done, config.workers, dies)
+    scaled = steady.throughput * everyone.workers / config.workers
     return Outcome(
-        window=window(done, config.workers, dies),
+        window=dataclasses.replace(steady, throughput=scaled),
+        simulated=config.workers,
         evaluations=len(done),
         lost=lost,
         messages=transport.messages,

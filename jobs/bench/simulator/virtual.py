@@ -110,18 +110,25 @@ class Counter:
     Args:
         costs: the measured costs.
         limit: one past the last id (``None``: no evaluation budget).
+        background: arrival times of the claims of workers that are not simulated (one
+            per evaluation; see :func:`.simulation.background`), s.
     """
 
-    def __init__(self, costs: Costs, limit: int | None) -> None:
+    def __init__(
+        self, costs: Costs, limit: int | None, background: np.ndarray | None = None
+    ) -> None:
         self._costs = costs
         self._limit = STOPPED if limit is None else limit
         self._next = 0
         self._free = 0.0  # when the host's last atomic completes
+        self._background = np.zeros(0) if background is None else np.sort(background)
+        self._served = 0  # background claims served so far
         self.now = 0.0  # the claiming worker's clock, set before each claim
         self.claims = 0
 
     def claim(self, n: int) -> Claim:
         arrive = self.now + self._costs.latency
+        self._serve_background(arrive)
         self._free = max(arrive, self._free) + self._costs.atomic
         self.now = self._free + self._costs.latency  # when the reply is back
         self.claims += 1
@@ -133,6 +140,17 @@ class Counter:
 
     def stop(self) -> None:
         self._next += STOPPED
+
+    def _serve_background(self, until: float) -> None:
+        """Serve the claims of workers not simulated that arrive before ``until`` (each
+        takes an id and the host's time, as a simulated one)."""
+        times, atomic = self._background, self._costs.atomic
+        i = self._served
+        while i < len(times) and times[i] <= until:
+            self._free = max(times[i], self._free) + atomic
+            self._next += 1
+            i += 1
+        self._served = i
 
 
 class Claims:
