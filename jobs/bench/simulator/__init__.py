@@ -32,7 +32,10 @@ clock); :class:`.virtual.VirtualMailbox` subclasses the mailbox and replaces its
 * CPU: a core per worker (a cluster), or ``cores`` shared first come first served (the
   oversubscribed validation runs);
 * the objective: a lognormal sleep (mean, CV) drawn from the evaluation's ``trial.seed``;
-  stragglers (a fraction ``slowdown`` times slower); no failures, no pruning, no PBT.
+  stragglers (a fraction ``slowdown`` times slower); no failures, no pruning, no PBT, and no
+  pending-point announcements (issue 22: the leader's extra row per candidate for a
+  strategy with TPE under ``dissemination: all``; off under gossip, and the default
+  portfolio on the simulator's 2 floats has no TPE).
 
 **Dead ranks.** The real engine has no failure detector. A rank that exits kills the job
 under ``mpiexec``'s defaults (MPICH's Hydra, Open MPI), and the run is resumed from its store
