@@ -1,16 +1,23 @@
-"""The search file's JSON Schema, and its errors in words that name the field and the fix."""
+"""The search file's JSON Schema, and its errors in words that name the field and the fix.
+
+``jsonschema`` is imported by :func:`validate`, not with this module: with ``attrs`` and
+``referencing`` it costs about 75 ms of CPU, and under ``mpirun`` only rank 0 validates (the
+others hear its verdict, see :mod:`propagator.cli.main`).
+"""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _PROB = {"type": "number", "minimum": 0, "maximum": 1}
 _POS_INT = {"type": "integer", "minimum": 1}
@@ -192,19 +199,25 @@ def kind_of(value: Any) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-# JSON Schema counts 1000.0 as an integer; the engine wants a Python int (budget.evaluations:
-# 1e3 is a float, and is refused with a hint rather than passed on).
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool)
-    ),
-)
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    """The validator of :data:`SCHEMA`, built on first use."""
+    import jsonschema
+
+    # JSON Schema counts 1000.0 as an integer; the engine wants a Python int
+    # (budget.evaluations: 1e3 is a float, and is refused with a hint rather than passed on).
+    validator = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool)
+        ),
+    )
+    return validator(SCHEMA)
 
 
 def validate(data: dict[str, Any], path: Path) -> None:
     errors = sorted(
-        (_specific(e) for e in _Validator(SCHEMA).iter_errors(data)),
+        (_specific(e) for e in _validator().iter_errors(data)),
         key=_error_rank,
     )
     if errors:

@@ -110,15 +110,21 @@ class SearchFile:
         return f"{where}.{named[1]}: {named[2]}"
 
 
-def load(path: str | Path) -> SearchFile:
+def load(path: str | Path, check: bool = True) -> SearchFile:
     """Read, validate and resolve a search file.
+
+    Args:
+        path: the search file.
+        check: validate against the schema (default ``True``); ``False`` only where the same
+            file has already passed, e.g. on rank 0 of the same job.
 
     Raises:
         ConfigError: with one message naming the field and the likely fix.
     """
     path = Path(path)
     text, data = _read(path)
-    validate(data, path)
+    if check:
+        validate(data, path)
     return _resolve(data, path, text)
 
 

@@ -7,6 +7,9 @@ front. It only reads the run directory, as ``propagate watch`` does: nothing is 
 there, and nothing in it is executed. It listens on 127.0.0.1 unless ``--host`` says
 otherwise; from a cluster's login node, forward the port: ``ssh -L 8080:127.0.0.1:8080
 login-node``, then open http://127.0.0.1:8080 on your machine.
+
+The server (``wsgiref``, ``http.server``, about 20 ms of CPU to import) is imported by
+:func:`serve`: the ``propagate`` command adds this subcommand on every rank of every run.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ..errors import ConfigError
 
@@ -65,9 +66,11 @@ def serve(
             cannot be listened on.
         PropagateError: the run cannot be read.
     """
+    from wsgiref.simple_server import make_server
+
     app = _app(Path(run_dir))
     try:
-        server = make_server(host, port, app, _Server, _QuietHandler)
+        server = make_server(host, port, app, *_server_classes())
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
@@ -106,19 +109,26 @@ def _url_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0") else host
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    """One thread a request: a browser asks for several things at once."""
+def _server_classes() -> tuple[type, type]:
+    """The server class and the request handler class (defined here, where their bases are
+    imported)."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-    daemon_threads = True  # Ctrl-C does not wait for a browser's open connection
+    class _Server(ThreadingMixIn, WSGIServer):
+        """One thread a request: a browser asks for several things at once."""
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A browser that went away mid-answer is no error worth a traceback."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+        daemon_threads = True  # Ctrl-C does not wait for a browser's open connection
 
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """A browser that went away mid-answer is no error worth a traceback."""
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
 
-class _QuietHandler(WSGIRequestHandler):
-    """No line per request on the terminal."""
+    class _QuietHandler(WSGIRequestHandler):
+        """No line per request on the terminal."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return _Server, _QuietHandler

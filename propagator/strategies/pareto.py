@@ -4,11 +4,15 @@ distance and order, and the hypervolume.
 Fronts and the hypervolume come from ``moocore`` (the C library behind deap's own
 ``hypervolume``); the crowding distance is NSGA-II's (Deb et al., 2002), written here on numpy
 arrays and tested against deap's ``assignCrowdingDist``.
+
+``moocore`` is imported on first use, not with this module: every strategy and the results
+import this module, and ``moocore`` brings ``urllib.request``, ``ssl`` and ``platformdirs``
+for its data sets (about 50 ms of CPU), which every rank of a single-objective search would
+pay at start-up for nothing.
 """
 
 from __future__ import annotations
 
-import moocore
 import numpy as np
 
 
@@ -19,6 +23,8 @@ def fronts(losses: np.ndarray) -> np.ndarray:
     out = np.full(len(losses), len(losses), dtype=np.int64)
     finite = np.isfinite(losses).all(axis=1)
     if finite.any():
+        import moocore
+
         out[finite] = moocore.pareto_rank(losses[finite])
     return out
 
@@ -66,4 +72,6 @@ def hypervolume(losses: np.ndarray, reference: np.ndarray) -> float:
     inside = np.isfinite(losses).all(axis=1) & (losses < reference).all(axis=1)
     if not inside.any():
         return 0.0
+    import moocore
+
     return float(moocore.hypervolume(losses[inside], ref=np.asarray(reference, dtype=float)))

@@ -43,18 +43,28 @@ def broadcast_bytes(comm: MPI.Comm, data: bytes | None, root: int = 0) -> bytes:
     return buf.tobytes()
 
 
+_OK, _CONFIG, _INTERNAL = b"o", b"c", b"i"  # the first byte of what agree broadcasts
+
+
 def agree(comm: MPI.Comm, make: Callable[[], bytes]) -> bytes:
     """Rank 0 makes the data; every rank gets it, or raises the error rank 0 met (every rank
-    must hear of a failure, or the others would wait for rank 0 forever)."""
-    failure, data = None, None
+    must hear of a failure, or the others would wait for rank 0 forever). The data or the
+    error go in one broadcast, which the others wait for asleep, not spinning: they wait for
+    as long as ``make`` takes, which they would otherwise slow down."""
+    reply = b""
     if comm.rank == 0:
         try:
-            data = make()
+            reply = _OK + make()
         except ConfigError as exc:
-            failure = ("config", str(exc))
+            reply = _CONFIG + _encode(str(exc))
         except Exception:
-            failure = ("internal", f"preparing the run failed:\n{traceback.format_exc()}")
-    failure = comm.bcast(failure)
-    if failure is not None:
-        raise (ConfigError if failure[0] == "config" else PropagateError)(failure[1])
-    return broadcast_bytes(comm, data)
+            reply = _INTERNAL + _encode(f"preparing the run failed:\n{traceback.format_exc()}")
+    reply = broadcast_bytes(comm, reply)
+    if reply[:1] == _OK:
+        return reply[1:]
+    message = reply[1:].decode("utf-8", "surrogatepass")
+    raise (ConfigError if reply[:1] == _CONFIG else PropagateError)(message)
+
+
+def _encode(message: str) -> bytes:
+    return message.encode("utf-8", "surrogatepass")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mpi4py import MPI
 
 from ..layout import Layout
-from .backoff import IDLE_CAP, barrier
+from .backoff import IDLE_CAP, wait
 
 
 @dataclass
@@ -47,8 +47,11 @@ class Comms:
 
 def split(comm: MPI.Comm, layout: Layout) -> Comms:
     """Collective over ``comm``: build the communicators of ``layout``."""
-    barrier(comm, IDLE_CAP)  # arrive together, so the blocking splits below do not spin for long
-    world = comm.Dup()
+    # Idup, polled asleep, rather than a spinning Dup: ranks still starting would share the
+    # cores with those waiting here. Its end also means every rank has arrived, so the
+    # blocking split below does not spin for long.
+    world, duplicated = comm.Idup()
+    wait(duplicated, IDLE_CAP)
     k = layout.ranks_per_worker
     rank = world.rank
     if k == 1:
