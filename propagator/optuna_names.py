@@ -29,7 +29,7 @@ OPTUNA_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
         "consider_endpoints": (),
         "gamma": (),
         "weights": (),
-        "constant_liar": (),
+        "constant_liar": ("pending",),  # TPESampler
         "group": (),
         "x0": (),
         "restart_strategy": (),

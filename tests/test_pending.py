@@ -22,7 +22,7 @@ DTYPE = wire_dtype(SPACE.dim)
 
 def _told_tpe(**settings) -> Breeder:
     """TPE told 30 points of a bowl at x = 0.3 (c = "a" best)."""
-    breeder = TPE(startup=5, **settings).create(SPACE, 4)
+    breeder = TPE(startup=5, pending=True, **settings).create(SPACE, 4)
     rng = np.random.default_rng(0)
     genes = rng.random((30, SPACE.dim))
     loss = (genes[:, 0] - 0.3) ** 2 + 0.05 * (genes[:, 1] > 1 / 3)
@@ -113,9 +113,9 @@ def test_the_island_holds_peers_candidates_until_their_results_arrive():
 
 
 def test_portfolio_passes_pending_points_to_the_members_that_read_them():
-    with_tpe = Portfolio(("ga", "tpe")).create(SPACE, 4)
+    with_tpe = Portfolio(("ga", {"name": "tpe", "pending": True})).create(SPACE, 4)
     assert with_tpe.uses_pending
-    assert not Portfolio(("ga", "cmaes")).create(SPACE, 4).uses_pending
+    assert not Portfolio(("ga", "tpe")).create(SPACE, 4).uses_pending  # off by default
     assert not make_strategy("ga").create(SPACE, 4).uses_pending
     tpe = with_tpe._members[1]
     point = np.array([[0.3, 0.1]])

@@ -20,11 +20,17 @@ closed as FAIL at once (ignored by TPE): its result arrives later through ``tell
 everyone else's. Until the study holds ``startup`` successes, candidates are random (Optuna's
 ``RandomSampler``). A record told again counts once (:mod:`.told`).
 
-Pending points: the candidates the island's other workers are evaluating (told through
-:meth:`Breeder.pending`) enter the study as RUNNING trials for the ask and are closed as FAIL
-after it, and the sampler runs with Optuna's ``constant_liar``, which counts a running trial
-as bad: a worker does not propose what a peer is evaluating, nor crowd its region, which
-asking at once on the same history would otherwise make likely.
+Pending points (``pending: true``): the candidates the island's other workers are
+evaluating (told through :meth:`Breeder.pending`) enter the study as RUNNING trials for the
+ask and are closed as FAIL after it, and the sampler runs with Optuna's ``constant_liar``,
+which counts a running trial as bad: a worker does not crowd the region its peers are
+evaluating. Off by default, because it measured no better on the discrete set
+(``jobs/bench/quality.py --set discrete --ranks 8``, 10 seeds, 12 problems at 50 and 100
+evaluations, pending on against off): the default portfolio won 7, tied 5 and lost 12, TPE
+alone 1-2-5 on the first 4 problems, no difference significant (Mann-Whitney p > 0.16). The
+liar pushes every worker away from the region its peers are in, which is where the best
+configurations are at 50-100 evaluations. Without it, a repeat of a peer's candidate is still
+never evaluated (the island's claim table).
 
 Determinism: the sampler is rebuilt at each ask, seeded from ``rng``; the study's content
 depends only on the told records and their order.
@@ -152,7 +158,6 @@ class _Suggestion:
 class _TPEBreeder(Breeder):
     pool_size = 16
     model_based = True
-    uses_pending = True
 
     def __init__(self, spec: TPE, space: Space, objectives: int) -> None:
         from optuna.distributions import (
@@ -162,6 +167,7 @@ class _TPEBreeder(Breeder):
         )
 
         self._spec, self._space = spec, space
+        self.uses_pending = spec.pending
         self.params = space.params
         self.index = {name: i for i, name in enumerate(space.genes)}
         self.dists: dict[str, Any] = {}
@@ -229,7 +235,7 @@ class _TPEBreeder(Breeder):
             n_startup_trials=spec.startup,
             multivariate=spec.multivariate,
             group=spec.multivariate,
-            constant_liar=True,  # the peers' pending points, running during the ask
+            constant_liar=spec.pending,  # the peers' pending points, running during the ask
             seed=seed,
         )
 
@@ -294,11 +300,15 @@ class TPE(StrategySpec):
             parameter.
         max_trials: most trials the study holds, which bounds the cost of an ask; at least
             100 (default 1000).
+        pending: count the island peers' candidates in flight as bad results while asking
+            (Optuna's ``constant_liar``; default ``False``, see the module docstring); their
+            workers then send each candidate as they start it, with their previous result.
     """
 
     startup: int = 10
     multivariate: bool = True
     max_trials: int = 1000
+    pending: bool = False
 
     name = "tpe"
     multi_objective = True
@@ -310,6 +320,7 @@ class TPE(StrategySpec):
         require(isinstance(m, bool), "multivariate", "true or false", m)
         t = self.max_trials
         require(is_int(t) and t >= 100, "max_trials", "an integer >= 100", t)
+        require(isinstance(self.pending, bool), "pending", "true or false", self.pending)
         if importlib.util.find_spec("optuna") is None:  # found without importing it
             raise ConfigError("strategy tpe needs optuna: pip install 'propagate[optuna]'")
 

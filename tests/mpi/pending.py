@@ -46,7 +46,9 @@ def main() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     space = pg.Space({"x": pg.Float(0.0, 1.0), "c": pg.Categorical(["a", "b", "c"])})
-    result = pg.search(bowl, space, budget=BUDGET, strategy={"name": "tpe", "startup": 4}, seed=3)
+    result = pg.search(
+        bowl, space, budget=BUDGET, strategy={"name": "tpe", "startup": 4, "pending": True}, seed=3
+    )
     logger.removeHandler(handler)
     closed = [m.groups() for m in map(_CLOSED.search, handler.lines) if m]
     heard = [int(m.group(1)) for m in map(_HEARD.search, handler.lines) if m]
