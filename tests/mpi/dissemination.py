@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from log_lines import LogLines
 from mpi4py import MPI
 
 import propagator as pg
@@ -23,15 +24,6 @@ _CLOSED = re.compile(r"mailbox closed: (\d+) messages sent, (\d+) received, (\d+
 BUDGET = 400
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def sphere(params: dict) -> float:
     """2 ms without CPU (every record leaves in a batch of its own), then the sphere."""
     time.sleep(0.002)
@@ -39,7 +31,7 @@ def sphere(params: dict) -> float:
 
 
 def one(dissemination: str, islands: int) -> dict:
-    handler = _Lines()
+    handler = LogLines()
     logger = logging.getLogger("propagate")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from log_lines import LogLines
 from mpi4py import MPI
 
 import propagator as pg
@@ -53,15 +54,6 @@ def rendezvous(nbytes: int) -> bool:
     return verdict
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def storm(params: dict, trial: pg.Trial) -> dict:
     """A no-op that ends on the next tick of the wall clock, so that every rank finishes,
     and sends, at the same moment; with a large metrics dict for the final gather."""
@@ -77,7 +69,7 @@ def main() -> None:
     islands, budget, genes = (int(a) for a in sys.argv[3:6])
     _slow[0] = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
     space = pg.Space({f"x{i}": pg.Float(-1, 1) for i in range(genes)})
-    handler = _Lines()
+    handler = LogLines()
     logger = logging.getLogger("propagate")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

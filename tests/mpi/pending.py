@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from log_lines import LogLines
 from mpi4py import MPI
 
 import propagator as pg
@@ -25,15 +26,6 @@ _HEARD = re.compile(r"heard (\d+) of its peers' candidates")
 BUDGET = 48
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def bowl(params: dict) -> float:
     """5 ms without CPU (the workers' evaluations overlap), then a bowl."""
     time.sleep(0.005)
@@ -41,7 +33,7 @@ def bowl(params: dict) -> float:
 
 
 def main() -> None:
-    handler = _Lines()
+    handler = LogLines()
     logger = logging.getLogger("propagate")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

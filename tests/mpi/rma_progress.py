@@ -18,18 +18,10 @@ from pathlib import Path
 import mpi4py
 
 mpi4py.rc.thread_level = sys.argv[3]  # before MPI starts
+from log_lines import LogLines  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 import propagator as pg  # noqa: E402
-
-
-class _Warnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
             time.sleep(0.01)
         return params["x"] ** 2 + params["y"] ** 2
 
-    warnings = _Warnings()
+    warnings = LogLines(logging.WARNING)
     logging.getLogger("propagate").addHandler(warnings)
     space = {"x": pg.Float(-1, 1), "y": pg.Float(-1, 1)}
     result = pg.search(objective, space, budget=budget, strategy="ga", seed=5, deduplicate=True)
