@@ -191,6 +191,7 @@ LEARN = {
 
 
 @pytest.mark.mpi
+@pytest.mark.slow  # CI time: the 4-rank worker below stays, and test_ab's 2 workers of 2 ranks
 def test_two_rank_workers_learn(tmp_path):
     lr = {"type": "float", "low": 0.099, "high": 0.101}  # searched: a gene for each worker
     params = {**LEARN, "lr": lr, "blocks": 2, "auxnet": False, "beta": 1.0}
