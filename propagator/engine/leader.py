@@ -69,9 +69,8 @@ class Leader:
         self._mailbox = _mailbox(ctx, island)
         # Pending points only where every peer hears every record: a gossiped announcement
         # would reach a few peers late, after the result it announces.
-        self._announcement = _announcement(ctx) if island.uses_pending else None
-        if not self._mailbox.broadcasts:
-            self._announcement = None
+        announces = island.uses_pending and self._mailbox.broadcasts
+        self._announcement = _announcement(ctx) if announces else None
         self._rng, self._migrate_rng = _generators(ctx, self._options.rng_states)
         self._emigration = Emigration(ctx, self._mailbox, self._migrate_rng)
         self._counter = counter
