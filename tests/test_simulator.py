@@ -11,13 +11,20 @@ from conftest import bench_modules
 
 from propagator.engine.evaluation import Trial
 
-_MODULES = ("simulator.simulation", "simulator.metrics", "simulator.times", "simulator.virtual")
+_MODULES = (
+    "simulator.simulation",
+    "simulator.metrics",
+    "simulator.times",
+    "simulator.virtual",
+    "simulate_quality",
+    "problems",
+)
 
 
 @pytest.fixture(scope="module")
 def sim() -> ModuleType:
     with bench_modules(*_MODULES) as mods:
-        yield SimpleNamespace(**{name.split(".")[1]: mod for name, mod in mods.items()})
+        yield SimpleNamespace(**{name.split(".")[-1]: mod for name, mod in mods.items()})
 
 
 def test_deterministic_for_a_seed(sim: SimpleNamespace) -> None:
@@ -102,3 +109,20 @@ def test_a_sample_of_islands(sim: SimpleNamespace) -> None:
     assert out.simulated == 64
     assert set(np.unique(out.rows["worker"]).tolist()) == set(range(64))
     assert out.window.throughput == pytest.approx(1024 / 1.0, rel=0.1)  # scaled to all
+
+
+def test_quality_on_a_benchmark_problem(sim: SimpleNamespace) -> None:
+    """``simulate_quality.py``: the simulated search evaluates the problem on the decoded
+    genes, stops at the evaluation budget, and finds better values with more of it."""
+    sphere = sim.problems.get_problem("sphere")
+    config = sim.simulation.Config(
+        workers=8, island_size=8, strategy="ga", mean=1.0, duration=float("inf"),
+        evaluations=60, space=sphere.space, loss=sim.simulate_quality.Objective(sphere),
+    )  # fmt: skip
+    out = sim.simulation.simulate(config)
+    assert out.evaluations == 60
+    assert np.isfinite(out.best) and out.best >= sphere.optimum
+    regret = sim.simulate_quality.regret
+    short = [regret(sphere, 8, "ga", "gossip", seed, budget=40) for seed in range(3)]
+    long = [regret(sphere, 8, "ga", "gossip", seed, budget=400) for seed in range(3)]
+    assert np.median(long) < np.median(short) / 10

@@ -17,6 +17,7 @@ import dataclasses
 import heapq
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -63,6 +64,9 @@ class Config:
         sample_islands: simulate only the first this many islands (``None``: all); the
             other workers' ticket claims still reach the counter (:func:`background`), the
             migration ring closes over the sample, and throughput is scaled to all workers.
+        space: the search space (``None``: 2 floats on [-5.12, 5.12]).
+        loss: the objective on a candidate's genes (``None``: ``sum((genes - 0.3) ** 2)``,
+            a smooth loss); see ``simulate_quality.py`` for a benchmark problem's.
     """
 
     workers: int
@@ -82,6 +86,8 @@ class Config:
     seed: int = 0
     costs: Path = COSTS
     sample_islands: int | None = None
+    space: pg.Space | None = None
+    loss: Callable[[np.ndarray], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class Outcome:
         host_extra: bytes more on an island's first rank (its claim table window).
         seconds: the simulator's own wall time.
         rows: ``(worker, start, end)`` of each completed evaluation.
+        best: the lowest loss found.
     """
 
     window: Window
@@ -114,16 +121,20 @@ class Outcome:
     host_extra: float
     seconds: float
     rows: np.ndarray
+    best: float
 
 
-def _space() -> pg.Space:
+def _space(config: Config) -> pg.Space:
+    if config.space is not None:
+        return config.space
     return pg.Space({"x0": pg.Float(-5.12, 5.12), "x1": pg.Float(-5.12, 5.12)})
 
 
 def _settings(config: Config) -> tuple[Settings, tuple[int, ...]]:
     n, size = config.workers, config.island_size
     sizes = (size,) * (n // size) + ((n % size,) if n % size else ())
-    budget = Budget(evaluations=config.evaluations, time=config.duration)
+    time_limit = None if math.isinf(config.duration) else config.duration  # evaluations only
+    budget = Budget(evaluations=config.evaluations, time=time_limit)
     settings = Settings(
         budget=budget,
         islands=len(sizes),
@@ -138,7 +149,7 @@ def _settings(config: Config) -> tuple[Settings, tuple[int, ...]]:
 def _workers(config: Config, shared: Shared) -> list[SimWorker]:
     settings, sizes = _settings(config)
     layout = make_layout(config.workers, 1, list(sizes))
-    space, comms = _space(), SimpleNamespace(leader_rank=lambda w: w)
+    space, comms = _space(config), SimpleNamespace(leader_rank=lambda w: w)
     dtype = settings.wire_dtype(space)
     # Every real rank holds the islands' whole migration matrix (Emigration keeps a row of
     # it, a view): one for all the simulated workers, its bytes added to memory per rank.
@@ -214,6 +225,8 @@ def simulate(config: Config) -> Outcome:
     extra = everyone.workers - config.workers
     counter = Counter(costs, config.evaluations, background(everyone, extra))
     shared = Shared(transport, counter, costs, config.strategy, everyone.workers, config.seed)
+    if config.loss is not None:
+        shared.loss = config.loss
     workers = _workers(config, shared)
     rng = np.random.default_rng([config.seed, 1])
     factor = _durations(config, rng)
@@ -252,7 +265,10 @@ def simulate(config: Config) -> Outcome:
     settings, sizes = _settings(everyone)
     grown += 8 * len(sizes) ** 2  # the migration matrix (shared above)
     host = 8 * table_slots(settings.budget.evaluations) if config.island_size > 1 else 0
-    steady = window(done, config.workers, dies)
+    try:
+        steady = window(done, config.workers, dies)
+    except ValueError:  # a budget too small for every worker to start: no steady window
+        steady = Window(math.nan, math.nan, math.nan, math.nan)
     scaled = steady.throughput * everyone.workers / config.workers
     return Outcome(
         window=dataclasses.replace(steady, throughput=scaled),
@@ -265,4 +281,5 @@ def simulate(config: Config) -> Outcome:
         host_extra=host,
         seconds=time.perf_counter() - started,
         rows=done,
+        best=shared.best,
     )

@@ -12,6 +12,8 @@ measured ``loop`` cost), the objective (a lognormal sleep), and every cost (``co
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -30,9 +32,15 @@ from .virtual import Claims, Counter, Transport, VirtualMailbox
 _OK, _EVALUATED = int(Status.OK), int(Kind.EVALUATED)
 
 
+def smooth(genes: np.ndarray) -> float:
+    """The default loss: smooth on the genes, its minimum inside the box."""
+    return float(np.sum((genes - 0.3) ** 2))
+
+
 @dataclass
 class Shared:
-    """What every simulated worker uses: the network, the counter, the costs, the clock."""
+    """What every simulated worker uses: the network, the counter, the costs, the clock, the
+    objective on the genes and the best value found so far."""
 
     transport: Transport
     counter: Counter
@@ -41,6 +49,8 @@ class Shared:
     n_workers: int
     run_seed: int
     now: float = 0.0  # the clock the mailboxes read (the worker being stepped's)
+    loss: Callable[[np.ndarray], float] = smooth
+    best: float = math.inf
 
     def clock(self) -> float:
         return self.now
@@ -103,7 +113,8 @@ class SimWorker:
         sent = self.mailbox.sent_messages
         row = self._row.copy()
         row["id"], row["genes"], row["start"], row["end"] = record_id, genes, start, end
-        row["values"] = float(np.sum((genes - 0.3) ** 2))  # a smooth loss on the genes
+        row["values"] = value = self._shared.loss(genes)
+        self._shared.best = min(self._shared.best, value)
         row["status"], row["kind"] = _OK, _EVALUATED
         self._island.learn(row)
         self.told += 1
