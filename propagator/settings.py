@@ -6,7 +6,6 @@ ever sees a valid :class:`Settings`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -227,10 +226,7 @@ class Settings:
             },
             "islands": list(self.islands) if isinstance(self.islands, tuple) else self.islands,
             "ranks_per_worker": self.ranks_per_worker,
-            "migration": {
-                **asdict(self.migration),
-                "topology": json.loads(json.dumps(self.migration.topology)),
-            },
+            "migration": self.migration.to_dict(),
             "strategy": [spec.to_dict() for spec in self.strategy],
             "seed": self.seed,
             "max_initial_failures": self.max_initial_failures,

@@ -95,6 +95,7 @@ SCHEMA: dict[str, Any] = {
                 },
                 "migrants": _POS_INT,
                 "pollination": {"type": "boolean"},
+                "targets": _POS_INT,
             },
             "additionalProperties": False,
         },

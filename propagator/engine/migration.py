@@ -20,7 +20,11 @@ class Emigration:
     After each evaluation a worker emigrates with probability ``migration.probability /
     workers on its island``, so an island sends about ``probability`` times per round of its
     workers' evaluations. The best records leave; each target island gets
-    ``topology[from][to]`` of them. With pollination they are copies; with migration they
+    ``topology[from][to]`` of them. Where the topology gives more target islands than
+    ``migration.targets``, each emigration goes to that many of them, drawn at random: a
+    migrant goes to every worker of its target island, so each target costs about
+    ``probability`` messages per evaluation, and a bounded number of targets keeps that
+    bounded at any number of islands. With pollination they are copies; with migration they
     move: only the worker that owns a record may send it, and it leaves its island's pools.
 
     Args:
@@ -36,7 +40,8 @@ class Emigration:
         self._mailbox = mailbox
         self._rng = rng
         self._probability = migration.probability / island_size if layout.n_islands > 1 else 0.0
-        self._to = migration.matrix(layout.n_islands)[ctx.island]
+        self._to = migration.row(layout.n_islands, ctx.island)
+        self._most = migration.targets
         self._pollination = migration.pollination
         self.sent = 0
 
@@ -51,6 +56,8 @@ class Emigration:
         if not len(source) or self._rng.random() >= self._probability:
             return
         targets = np.flatnonzero(self._to)
+        if len(targets) > self._most:  # no draw otherwise: the stream stays as it was
+            targets = np.sort(self._rng.choice(targets, self._most, replace=False))
         if members is not None:
             for island in targets:
                 self._send(source[: int(self._to[island])], int(island))

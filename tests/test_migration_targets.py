@@ -1,0 +1,151 @@
+"""Bounded migration fan-out (issue 17): each emigration goes to at most ``migration.targets``
+of the topology's target islands, drawn at random, so that migration's messages per
+evaluation stay bounded at any number of islands; fewer targets than that are all taken,
+with the migration stream drawn exactly as before the setting existed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import propagator as pg
+from propagator.engine.layout import Layout
+from propagator.engine.migration import Emigration
+from propagator.engine.records import wire_dtype
+from propagator.errors import ConfigError
+from propagator.strategies.pool import Pool
+
+DTYPE = wire_dtype(2)
+
+
+class _Mailbox:
+    """Records what Emigration sends: (target ranks, rows) per send."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[list[int], np.ndarray]] = []
+
+    def send(self, rows: np.ndarray, ranks: list[int]) -> None:
+        self.sends.append((list(ranks), rows))
+
+    def post(self, row: np.void) -> None:
+        pass
+
+
+def _emigration(
+    sizes: tuple[int, ...], migration: pg.Migration, island: int = 0, seed: int = 0
+) -> tuple[Emigration, _Mailbox, Layout]:
+    layout = Layout(sum(sizes), 1, sizes)
+    ctx = SimpleNamespace(
+        layout=layout,
+        island=island,
+        worker=layout.island_start(island),
+        settings=SimpleNamespace(migration=migration),
+        comms=SimpleNamespace(leader_rank=lambda w: w),
+    )
+    mailbox = _Mailbox()
+    return Emigration(ctx, mailbox, np.random.default_rng(seed)), mailbox, layout
+
+
+def _pool() -> Pool:
+    pool = Pool(4, DTYPE)
+    rows = np.zeros(4, dtype=DTYPE)
+    rows["id"] = np.arange(4)
+    for row, loss in zip(rows, [3.0, 1.0, 2.0, 4.0], strict=True):
+        pool.offer(row, loss)
+    return pool
+
+
+def _targets(mailbox: _Mailbox, layout: Layout) -> list[int]:
+    return [layout.island_of(ranks[0]) for ranks, _ in mailbox.sends]
+
+
+def _emigrate(emigration: Emigration, pool: Pool, times: int) -> None:
+    for _ in range(times):
+        emigration.maybe(pool)
+
+
+def test_many_islands_get_three_distinct_random_targets_per_emigration():
+    migration = pg.Migration(probability=1.0)
+    sizes = (1,) * 16
+    emigration, mailbox, layout = _emigration(sizes, migration)
+    pool = _pool()
+    reached: set[int] = set()
+    for _ in range(200):
+        before = len(mailbox.sends)
+        emigration.maybe(pool)
+        targets = _targets(mailbox, layout)[before:]
+        assert len(targets) == 3 and len(set(targets)) == 3 and 0 not in targets
+        reached.update(targets)
+    assert reached == set(range(1, 16))  # every island is reached over time
+    # the best record leaves, to every worker of its target island
+    assert all(rows["id"].tolist() == [1] for _, rows in mailbox.sends)
+
+
+def test_every_worker_of_a_target_island_gets_the_migrants_and_messages_stay_bounded():
+    """Islands of 4: an emigration (probability / 4 per evaluation) sends to 3 islands x 4
+    workers, so migration costs probability x 3 messages per evaluation, not x 31."""
+    sizes = (4,) * 32
+    emigration, mailbox, layout = _emigration(sizes, pg.Migration(probability=0.9), island=5)
+    evaluations = 4000
+    _emigrate(emigration, _pool(), evaluations)
+    assert all(len(ranks) == 4 for ranks, _ in mailbox.sends)
+    per_evaluation = sum(len(ranks) for ranks, _ in mailbox.sends) / evaluations
+    assert 0.9 * 3 * 0.85 < per_evaluation < 0.9 * 3 * 1.15
+
+
+def test_up_to_the_cap_every_target_every_time_and_the_stream_as_without_a_cap():
+    """Four islands fully connected: 3 targets, all of them, and the migration stream draws
+    exactly what it drew before (a run's migrations are unchanged)."""
+    capped, capped_box, layout = _emigration((2, 2, 2, 2), pg.Migration(), island=1, seed=7)
+    free, free_box, _ = _emigration((2, 2, 2, 2), pg.Migration(targets=99), island=1, seed=7)
+    pool = _pool()
+    _emigrate(capped, pool, 300)
+    _emigrate(free, pool, 300)
+    assert _targets(capped_box, layout) == _targets(free_box, layout)
+    assert len(capped_box.sends) > 0 and len(capped_box.sends) % 3 == 0
+    assert set(_targets(capped_box, layout)) == {0, 2, 3}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_islands=st.integers(2, 40),
+    targets=st.integers(1, 6),
+    topology=st.sampled_from(["fully_connected", "ring", "matrix"]),
+    island=st.integers(0, 39),
+    seed=st.integers(0, 2**16),
+)
+def test_targets_are_the_topology_s_and_at_most_the_cap(n_islands, targets, topology, island, seed):
+    island %= n_islands
+    if topology == "matrix":  # island i sends 2 migrants to islands i+1 .. i+3 (mod n)
+        m = np.zeros((n_islands, n_islands), dtype=int)
+        for i in range(n_islands):
+            for d in (1, 2, 3):
+                if (i + d) % n_islands != i:
+                    m[i, (i + d) % n_islands] = 2
+        topology = m.tolist()
+    migration = pg.Migration(probability=1.0, topology=topology, targets=targets)
+    emigration, mailbox, layout = _emigration((1,) * n_islands, migration, island, seed)
+    allowed = set(np.flatnonzero(migration.matrix(n_islands)[island]).tolist())
+    assert np.array_equal(migration.row(n_islands, island), migration.matrix(n_islands)[island])
+    pool = _pool()
+    for _ in range(5):
+        before = len(mailbox.sends)
+        emigration.maybe(pool)
+        sent = mailbox.sends[before:]
+        chosen = _targets(mailbox, layout)[before:]
+        assert len(chosen) == len(set(chosen)) == min(targets, len(allowed))
+        assert set(chosen) <= allowed
+        for (_, rows), to in zip(sent, chosen, strict=True):
+            assert len(rows) == migration.matrix(n_islands)[island, to]
+
+
+def test_targets_must_be_a_positive_integer_and_a_default_stays_out_of_stored_settings():
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(ConfigError, match="migration.targets"):
+            pg.Migration(targets=bad)
+    assert "targets" not in pg.Migration().to_dict()
+    assert pg.Migration(targets=5).to_dict()["targets"] == 5
