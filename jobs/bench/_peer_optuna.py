@@ -23,15 +23,17 @@ budgets' runs are its first trials (:func:`_peer_protocol.prefixed`; no Optuna s
 the number of trials, so a sequential study of 50 trials makes the first 50 of one of 100;
 their ``seconds`` are the whole study's). These optimise sequentially in one process: the
 strongest setting for a sequential model-based sampler, since every result is known before
-the next ask. ``optuna-tpe-2w`` and ``optuna-cmaes-2w`` run as Optuna runs in parallel: two
-worker processes share the study through a journal file (``JournalStorage``), each with its
-own sampler (seeded ``2·seed`` and ``2·seed + 1``) asking half the trials, as our two ranks
-do. Except for the GP, the space is asked define-by-run (conditional parameters only when
-active), with Optuna's own log-scale, integer and categorical distributions.
+the next ask. ``optuna-tpe-2w``, ``optuna-tpe-mv-8w`` and the other ``-Nw`` tools run as
+Optuna runs in parallel: N worker processes share the study through a journal file
+(``JournalStorage``), each with its own sampler (seeded ``N·seed + w``) asking its share of
+the trials, as our N ranks do. Except for the GP, the space is asked define-by-run
+(conditional parameters only when active), with Optuna's own log-scale, integer and
+categorical distributions.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import warnings
@@ -98,8 +100,9 @@ def run_study(
     a run of that budget: no Optuna sampler is told the number of trials)."""
     import optuna
 
-    if tool.endswith("-2w"):
-        study = _run_parallel(tool, problem, budget, seed, workers=2)
+    parallel = re.search(r"-(\d+)w$", tool)
+    if parallel:
+        study = _run_parallel(tool, problem, budget, seed, workers=int(parallel.group(1)))
     else:
         study = optuna.create_study(sampler=_sampler(tool, seed))
         study.optimize(_objective(tool, problem), n_trials=budget)

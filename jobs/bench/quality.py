@@ -27,7 +27,7 @@ in total); each (tool, problem, budget, seed) is run for ``--seeds`` seeds 0, 1,
   ``optuna-cmaes``, each seeded with the run's seed; trials run sequentially in one process
   (the strongest setting for them: every result is known before the next ask).
   ``optuna-tpe-2w``, ``optuna-tpe-mv-2w`` and ``optuna-cmaes-2w``: two processes share the
-  study, as our two ranks.
+  study, as our two ranks; ``optuna-tpe-mv-8w``: eight, as our eight.
 * **SMAC3 2.4** (``_peer_smac.py``): ``HyperparameterOptimizationFacade`` (random forest)
   with its defaults, the space's conditions as ConfigSpace conditions, ``n_trials=budget``,
   the run's seed; sequential in one process, as Optuna.
@@ -93,6 +93,7 @@ PEERS = (
     "optuna-tpe-2w",
     "optuna-tpe-mv-2w",
     "optuna-cmaes-2w",
+    "optuna-tpe-mv-8w",
 )
 _PEERS_VENV = ("propulate", "smac")  # the tools run by --peer-python
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
