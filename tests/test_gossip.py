@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from propagator.config.schema import validate
-from propagator.engine.comm.gossip import RELAYED, Gossip
+from propagator.engine.comm.gossip import EVERYONE, RELAYED, Gossip
 from propagator.engine.records import Kind, Status, wire_dtype
 from propagator.errors import ConfigError
 from propagator.pbt import make_pbt
@@ -93,15 +93,33 @@ def test_small_islands_are_refused():
 
 # --- forwarding ----------------------------------------------------------------------------
 def test_a_record_goes_to_the_ring_peer_and_one_of_the_elite_wider_as_copies_are_saved():
-    gossip = _gossip(elite=1)
+    gossip = _gossip(40, elite=1)  # a large island: 38 others, more than the 36 copies saved
     assert _sent(gossip.route(_rows([1], [5.0]))) == [([1], 1), ([1], 3)]  # 4 - 1 saved: 3
     # a record not in the elite goes to the ring peer only; the best rides along with it,
     # and goes to as many others as the 2 copies left allow
     assert _sent(gossip.route(_rows([2], [9.0]))) == [([2, -1], 1), ([-1], 2)]
     assert _sent(gossip.route(_rows([3], [1.0]))) == [([3], 1), ([3], 3)]
-    # 8 leaders: at most the 6 others beside the ring peer
+    # 40 leaders: at most the 38 others beside the ring peer
     big = _rows(list(range(10, 30)), [9.0] * 20)  # 80 copies, 21 of them to the ring peer
-    assert _sent(gossip.route(big))[1] == ([-3], 6)
+    assert _sent(gossip.route(big))[1] == ([-3], 38)
+
+
+def test_on_a_small_island_the_copies_go_to_the_elite_and_to_everyone_when_they_can():
+    """8 leaders (6 others, within the 24 copies saved): a relayed copy goes to the ring peer
+    only, the copies saved carry the next record that enters to every leader, marked so that
+    nobody pushes it on."""
+    gossip = _gossip(8, elite=1)
+    assert _sent(gossip.route(_rows([1], [5.0]))) == [([1], 1), ([1], 3)]
+    for i in range(3):  # 2 copies saved each: the relayed one costs one
+        assert _sent(gossip.route(_rows([10 + i], [9.0]))) == [([10 + i, -1], 1)]
+    routed = gossip.route(_rows([3], [1.0]))
+    assert _sent(routed) == [([3], 1), ([3], 6)]  # the ring peer and the 6 others
+    assert all(rows["kind"][0] & EVERYONE for rows, _ in routed)
+    assert _sent(gossip.route(_rows([4], [9.0]))) == [([4], 1)]  # 3 is pushed by nobody
+    other = _gossip(8, me=1, elite=1)
+    other.heard(routed[1][0].copy())
+    assert other.best == 1.0
+    assert _sent(other.route(_rows([5], [9.0]))) == [([5], 1)]
 
 
 def test_a_new_best_rides_along_for_log2_plus_3_batches_marked_relayed():
