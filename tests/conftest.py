@@ -17,6 +17,13 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# A property's examples are drawn however loaded the machine is (CI shares its cores with
+# the MPI scenarios): no deadline per example and no "data too slow to generate" failure by
+# default, for every test that does not set them itself.
+settings.register_profile("propagate", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("propagate")
 
 SCENARIOS = Path(__file__).parent / "mpi" / "scenarios.py"
 _SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s]

@@ -89,7 +89,7 @@ def test_every_worker_of_a_target_island_gets_the_migrants_and_messages_stay_bou
     """Islands of 4: an emigration (probability / 4 per evaluation) sends to 3 islands x 4
     workers, so migration costs probability x 3 messages per evaluation, not x 31."""
     sizes = (4,) * 32
-    emigration, mailbox, layout = _emigration(sizes, pg.Migration(probability=0.9), island=5)
+    emigration, mailbox, _ = _emigration(sizes, pg.Migration(probability=0.9), island=5)
     evaluations = 4000
     _emigrate(emigration, _pool(), evaluations)
     assert all(len(ranks) == 4 for ranks, _ in mailbox.sends)
@@ -145,7 +145,7 @@ def test_targets_are_the_topology_s_and_at_most_the_cap(n_islands, targets, topo
 
 def test_targets_must_be_a_positive_integer_and_a_default_stays_out_of_stored_settings():
     for bad in (0, -1, 1.5, True, "3"):
-        with pytest.raises(ConfigError, match="migration.targets"):
+        with pytest.raises(ConfigError, match=r"migration\.targets"):
             pg.Migration(targets=bad)
     assert "targets" not in pg.Migration().to_dict()
     assert pg.Migration(targets=5).to_dict()["targets"] == 5

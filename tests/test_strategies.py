@@ -360,6 +360,35 @@ def test_seen_filter_drops_repeated_records_but_never_own_candidates() -> None:
     np.testing.assert_array_equal(seen.fresh(a[1:2], loss[1:2]), [True])
 
 
+@settings(max_examples=80)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.booleans(),  # this worker's own candidate (asked first)
+            st.lists(st.sampled_from([0.0, -0.0, 0.5]), min_size=2, max_size=2),
+            st.lists(st.sampled_from([1.0, -0.0, 0.0]), min_size=1, max_size=2),
+        ),
+        max_size=30,
+    ),
+    objectives=st.sampled_from([1, 2]),
+)
+def test_seen_filter_agrees_with_a_plain_reference(steps, objectives) -> None:
+    """Told one record at a time: a record (genes and loss, -0.0 as 0.0) is fresh the first
+    time only, unless it is this worker's own asked candidate (capacity not reached)."""
+    seen = SeenFilter()
+    told: set[tuple[float, ...]] = set()
+    for own, genes, loss in steps:
+        genes = np.array(genes)
+        loss = np.resize(np.array(loss), objectives)
+        if own:
+            seen.asked(genes)
+        key = tuple((np.concatenate([genes, loss]) + 0.0).tolist())
+        expected = own or key not in told
+        told.add(key)
+        shaped = loss[None, :] if objectives > 1 else loss[:1]
+        assert seen.fresh(genes[None, :], shaped).tolist() == [expected]
+
+
 # =============================================================================================
 # 2. The GA's operators
 # =============================================================================================

@@ -19,12 +19,19 @@ from collections import OrderedDict
 import numpy as np
 
 
-def _keys(genes: np.ndarray, loss: np.ndarray | None = None) -> list[bytes]:
-    # + 0.0 turns -0.0 into 0.0: they decode alike and must compare equal
-    rows = np.ascontiguousarray(genes, dtype=np.float64) + 0.0
-    if loss is not None:
-        rows = np.column_stack([rows, np.asarray(loss, dtype=np.float64) + 0.0])
-    return [row.tobytes() for row in rows]
+def _rows(genes: np.ndarray, loss: np.ndarray | None = None) -> np.ndarray:
+    """Float64 rows of ``genes`` with the ``loss`` columns after them (one array, so that a
+    row's point key and record key are slices of the same bytes)."""
+    n, d = genes.shape
+    extra = None if loss is None else np.asarray(loss, dtype=np.float64)
+    if extra is not None and extra.ndim == 1:
+        extra = extra[:, None]
+    rows = np.empty((n, d + (0 if extra is None else extra.shape[1])))
+    rows[:, :d] = genes
+    if extra is not None:
+        rows[:, d:] = extra
+    rows += 0.0  # -0.0 becomes 0.0: they decode alike and must compare equal
+    return rows
 
 
 class SeenFilter:
@@ -45,7 +52,7 @@ class SeenFilter:
 
     def asked(self, genes: np.ndarray) -> None:
         """Note a candidate this worker asked for: its result counts when told."""
-        (key,) = _keys(genes[None, :])
+        key = _rows(genes[None, :])[0].tobytes()
         self._asked[key] = self._asked.get(key, 0) + 1
         self._asked.move_to_end(key)
         if len(self._asked) > self._capacity:
@@ -57,7 +64,10 @@ class SeenFilter:
         the same call). Marks them as seen."""
         out = np.ones(len(genes), dtype=bool)
         seen, asked = self._seen, self._asked
-        for i, (point, key) in enumerate(zip(_keys(genes), _keys(genes, loss), strict=True)):
+        d = genes.shape[1]
+        for i, row in enumerate(_rows(genes, loss)):
+            key = row.tobytes()
+            point = key[: 8 * d]
             own = asked.get(point, 0)
             if own:
                 if own == 1:
