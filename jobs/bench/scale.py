@@ -88,6 +88,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _launch import parse
+
 SPACE = {"x0": (-5.12, 5.12), "x1": (-5.12, 5.12)}
 
 
@@ -105,7 +108,8 @@ def _run(args: argparse.Namespace) -> None:
         return 0.0
 
     options = {} if args.setting == "default" else {"dissemination": args.setting}
-    islands = comm.size // 2 if args.islands == "half" else int(args.islands)
+    (islands,) = args.islands  # the mpiexec half gets one
+    islands = comm.size // 2 if islands == "half" else int(islands)
     result = pg.search(
         noop,
         space,
@@ -166,14 +170,10 @@ def main() -> None:
     parser.add_argument("--before", metavar="DIR", help="also run this checkout (PYTHONPATH)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mpiexec")
     parser.add_argument("--json", help="also write every row here")
-    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--strategy", help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.run:
-        args.islands = args.islands[0]
-        _run(args)
+    args = parse(parser, _run)
+    if args is None:
         return
     trees = [("now", None)] + ([("before", args.before)] if args.before else [])
     print(f"no-op objective, 2 floats, {args.evaluations:,} evaluations; load {os.getloadavg()}")
