@@ -160,6 +160,8 @@ def _workers(config: Config, shared: Shared) -> list[SimWorker]:
             probability=migration.probability,
             pollination=migration.pollination,
             matrix=lambda n: matrix,
+            row=lambda n, island: matrix[island],  # Emigration reads its island's row
+            targets=migration.targets,
         ),
         dissemination=settings.dissemination,
         signs=settings.signs,
