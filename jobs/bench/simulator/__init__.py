@@ -115,14 +115,15 @@ workers  mean s  islands  sim.  evals  util %    from s  evals/s   msgs/eval  B/
 ``sim.``: workers simulated with the real code; ``from s``: when the last worker started its
 first evaluation (the counter's start-up burst: 65,536 first claims of 2.5 µs each queue
 0.16 s); MB per rank in MiB, of which 45.2 is the rank's base after ``import propagator``
-and, at 1,024 islands, 8.0 the migration matrix every rank holds (8 x islands^2 bytes: 2 GB
-per rank at 16,384 islands); an island's first rank holds 8 MiB more (its claim table for a
-budget in time). Targets met in this model: >= 99 % at 16,384 and >= 95 % at 65,536 with
-60 s evaluations, >= 95 % at 1,024 with 1 s. At 60 s the control plane (about 1.5 ms of CPU
-per evaluation, breeding the most) is 0.003 % of a worker's time, so these utilizations say
-that nothing in the modelled control plane grows with the worker count, not that a real
-cluster will reach them: start-up, the final result's gather (every record to every rank)
-and failures are outside the window and the model.
+and, at 1,024 islands, 8.0 the migration matrix every rank held then (8 x islands^2 bytes: 2
+GB per rank at 16,384 islands; since 7f40ef6 a rank builds its island's row only, 8 x
+islands bytes, so those 8.0 MiB are now 8 KiB); an island's first rank holds 8 MiB more (its
+claim table for a budget in time). Targets met in this model: >= 99 % at 16,384 and >= 95 %
+at 65,536 with 60 s evaluations, >= 95 % at 1,024 with 1 s. At 60 s the control plane (about
+1.5 ms of CPU per evaluation, breeding the most) is 0.003 % of a worker's time, so these
+utilizations say that nothing in the modelled control plane grows with the worker count, not
+that a real cluster will reach them: start-up, the final result's gather (every record to
+every rank) and failures are outside the window and the model.
 
 Stragglers and dead ranks at 16,384 (4 islands simulated): 5 % of the workers 4x slower:
 99.998 %, 276.5 evaluations/s, 3.76 messages per evaluation (seeds 1 and 2: throughput

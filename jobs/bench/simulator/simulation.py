@@ -103,8 +103,8 @@ class Outcome:
         messages: record messages sent (gossip, migrants, departures).
         bytes: their bytes.
         memory: resident bytes per rank: a rank's base plus the simulator's growth per worker
-            for building and running the real structures, plus the migration matrix that
-            every rank holds (8 bytes x islands^2).
+            for building and running the real structures, plus the row of the migration
+            matrix that every rank holds (8 bytes x islands).
         host_extra: bytes more on an island's first rank (its claim table window).
         seconds: the simulator's own wall time.
         rows: ``(worker, start, end)`` of each completed evaluation.
@@ -151,18 +151,10 @@ def _workers(config: Config, shared: Shared) -> list[SimWorker]:
     layout = make_layout(config.workers, 1, list(sizes))
     space, comms = _space(config), SimpleNamespace(leader_rank=lambda w: w)
     dtype = settings.wire_dtype(space)
-    # Every real rank holds the islands' whole migration matrix (Emigration keeps a row of
-    # it, a view): one for all the simulated workers, its bytes added to memory per rank.
-    matrix = settings.migration.matrix(len(sizes))
-    migration = settings.migration
+    # Every real rank holds its island's row of the migration matrix (Migration.row): the
+    # settings themselves serve every simulated worker.
     shared_settings = SimpleNamespace(
-        migration=SimpleNamespace(
-            probability=migration.probability,
-            pollination=migration.pollination,
-            matrix=lambda n: matrix,
-            row=lambda n, island: matrix[island],  # Emigration reads its island's row
-            targets=migration.targets,
-        ),
+        migration=settings.migration,
         dissemination=settings.dissemination,
         signs=settings.signs,
     )
@@ -265,7 +257,7 @@ def simulate(config: Config) -> Outcome:
     done = np.array(rows, dtype=[("worker", np.int64), ("start", float), ("end", float)])
     grown = max(0, _rss() - rss) / config.workers
     settings, sizes = _settings(everyone)
-    grown += 8 * len(sizes) ** 2  # the migration matrix (shared above)
+    grown += 8 * len(sizes)  # the rank's row of the migration matrix
     host = 8 * table_slots(settings.budget.evaluations) if config.island_size > 1 else 0
     try:
         steady = window(done, config.workers, dies)
