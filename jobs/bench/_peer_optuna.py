@@ -102,20 +102,22 @@ def run_study(
 
     parallel = re.search(r"-(\d+)w$", tool)
     if parallel:
-        study = _run_parallel(tool, problem, budget, seed, workers=int(parallel.group(1)))
+        trials = _run_parallel(tool, problem, budget, seed, workers=int(parallel.group(1)))
     else:
         study = optuna.create_study(sampler=_sampler(tool, seed))
         study.optimize(_objective(tool, problem), n_trials=budget)
-    return {n: _outcome(study, problem, n) for n in {budget, *prefixes}}
+        trials = study.trials
+    return {n: _outcome(trials, problem, n) for n in {budget, *prefixes}}
 
 
-def _outcome(study: Any, problem: Problem, trials: int | None = None) -> dict[str, Any]:
-    done = sorted(study.trials, key=lambda t: t.number)[:trials]
+def _outcome(trials: list[Any], problem: Problem, first: int | None = None) -> dict[str, Any]:
+    done = sorted(trials, key=lambda t: t.number)[:first]
     return outcome([problem.key(t.params) for t in done], [t.value for t in done])
 
 
-def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: int) -> Any:
-    """``workers`` processes sharing one study through a journal file: the study."""
+def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: int) -> list[Any]:
+    """``workers`` processes sharing one study through a journal file: its trials (read
+    before the file goes)."""
     import multiprocessing
     import tempfile
 
@@ -139,7 +141,7 @@ def _run_parallel(tool: str, problem: Problem, budget: int, seed: int, workers: 
             proc.join()
             if proc.exitcode:
                 raise RuntimeError(f"an Optuna worker of {tool} exited {proc.exitcode}")
-        return optuna.load_study(storage=storage, study_name="s")
+        return optuna.load_study(storage=storage, study_name="s").trials
 
 
 def _storage(journal: str) -> Any:
