@@ -60,14 +60,13 @@ Issue 22's on the discrete set: the default beats each peer on >= 70 % of the pr
 is not worse on >= 90 %, at 50 and 100 evaluations.
 
 Measured at 8 workers against eight Optuna processes on one study (``--set discrete
---problems nas_chain finetune resnet_ints mixed_hpo nas_cell --seeds 5 --ranks 8 --ours
-portfolio tpe 'tpe_pending={"name": "tpe", "pending": true}' --peers optuna-tpe-mv
-optuna-tpe-mv-8w``; the five problems the default lost at 8 workers, 5 seeds only), wins-ties-
-losses at 50 / 100 evaluations: the default portfolio 1-0-4 / 0-0-5 against
-``optuna-tpe-mv-8w`` and 0-0-5 / 0-0-5 against sequential ``optuna-tpe-mv``; our TPE alone
-2-0-3 / 1-0-4 and 4-0-1 / 3-0-2 against the portfolio; TPE with pending points 1-0-4 /
-3-0-2 against ``optuna-tpe-mv-8w``. Eight Optuna processes did worse than one sequential
-study on all 5 at 100 evaluations (nas_chain 1.27 against 0.808).
+--problems nas_chain finetune resnet_ints mixed_hpo nas_cell --seeds 10 --ranks 8 --ours
+portfolio tpe --peers optuna-tpe-mv optuna-tpe-mv-8w``: the five problems the default lost
+at 8 workers), wins-ties-losses at 50 / 100 evaluations: the default portfolio 0-0-5 / 1-0-4
+against ``optuna-tpe-mv-8w`` and 0-0-5 / 0-0-5 against sequential ``optuna-tpe-mv``; our
+TPE alone 2-0-3 / 1-1-3 and 1-0-4 / 0-1-4, and 3-0-2 / 4-0-1 against the portfolio. Eight
+Optuna processes did worse than one sequential study on 4 of 5 at 100 evaluations and tied
+on nas_cell (nas_chain 1.29 against 0.946).
 """
 
 from __future__ import annotations
