@@ -73,8 +73,10 @@ A lead for the default (``--set discrete --seeds 10 --ranks 8 --ours portfolio
 all 12 problems): the portfolio of TPE and CMA-ES alone (``auto`` adds the GA, and the
 quadratic models on few floats) beat the default 11-0-1 / 8-4-0 at 50 / 100 evaluations and
 eight Optuna processes 7-2-3 / 4-4-4, where the default scored 4-0-8 / 4-3-5; with the GA
-instead of CMA-ES (5 problems) it did not (0-0-5 against TPE and CMA-ES). Not yet the
-default: unchecked at 2 workers and on the 14 functions' spaces.
+instead of CMA-ES (5 problems) it did not (0-0-5 against TPE and CMA-ES). At 2 workers
+(``--ranks 2 ... --peers optuna-tpe-mv``) it was mixed: 7-3-2 / 3-5-4 against the default,
+6-1-5 / 5-2-5 against sequential TPE-mv where the default scored 5-2-5 / 8-2-2. Not yet
+the default.
 """
 
 from __future__ import annotations
