@@ -273,22 +273,26 @@ class Gossip:
             extra = _with(good, relayed)
             if not len(extra):
                 return [(first, self.peers(0))]
-            wide = min(others, max(1, self._budget // len(extra)))
-            self._budget -= wide * len(extra)
-            return _split(first, extra, self.peers(wide))
+            return _split(first, extra, self.peers(self._widen(len(extra))))
         # A small island: the copies go to the records that entered, to everyone when they
         # can; a relayed copy to the ring peer only (beside them it halved their width, and
         # the GA lost on 6 of the 14 functions at 8 workers in the simulator: see above).
         if not len(good):
             return [(first, self.peers(0))]
-        wide = min(others, max(1, self._budget // len(good)))
-        self._budget -= wide * len(good)
+        wide = self._widen(len(good))
         if wide == others:  # everyone has them: nobody need push them on
             self._elite.stop(good["id"])
             first = first.copy() if first is batch else first  # the caller's rows stay as sent
             first["kind"][entered] |= EVERYONE
             good["kind"] |= EVERYONE
         return _split(first, good, self.peers(wide))
+
+    def _widen(self, n: int) -> int:
+        """To how many others each of ``n`` records goes beside the ring peer: as many as the
+        copies saved allow, one at least, all the others at most; those copies are spent."""
+        wide = min(len(self._ring) - 2, max(1, self._budget // n))
+        self._budget -= wide * n
+        return wide
 
     def heard(self, rows: np.ndarray) -> np.ndarray:
         """The received ``rows`` to take in: relayed copies are unmarked, and kept only when
