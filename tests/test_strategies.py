@@ -32,7 +32,13 @@ from propagator.engine.records import wire_dtype
 from propagator.errors import ConfigError
 from propagator.space import Categorical, Constant, Float, Int, Space
 from propagator.strategies import CMAES, GA, STRATEGIES, TPE, make_strategy
-from propagator.strategies.cmaes import _CMABreeder, _contain, _rd_point, _Variables
+from propagator.strategies.cmaes import (
+    _CMABreeder,
+    _contain,
+    _degenerate,
+    _rd_point,
+    _Variables,
+)
 from propagator.strategies.pool import Pool
 from propagator.strategies.told import SeenFilter
 from propagator.strategies.tpe import _Memory
@@ -539,6 +545,42 @@ def test_cmaes_restarts_with_a_larger_population_at_the_next_rd_point() -> None:
     np.testing.assert_allclose(breeder._opt._mean, _rd_point(1, 2))
     assert np.all((_rd_point(1, 2) > 0) & (_rd_point(1, 2) < 1))
     np.testing.assert_allclose(_rd_point(0, 5), 0.5)
+
+
+def test_cmaes_contains_a_point_at_the_mean_where_the_distribution_collapsed() -> None:
+    """A zero step along an axis measures no distance: the point is told as the mean, not as
+    NaN, which the library refuses (an 8-rank benchmark run ended on that refusal)."""
+    from cmaes import CatCMAwM
+
+    opt = CatCMAwM(x_space=[[0.0, 1.0]] * 2, mean=np.array([0.5, 0.5]), sigma=0.1, cov=np.eye(2))
+    opt._A = np.array([1.0, 0.0])
+    got = _contain(opt, np.array([[0.7, 0.5], [0.5, 0.9]]))
+    np.testing.assert_allclose(got, [[0.5, 0.5], [0.5, 0.5]])
+    assert _degenerate(opt)
+
+
+@pytest.mark.parametrize("failure", ["collapsed", "refused"])
+def test_cmaes_restarts_instead_of_failing_when_its_state_breaks(monkeypatch, failure) -> None:
+    """A collapsed distribution, or a tell the library refuses with an assertion, restarts
+    the optimizer as a stall does; the asks after it are finite genes in the box."""
+    space = Space({"x": Float(0, 1), "i": Int(1, 8)})
+    breeder = CMAES(population=6).create(space, island_workers=1)
+    if failure == "collapsed":
+        breeder._opt._A = np.zeros(2)
+    else:
+
+        def refuse(solutions):
+            raise AssertionError("Abs of all param values must be less than 1e+32")
+
+        monkeypatch.setattr(breeder._opt, "tell", refuse)
+    rng = np.random.default_rng(0)
+    pool = empty_pool(2)
+    for _ in range(6):
+        genes = breeder.ask(pool, rng)
+        breeder.tell(genes[None, :], np.array([float(genes.sum())]), np.array([True]))
+    assert breeder._restarts == 1 and breeder._lambda == 12
+    asked = np.array([breeder.ask(pool, rng) for _ in range(24)])
+    assert np.isfinite(asked).all() and (asked >= 0).all() and (asked <= 1).all()
 
 
 def test_cmaes_integers_keep_moving_off_a_good_level() -> None:

@@ -199,10 +199,22 @@ def _contain(opt: Any, v: np.ndarray) -> np.ndarray:
     n = v.shape[1]
     mean, step = opt._mean, opt._sigma * opt._A
     basis, scales = opt._eigen_decomposition()
-    dist = np.linalg.norm(((v - mean) / step) @ basis / scales, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.linalg.norm(((v - mean) / step) @ basis / scales, axis=1)
     limit = math.sqrt(n) + 2.0 * n / (n + 2.0)
-    shrink = np.minimum(1.0, limit / np.maximum(dist, 1e-300))
+    # A distribution collapsed along an axis measures no distance: such a point is told as
+    # the mean, and the generation's update restarts the optimizer (see _degenerate).
+    shrink = np.where(np.isfinite(dist), np.minimum(1.0, limit / np.maximum(dist, 1e-300)), 0.0)
     return mean + (v - mean) * shrink[:, None]
+
+
+def _degenerate(opt: Any) -> bool:
+    """Whether the optimizer's Gaussian part has collapsed or overflowed: a zero or
+    non-finite step along some axis, or a non-finite mean."""
+    step = opt._sigma * opt._A
+    _, scales = opt._eigen_decomposition()
+    spread = np.concatenate([step, scales])
+    return not (np.isfinite(opt._mean).all() and np.isfinite(spread).all() and (spread > 0).all())
 
 
 class _CMABreeder(Breeder):
@@ -243,8 +255,9 @@ class _CMABreeder(Breeder):
         self._queue = (queue[0], queue[1], queue[2])
 
     def _generation(self, genes: np.ndarray, loss: np.ndarray, ok: np.ndarray) -> None:
-        """Update on one generation of results; restart when the search has stalled."""
-        best = math.inf
+        """Update on one generation of results; restart when the search has stalled or the
+        optimizer's state broke down."""
+        best, told = math.inf, True
         if ok.any():
             worst, best = float(loss[ok].max()), float(loss[ok].min())
             values = np.where(ok, loss, worst + max(worst - best, 1.0))
@@ -255,14 +268,24 @@ class _CMABreeder(Breeder):
                 # median of an empty history: NaN, with warnings. Told points are in the box
                 # and sorted, so the NaN re-sort keeps their ranking.
                 warnings.simplefilter("ignore", RuntimeWarning)
-                self._opt.tell(list(zip(solutions, values[order].tolist(), strict=True)))
+                told = self._tell(solutions, values[order])
         self._bests.append(best)
-        stop = self._vars.n_gaussian and self._opt.should_stop()
-        if stop or self._stalled():
+        stop = self._vars.n_gaussian and (self._opt.should_stop() or _degenerate(self._opt))
+        if stop or not told or self._stalled():
             self._restarts += 1
             cap = max(_MAX_POPULATION, self._lambda0)
             self._lambda = min(round(self._lambda * self._spec.growth), cap)
             self._start()
+
+    def _tell(self, solutions: list[Any], values: np.ndarray) -> bool:
+        """Tell the optimizer one generation; ``False`` when the library refused its own
+        state (it asserts that the told points and its mean stay below 1e32), which an
+        internal error would otherwise turn into the end of the whole run."""
+        try:
+            self._opt.tell(list(zip(solutions, values.tolist(), strict=True)))
+        except (AssertionError, np.linalg.LinAlgError):
+            return False
+        return True
 
     def _solutions(self, genes: np.ndarray) -> list[Any]:
         opt, vars_ = self._opt, self._vars
