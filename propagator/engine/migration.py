@@ -24,8 +24,11 @@ class Emigration:
     ``migration.targets``, each emigration goes to that many of them, drawn at random: a
     migrant goes to every worker of its target island, so each target costs about
     ``probability`` messages per evaluation, and a bounded number of targets keeps that
-    bounded at any number of islands. With pollination they are copies; with migration they
-    move: only the worker that owns a record may send it, and it leaves its island's pools.
+    bounded at any number of islands. With pollination they are copies, and a worker sends a
+    target island only the ones it has not sent there last time: an island's best changes
+    ever more rarely as a run goes on, and a copy it holds already would be dropped on
+    arrival. With migration they move: only the worker that owns a record may send it, and it
+    leaves its island's pools.
 
     Args:
         ctx: the rank's context.
@@ -43,6 +46,7 @@ class Emigration:
         self._to = migration.row(layout.n_islands, ctx.island)
         self._most = migration.targets
         self._pollination = migration.pollination
+        self._last: dict[int, np.ndarray] = {}  # target island: ids of the copies sent last
         self.sent = 0
 
     def maybe(self, pool: Pool, members: Callable[[], np.ndarray] | None = None) -> None:
@@ -64,7 +68,7 @@ class Emigration:
             return
         if self._pollination:
             for island in targets:
-                self._send(pool.best(int(self._to[island])), int(island))
+                self._send_new(pool.best(int(self._to[island])), int(island))
             return
         # The targets take turns in random order, so none is starved when few are eligible.
         mine = pool.rows["owner"] == self._ctx.worker
@@ -78,6 +82,13 @@ class Emigration:
                 pool.remove(r["id"])
                 r["kind"] = _DEPARTED
                 self._mailbox.post(r)
+
+    def _send_new(self, rows: np.ndarray, island: int) -> None:
+        """Send ``island`` those of the copies ``rows`` that were not in the last sent it."""
+        ids = rows["id"]
+        last = self._last.get(island)
+        self._last[island] = ids.copy()
+        self._send(rows if last is None else rows[~np.isin(ids, last)], island)
 
     def _send(self, rows: np.ndarray, island: int) -> None:
         if not len(rows):
