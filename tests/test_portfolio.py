@@ -36,6 +36,13 @@ def test_the_default_strategy_is_the_portfolio_on_every_island():
     assert [m.name for m in auto.members_for(mixed)] == ["ga", "cmaes", "tpe"]
     conditional = pg.Space({"n": pg.Int(1, 3), "w": pg.Int(1, 9, when="n > 1")})
     assert [m.name for m in auto.members_for(conditional)] == ["ga", "cmaes", "tpe"]
+    # From MODEL_WORKERS workers on an island, TPE and CMA-ES alone on structured spaces
+    assert [m.name for m in auto.members_for(mixed, 1, 7)] == ["ga", "cmaes", "tpe"]
+    assert [m.name for m in auto.members_for(mixed, 1, 8)] == ["tpe", "cmaes"]
+    assert [m.name for m in auto.members_for(conditional, 1, 8)] == ["tpe", "cmaes"]
+    assert [m.name for m in auto.members_for(floats, 1, 8)] == ["ga", "cmaes"]
+    several = [m.name for m in auto.members_for(mixed, 2, 8)]
+    assert several == [m.name for m in auto.members_for(mixed, 2, 1)]
     # Every island resolves the space's members as one island does (issue 17), no longer
     # the fixed ga, cmaes, tpe dealt one per island.
     spread = Settings(budget=pg.Budget(10), islands=3, strategy=strategies_for("portfolio", 3))

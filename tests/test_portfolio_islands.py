@@ -104,9 +104,18 @@ def test_report_names_the_space_members_on_every_island():
     config = Settings(
         budget=pg.Budget(10), islands=3, strategy=strategies_for("portfolio", 3)
     ).to_dict()
-    small = SimpleNamespace(space=SMALL, objectives=("value",))
-    mixed = SimpleNamespace(space=MIXED, objectives=("value",))
+    one_each = SimpleNamespace(world_size=3, n_workers=3, n_islands=3)
+    small = SimpleNamespace(space=SMALL, objectives=("value",), info=one_each)
+    mixed = SimpleNamespace(space=MIXED, objectives=("value",), info=one_each)
     assert island_strategies(config, small) == ["portfolio (ga, cmaes, quadratic)"] * 3
+    assert island_strategies(config, mixed) == ["portfolio (ga, cmaes, tpe)"] * 3
+    # 26 workers: islands of 9, 9 and 8 workers, from 8 on an island TPE and CMA-ES alone
+    mixed.info = SimpleNamespace(world_size=26, n_workers=26, n_islands=3)
+    assert island_strategies(config, mixed) == ["portfolio (tpe, cmaes)"] * 3
+    sizes = dict(config, islands=[22, 3, 1])
+    expected = ["portfolio (tpe, cmaes)"] + ["portfolio (ga, cmaes, tpe)"] * 2
+    assert island_strategies(sizes, mixed) == expected
+    mixed.info = SimpleNamespace(world_size=21, n_workers=21, n_islands=3)  # 7 each
     assert island_strategies(config, mixed) == ["portfolio (ga, cmaes, tpe)"] * 3
 
 

@@ -18,17 +18,22 @@ def island_strategies(config: Mapping[str, Any], result: Result) -> list[str]:
     """The strategy each island ran, from a run's stored settings (``config``), in island
     order: a portfolio with its members (those dealt to the island; ``auto`` resolved for
     the run's space)."""
+    from ..engine.layout import make_layout
     from ..strategies import Portfolio, make_strategy
 
+    info = result.info
+    islands = config.get("islands", info.n_islands)  # a count or the workers of each island
+    layout = make_layout(info.world_size, info.world_size // info.n_workers, islands)
     names = []
-    for stored in config.get("strategy", []):
+    for island, stored in enumerate(config.get("strategy", [])):
         try:
             spec = make_strategy(stored)
         except ConfigError:  # a strategy this version does not know: its stored name
             names.append(str(stored.get("name", "?")))
             continue
         if isinstance(spec, Portfolio):
-            members = spec.members_for(result.space, len(result.objectives))
+            workers = layout.island_sizes[island] if island < info.n_islands else 1
+            members = spec.members_for(result.space, len(result.objectives), workers)
             names.append(f"portfolio ({', '.join(m.name for m in members)})")
         else:
             names.append(spec.name)

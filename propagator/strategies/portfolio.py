@@ -29,6 +29,19 @@ space) the mix with TPE found the better configurations (NAS cell regret 0.29 ag
 from CMA-ES's 1e-10 to 1e-16 to 1e-22 and below (sphere, rosenbrock, eggcrate, himmelblau;
 15 seeds: better on 8 functions, worse on 5, schwefel 727 against 602 the largest loss).
 
+With 8 or more workers on an island (``MODEL_WORKERS``), ``auto`` on categorical or
+conditional spaces is TPE and CMA-ES alone. Each worker's portfolio adapts on its own
+children only, about ``budget / workers`` asks, and pursuit needs about ten to follow a
+leader: at 8 workers and 50-100 evaluations the shares barely leave a third each, and the
+GA's third went to breeding from a pool still filling. Measured (``jobs/bench/quality.py
+--set discrete --seeds 10``, the 12 discrete, mixed and conditional problems, wins-ties-
+losses of the median regret at 50 / 100 evaluations), TPE and CMA-ES against the GA, CMA-ES
+and TPE: at 8 workers 11-0-1 / 8-4-0 and, rerun, 7-1-4 / 8-4-0; at 4 workers 5-3-4 /
+3-4-5; at 2 workers 1-5-6 / 1-6-5, where the GA's share pays. Starting the shares with TPE
+in the lead instead (its rate one success ahead) was worse at 2 workers (4-4-4 / 2-6-4)
+and behind TPE and CMA-ES at 8 (5-1-6 / 1-5-6). Budgets above 100 evaluations on such
+spaces were not measured at 8 workers.
+
 With several islands, ``members: auto`` gives every island this same portfolio (the
 space's members, shared by the island's steps as on one island): each island adapts its own
 shares, and migration carries the best configurations between them. It replaced dealing the
@@ -59,6 +72,8 @@ from .initial_design import auto_size, initial_design
 from .pool import Pool
 
 DEFAULT_MEMBERS = ("ga", "cmaes", "tpe")  # "auto" on categorical or conditional spaces
+MODEL_MEMBERS = ("tpe", "cmaes")  # ... with at least MODEL_WORKERS workers on the island
+MODEL_WORKERS = 8
 QUADRATIC_GENES = 10  # "auto" adds the local quadratic models on up to this many float genes
 AUTO = "auto"
 
@@ -139,7 +154,8 @@ class Portfolio(StrategySpec):
     Args:
         members: the strategies, as names, mappings or specs, or ``"auto"`` (default): GA
             and CMA-ES; the quadratic models too on at most 10 float parameters; TPE too
-            when the space has categorical or conditional parameters. With several islands
+            when the space has categorical or conditional parameters, and then TPE and
+            CMA-ES alone with 8 or more workers on the island. With several islands
             every island runs all of ``"auto"``'s members; an explicit list is dealt out.
         memory: weight of the past in each member's success rate per result (default 0.9:
             about the last ten of its children count).
@@ -185,9 +201,11 @@ class Portfolio(StrategySpec):
         d = self.design
         require(d == AUTO or (is_int(d) and d >= 0), "design", "'auto' or an integer >= 0", d)
 
-    def members_for(self, space: Space, objectives: int = 1) -> tuple[StrategySpec, ...]:
-        """The members that search ``space`` (``"auto"`` resolved; with several objectives
-        only members that handle them)."""
+    def members_for(
+        self, space: Space, objectives: int = 1, island_workers: int = 1
+    ) -> tuple[StrategySpec, ...]:
+        """The members that search ``space`` with ``island_workers`` workers on the island
+        (``"auto"`` resolved; with several objectives only members that handle them)."""
         if self.members != AUTO:
             return self.members
         from . import make_strategy
@@ -195,7 +213,9 @@ class Portfolio(StrategySpec):
         structured = any(
             isinstance(p, Categorical) or p.when is not None for p in space.params.values()
         )
-        if structured or objectives > 1:
+        if structured and objectives == 1 and island_workers >= MODEL_WORKERS:
+            names = MODEL_MEMBERS
+        elif structured or objectives > 1:
             names = DEFAULT_MEMBERS
         elif 0 < space.dim <= QUADRATIC_GENES and all(g is None for g in gene_levels(space)):
             names = ("ga", "cmaes", "quadratic")
@@ -209,7 +229,7 @@ class Portfolio(StrategySpec):
             member.check(space)
 
     def create(self, space: Space, island_workers: int, objectives: int = 1) -> Breeder:
-        members = self.members_for(space, objectives)
+        members = self.members_for(space, objectives, island_workers)
         breeders = [create_breeder(m, space, island_workers, objectives) for m in members]
         design = auto_size(space, island_workers) if self.design == AUTO else int(self.design)
         return _PortfolioBreeder(breeders, self, space, design)
