@@ -40,9 +40,11 @@ def _finished_ids(log_dir: Path) -> list[int]:
     return [int(line) for f in log_dir.glob("*.log") for line in f.read_text().split()]
 
 
-def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET) -> dict:
+def crash_and_resume(
+    tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET, islands: int = 2, extra: str = ""
+) -> dict:
     rng = random.Random(seed)
-    path, log_dir = search_file(tmp, budget), tmp / "finished"
+    path, log_dir = search_file(tmp, budget, islands, extra), tmp / "finished"
     log_dir.mkdir()
     kills = 0
     for _ in range(rounds):
@@ -77,9 +79,14 @@ def crash_and_resume(tmp: Path, rounds: int, seed: int = 0, budget: int = BUDGET
 
 
 @pytest.mark.timeout(600)
-def test_kill_9_and_resume_loses_only_evaluations_in_flight(tmp_path):
+@pytest.mark.parametrize(
+    ("islands", "extra"), [(2, ""), (1, "dissemination: gossip")], ids=["all", "gossip"]
+)
+def test_kill_9_and_resume_loses_only_evaluations_in_flight(tmp_path, islands, extra):
+    """Also with gossip, where a record reaches most of its island only through relays that
+    the kill may cut short: the resume reads every stored record whoever sent it."""
     rounds = int(os.environ.get("PROPAGATE_CRASH_ROUNDS", "3"))
-    outcome = crash_and_resume(tmp_path, rounds)
+    outcome = crash_and_resume(tmp_path, rounds, islands=islands, extra=extra)
     result = outcome["result"]
     ids = result.rows["id"]
     assert len(result) == BUDGET
