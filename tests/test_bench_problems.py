@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -458,3 +460,22 @@ def test_smac_conditions_on_several_params_and_nested(bench):
     resnet = bench.smac.config_space(bench.problems.get_problem("resnet_ints").space, 0)
     blocks4 = next(c for c in resnet.conditions if c.child.name == "blocks4")
     assert sorted(blocks4.values) == [4, 5]  # stages >= 4
+
+
+def test_quality_tables_count_wins_and_significant_differences(capsys):
+    """Ten seeds of 0 against ten of 1 on one problem is a win and a significant one; equal
+    regrets on the other are a tie and neither."""
+    with bench_modules("problems", "_quality_tables") as mods:
+        discrete = mods["problems"].problem_sets()["discrete"]
+        two = replace(discrete, problems=discrete.problems[:2], budgets=(50,))
+        a, b = (p.name for p in two.problems)
+        runs = {}
+        for s in range(10):
+            for label, regret_a in (("ours", 0.0), ("peer", 1.0)):
+                runs[f"{label}|{a}|50|{s}"] = {"regret": regret_a, "duplicates": 0}
+                runs[f"{label}|{b}|50|{s}"] = {"regret": 0.5, "duplicates": 0}
+        mods["_quality_tables"].print_tables(runs, two, ["ours", "peer"], ["ours"], 10, None)
+    out = capsys.readouterr().out
+    wins, significant = out.split("significantly better / worse")
+    assert re.search(r"^ours\s+1-1-0\s*$", wins, re.M)
+    assert re.search(r"^ours\s+1 / 0\s*$", significant, re.M)
