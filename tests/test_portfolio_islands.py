@@ -117,6 +117,8 @@ def test_report_names_the_space_members_on_every_island():
     assert island_strategies(sizes, mixed) == expected
     mixed.info = SimpleNamespace(world_size=21, n_workers=21, n_islands=3)  # 7 each
     assert island_strategies(config, mixed) == ["portfolio (ga, cmaes, tpe)"] * 3
+    # stored island sizes that do not fit the run's workers: named as for one worker each
+    assert island_strategies(dict(config, islands=[30, 30, 30]), mixed) == [expected[1]] * 3
 
 
 def test_validate_shows_the_portfolio_on_every_island(tmp_path, capsys):

@@ -23,7 +23,10 @@ def island_strategies(config: Mapping[str, Any], result: Result) -> list[str]:
 
     info = result.info
     islands = config.get("islands", info.n_islands)  # a count or the workers of each island
-    layout = make_layout(info.world_size, info.world_size // info.n_workers, islands)
+    try:
+        layout = make_layout(info.world_size, info.world_size // info.n_workers, islands)
+    except (ConfigError, ZeroDivisionError):  # settings that do not fit the run: one worker
+        layout = None
     names = []
     for island, stored in enumerate(config.get("strategy", [])):
         try:
@@ -32,7 +35,8 @@ def island_strategies(config: Mapping[str, Any], result: Result) -> list[str]:
             names.append(str(stored.get("name", "?")))
             continue
         if isinstance(spec, Portfolio):
-            workers = layout.island_sizes[island] if island < info.n_islands else 1
+            fits = layout is not None and island < len(layout.island_sizes)
+            workers = layout.island_sizes[island] if fits else 1
             members = spec.members_for(result.space, len(result.objectives), workers)
             names.append(f"portfolio ({', '.join(m.name for m in members)})")
         else:
