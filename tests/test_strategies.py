@@ -704,7 +704,7 @@ def test_tpe_leaves_optuna_logging_and_warnings_alone() -> None:
 @pytest.mark.mpi
 @pytest.mark.parametrize("strategy", ["cmaes", "tpe", ["cmaes", "tpe"]], ids=str)
 def test_two_islands_of_two_workers_with_migration(tmp_path, strategy) -> None:
-    budget = 120
+    budget = 200
     ranks = run_mpi(4, "strategies", tmp_path, json.dumps(strategy), str(budget), timeout=240)
     first = ranks[0]
     assert first["n"] == budget
@@ -715,8 +715,9 @@ def test_two_islands_of_two_workers_with_migration(tmp_path, strategy) -> None:
     assert first["info"]["migrants_sent"] > 0 and first["info"]["immigrants_received"] > 0
     for params in first["params"]:
         assert ("slope" in params) == (params["act"] == "relu")
-    # random search over [-5, 5]^2 gets about 0.3 with 120 evaluations
-    assert min(first["values"]) < 0.1
+    # random search over [-5, 5]^2 gets about 0.2 with 200 evaluations; 18 runs of these
+    # strategies got 0.0004-0.0097 (with 120 evaluations a tail passed 0.1 once in 8 runs)
+    assert min(first["values"]) < 0.05
 
 
 @pytest.mark.mpi
